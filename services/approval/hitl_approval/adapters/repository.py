@@ -1,0 +1,216 @@
+"""MongoDB repository: approval streams (truth) and a listing projection.
+
+`approval_events` holds one document per stream entry with `_id = "<id>:<seq>"`;
+inserting it is the atomic compare-and-swap on MongoDB and FerretDB alike. An
+entry that must reach Kafka carries `published: false` (the outbox) in that same
+insert. `approvals` is a projection for listing; it may lag and is repaired by the
+sweeper and the outbox relay.
+"""
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from hitl_shared.contracts import ApprovalDecided, Channel
+from hitl_shared.mongo import Document, insert_once
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from hitl_approval.domain.model import Approval, Entry, EntryType, Status
+
+EVENTS = "approval_events"
+APPROVALS = "approvals"
+
+
+@dataclass(frozen=True)
+class Filters:
+    status: str | None = None
+    agent: str | None = None
+    run_id: str | None = None
+    tool: str | None = None
+    risk_level: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Document]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    entry_id: str
+    correlation_id: str
+    decided: ApprovalDecided
+
+
+def _entry_id(correlation_id: str, seq: int) -> str:
+    return f"{correlation_id}:{seq:08d}"
+
+
+def _entry_doc(correlation_id: str, entry: Entry) -> Document:
+    doc: Document = {
+        "_id": _entry_id(correlation_id, entry.seq),
+        "correlation_id": correlation_id,
+        "seq": entry.seq,
+        "type": entry.type.value,
+        "at": entry.at,
+        "actor": entry.actor,
+        "channel": entry.channel.value,
+        "data": entry.data,
+    }
+    if entry.publish:
+        doc["published"] = False
+    return doc
+
+
+def _entry(doc: Document) -> Entry:
+    return Entry(
+        seq=doc["seq"],
+        type=EntryType(doc["type"]),
+        at=doc["at"],
+        actor=doc["actor"],
+        channel=Channel(doc["channel"]),
+        data=doc["data"],
+        publish="published" in doc,
+    )
+
+
+def encode_cursor(requested_at: datetime, correlation_id: str) -> str:
+    raw = json.dumps([requested_at.isoformat(), correlation_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        at, cid = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return datetime.fromisoformat(at), str(cid)
+    except (ValueError, TypeError) as exc:
+        raise ValueError("cursor is not one this API returned") from exc
+
+
+class ApprovalRepository:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.db = db
+        self.events = db[EVENTS]
+        self.approvals = db[APPROVALS]
+
+    async def ensure_indexes(self) -> None:
+        await self.events.create_index(
+            [("correlation_id", ASCENDING), ("seq", ASCENDING)], unique=True, name="stream"
+        )
+        await self.events.create_index([("published", ASCENDING)], name="outbox")
+        await self.approvals.create_index(
+            [("requested_at", DESCENDING), ("_id", DESCENDING)], name="newest"
+        )
+        for key in ("status", "agent", "run_id", "tool", "risk_level", "expires_at"):
+            await self.approvals.create_index([(key, ASCENDING)], name=key)
+
+    async def add(self, approval: Approval) -> bool:
+        """Store a new request; False when this correlation id already exists."""
+        created = await insert_once(
+            self.db, EVENTS, _entry_doc(approval.correlation_id, approval.entries[0])
+        )
+        # Also on redelivery: a crash may have come between the two inserts.
+        await insert_once(self.db, APPROVALS, self._projection(approval))
+        return created
+
+    async def get(self, correlation_id: str) -> Approval | None:
+        cursor = self.events.find({"correlation_id": correlation_id}).sort("seq", ASCENDING)
+        entries = [_entry(doc) async for doc in cursor]
+        return Approval.from_entries(entries) if entries else None
+
+    async def append(self, approval: Approval, entry: Entry) -> bool:
+        """Append atomically; False when another writer took that seq first."""
+        return await insert_once(self.db, EVENTS, _entry_doc(approval.correlation_id, entry))
+
+    async def project(self, approval: Approval) -> None:
+        doc = self._projection(approval)
+        doc.pop("_id")
+        # Monotonic: an older view never overwrites a newer one.
+        await self.approvals.update_one(
+            {"_id": approval.correlation_id, "version": {"$lt": approval.version}},
+            {"$set": doc},
+        )
+
+    async def page(self, filters: Filters, *, limit: int, cursor: str | None) -> Page:
+        query: dict[str, Any] = {}
+        for key in ("status", "agent", "run_id", "tool", "risk_level"):
+            if (value := getattr(filters, key)) is not None:
+                query[key] = value
+        created: dict[str, datetime] = {}
+        if filters.created_after:
+            created["$gte"] = filters.created_after
+        if filters.created_before:
+            created["$lt"] = filters.created_before
+        if created:
+            query["requested_at"] = created
+        if cursor:
+            at, cid = decode_cursor(cursor)
+            query = {
+                "$and": [
+                    query,
+                    {
+                        "$or": [
+                            {"requested_at": {"$lt": at}},
+                            {"requested_at": at, "_id": {"$lt": cid}},
+                        ]
+                    },
+                ]
+            }
+        found = (
+            self.approvals.find(query)
+            .sort([("requested_at", DESCENDING), ("_id", DESCENDING)])
+            .limit(limit + 1)
+        )
+        items = [doc async for doc in found]
+        more = len(items) > limit
+        items = items[:limit]
+        next_cursor = encode_cursor(items[-1]["requested_at"], items[-1]["_id"]) if more else None
+        return Page(items=items, next_cursor=next_cursor)
+
+    async def due(self, now: datetime, *, limit: int = 200) -> list[str]:
+        found = self.approvals.find(
+            {"status": Status.PENDING.value, "expires_at": {"$lte": now}}, {"_id": 1}
+        ).limit(limit)
+        return [doc["_id"] async for doc in found]
+
+    async def unpublished(self, *, before: datetime, limit: int = 200) -> list[OutboxItem]:
+        found = self.events.find({"published": False, "at": {"$lt": before}}).limit(limit)
+        return [
+            OutboxItem(
+                doc["_id"], doc["correlation_id"], ApprovalDecided.model_validate(doc["data"])
+            )
+            async for doc in found
+        ]
+
+    async def mark_published(self, correlation_id: str, seq: int) -> None:
+        await self.events.update_one(
+            {"_id": _entry_id(correlation_id, seq)}, {"$set": {"published": True}}
+        )
+
+    async def count_pending(self) -> int:
+        return await self.approvals.count_documents({"status": Status.PENDING.value})
+
+    @staticmethod
+    def _projection(approval: Approval) -> Document:
+        req = approval.request
+        decided = approval.decision
+        return {
+            "_id": req.correlation_id,
+            "run_id": req.run_id,
+            "agent": req.agent,
+            "tool": req.tool,
+            "risk_level": req.risk_level.value,
+            "requested_at": req.requested_at,
+            "expires_at": req.expires_at,
+            "status": approval.status.value,
+            "version": approval.version,
+            "decided_at": decided.decided_at if decided else None,
+            "request": req.model_dump(mode="json"),
+            "decision": decided.model_dump(mode="json") if decided else None,
+        }

@@ -1,0 +1,180 @@
+"""Kafka plumbing: one latency-tuned broker factory, keyed publishing, safe consumers.
+
+Every consumer goes through `subscribe`: the raw bytes are validated against the
+event model; a message that cannot be parsed (or keeps failing in its handler) goes
+to `<topic>.dlq` with the reason and consumption continues. Store or broker outages
+are not the message's fault: those are retried and, failing that, nacked so the
+message is read again instead of lost.
+"""
+
+import asyncio
+import base64
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.message import StreamMessage
+from pydantic import BaseModel, ValidationError
+from pymongo.errors import PyMongoError
+
+from hitl_shared.contracts import DeadLetter, Event
+from hitl_shared.settings import CommonSettings
+from hitl_shared.topics import dlq
+
+log = logging.getLogger(__name__)
+
+E = TypeVar("E", bound=Event)
+
+# Past this the original is cut in the dead letter; it is still at topic/partition/offset.
+MAX_DEAD_LETTER_ORIGINAL = 256 * 1024
+MAX_EVENT_BYTES = 1024 * 1024
+HANDLER_ATTEMPTS = 3
+
+
+class PoisonMessage(Exception):
+    """A handler's verdict that retrying this message can never succeed."""
+
+
+def make_broker(settings: CommonSettings, *, client_id: str) -> KafkaBroker:
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=settings.kafka_linger_ms,
+        # A decision must not wait behind reconnect back-off longer than needed.
+        retry_backoff_ms=50,
+        request_timeout_ms=15_000,
+        logger=logging.getLogger(f"hitl.{client_id}.kafka"),
+        log_level=logging.DEBUG,
+    )
+
+
+def encode(event: BaseModel) -> bytes:
+    return event.model_dump_json().encode()
+
+
+async def publish(
+    broker: KafkaBroker,
+    topic: str,
+    event: BaseModel,
+    *,
+    key: str,
+    correlation_id: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> None:
+    all_headers = {"content-type": "application/json", **(headers or {})}
+    if correlation_id:
+        all_headers["correlation_id"] = correlation_id
+    await broker.publish(
+        encode(event),
+        topic=topic,
+        key=key.encode(),
+        headers=all_headers,
+        correlation_id=correlation_id,
+    )
+
+
+async def _raw_body(msg: StreamMessage[Any]) -> bytes:
+    return msg.body
+
+
+def _is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, (PyMongoError, OSError, asyncio.TimeoutError, ConnectionError))
+
+
+async def dead_letter(
+    broker: KafkaBroker, message: KafkaMessage, error: str, *, group: str
+) -> None:
+    raw = message.raw_message
+    body = message.body
+    record = raw[0] if isinstance(raw, tuple) else raw
+    letter = DeadLetter(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key.decode(errors="replace") if record.key else None,
+        error=error[:2000],
+        original_b64=base64.b64encode(body[:MAX_DEAD_LETTER_ORIGINAL]).decode(),
+        original_size=len(body),
+        truncated=len(body) > MAX_DEAD_LETTER_ORIGINAL,
+        consumer_group=group,
+    )
+    await publish(broker, dlq(record.topic), letter, key=letter.key or str(letter.event_id))
+    log.warning("dead-lettered %s[%s]@%s: %s", record.topic, record.partition, record.offset, error)
+
+
+def parse(model: type[E], body: bytes) -> E:
+    if len(body) > MAX_EVENT_BYTES:
+        raise ValueError(f"event of {len(body)} bytes exceeds the {MAX_EVENT_BYTES} byte limit")
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        raise ValueError(_summarize(exc)) from exc
+
+
+def _summarize(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def subscribe(
+    broker: KafkaBroker,
+    settings: CommonSettings,
+    *,
+    topic: str,
+    group: str,
+    model: type[E],
+    handler: Callable[[E], Awaitable[None]],
+    on_dead_letter: Callable[[str], None] | None = None,
+) -> None:
+    """Register `handler` for `model` events on `topic` with DLQ and retry semantics."""
+
+    async def consume(body: bytes, message: KafkaMessage) -> None:
+        try:
+            event = parse(model, body)
+        except ValueError as exc:
+            await dead_letter(broker, message, f"invalid {model.__name__}: {exc}", group=group)
+            if on_dead_letter:
+                on_dead_letter(topic)
+            return
+        for attempt in range(1, HANDLER_ATTEMPTS + 1):
+            try:
+                await handler(event)
+                return
+            except PoisonMessage as exc:
+                await dead_letter(broker, message, f"rejected: {exc}", group=group)
+                if on_dead_letter:
+                    on_dead_letter(topic)
+                return
+            except Exception as exc:
+                if attempt < HANDLER_ATTEMPTS:
+                    log.warning("handler attempt %d on %s failed: %r", attempt, topic, exc)
+                    await asyncio.sleep(0.2 * 2**attempt)
+                    continue
+                if _is_transient(exc):
+                    # Not the message's fault: read it again later rather than lose it.
+                    log.error("infrastructure error on %s, will redeliver: %r", topic, exc)
+                    await asyncio.sleep(1.0)
+                    raise
+                log.exception("handler for %s failed permanently", topic)
+                await dead_letter(broker, message, f"handler failed: {exc!r}", group=group)
+                if on_dead_letter:
+                    on_dead_letter(topic)
+
+    broker.subscriber(
+        topic,
+        group_id=group,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=_raw_body,
+        # Consumer groups must notice a killed replica quickly.
+        session_timeout_ms=6_000,
+        heartbeat_interval_ms=1_000,
+    )(consume)

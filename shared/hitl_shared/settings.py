@@ -1,0 +1,39 @@
+"""Settings every service shares; each service subclasses this once."""
+
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hitl_shared.topics import Topics
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", frozen=True)
+
+    hitl_env: Literal["development", "test", "production"] = "development"
+    kafka_bootstrap_servers: str = "127.0.0.1:19092"
+    mongodb_url: str = "mongodb://127.0.0.1:27018/"
+    mongodb_database: str = "hitl"
+    # Isolates test runs that share one broker; empty in production.
+    hitl_topic_prefix: str = ""
+    # Latency over throughput: aiokafka's default 500 ms would add half a second a hop.
+    kafka_fetch_max_wait_ms: int = 10
+    kafka_linger_ms: int = 0
+    log_level: str = "INFO"
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.hitl_topic_prefix)
+
+    def group_id(self, service: str) -> str:
+        return f"{self.hitl_topic_prefix}hitl-{service}"
+
+    @model_validator(mode="after")
+    def _fail_fast_on_unsafe(self) -> "CommonSettings":
+        if self.hitl_env == "production":
+            self.check_production()
+        return self
+
+    def check_production(self) -> None:
+        """Services override to refuse development defaults in production."""
