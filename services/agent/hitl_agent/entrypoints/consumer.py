@@ -1,0 +1,37 @@
+"""Kafka entrypoints: `agent.tasks` starts runs, `approval.decided` resumes them."""
+
+from faststream.kafka import KafkaBroker
+from hitl_shared.contracts import ApprovalDecided, TaskSubmitted
+from hitl_shared.kafka import PoisonMessage, subscribe
+
+from hitl_agent.service_layer.runner import Runner, UnknownAgent
+from hitl_agent.settings import AgentSettings
+
+
+def register(broker: KafkaBroker, settings: AgentSettings, runner: Runner) -> None:
+    async def on_task(task: TaskSubmitted) -> None:
+        try:
+            await runner.start(task)
+        except UnknownAgent as exc:
+            raise PoisonMessage(str(exc)) from None
+
+    async def on_decided(decided: ApprovalDecided) -> None:
+        await runner.resume(decided)
+
+    group = settings.group_id("agent")
+    subscribe(
+        broker,
+        settings,
+        topic=settings.topics.agent_tasks,
+        group=group,
+        model=TaskSubmitted,
+        handler=on_task,
+    )
+    subscribe(
+        broker,
+        settings,
+        topic=settings.topics.approval_decided,
+        group=group,
+        model=ApprovalDecided,
+        handler=on_decided,
+    )
