@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Local infrastructure for hitl without Docker: a real Apache Kafka (KRaft,
+# single node) and a real FerretDB 1.24 (SQLite backend), both on loopback.
+#
+# Usage: deploy/local/infra.sh COMMAND
+#   start            install what is missing, start both if not running, wait until ready
+#   stop             stop both (SIGTERM, wait, then SIGKILL) and remove pid files
+#   status           print state, pid and address of each; exit 0 only if both run
+#   env              print `export KAFKA_BOOTSTRAP_SERVERS=...` and `export MONGODB_URL=...`
+#                    for  eval "$(deploy/local/infra.sh env)"
+#   reset            stop both and wipe their data (caches are kept)
+#   install          only fetch/build into the cache (no servers started)
+#   start-kafka | stop-kafka | start-ferretdb | stop-ferretdb
+#                    act on one server only (e.g. to restart it in a chaos test)
+#
+# Ready means: Kafka answered a real metadata request (list topics through the
+# admin client), FerretDB answered a real MongoDB `ping` (deploy/local/mongo_ping.py).
+# Every wait is bounded (HITL_READY_TIMEOUT); on failure the log tails are printed.
+#
+# Environment (defaults in brackets):
+#   HITL_KAFKA_PORT            [19092]  Kafka PLAINTEXT listener
+#   HITL_KAFKA_CONTROLLER_PORT [19093]  KRaft controller listener
+#   HITL_MONGO_PORT            [27018]  FerretDB (MongoDB wire protocol)
+#     Non-default ports, so a Kafka or MongoDB of the user's own does not collide.
+#   HITL_CACHE_DIR   [$HOME/.cache/hitl]        jars and binaries, keyed by version:
+#                      kafka-<ver>/lib/*.jar, ferretdb-<ver>/ferretdb
+#   HITL_STATE_DIR   [$HOME/.local/state/hitl]  data, logs, pid files:
+#                      kafka/{data,logs/server.log,kafka.out,kafka.pid,server.properties}
+#                      ferretdb/{data,ferretdb.log,ferretdb.pid}
+#     Outside the repo on purpose: nothing here can end up in git, and a fresh
+#     clone (CI) reuses the same cache. Run a second, independent instance by
+#     giving it its own HITL_STATE_DIR and ports.
+#   HITL_KAFKA_VERSION     [3.9.2]    org.apache.kafka:kafka_2.13 on Maven Central
+#   HITL_FERRETDB_VERSION  [v1.24.2]  github.com/FerretDB/FerretDB on the Go proxy
+#   HITL_KAFKA_HEAP_OPTS   [-Xms256m -Xmx512m]
+#   HITL_READY_TIMEOUT     [60]  seconds to wait for each server to become ready
+#   HITL_STOP_TIMEOUT      [30]  seconds between SIGTERM and SIGKILL
+#   HITL_FERRETDB_LOG_LEVEL [INFO]
+#
+# Needs: bash, coreutils, util-linux (setsid, flock), java 17, mvn, go >= 1.21,
+# python3 (optional, for the ping). Progress goes to stderr; stdout carries
+# only what a command is asked to print (status lines, env exports).
+set -euo pipefail
+
+HITL_DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+HITL_HOST=127.0.0.1
+HITL_KAFKA_PORT="${HITL_KAFKA_PORT:-19092}"
+HITL_KAFKA_CONTROLLER_PORT="${HITL_KAFKA_CONTROLLER_PORT:-19093}"
+HITL_MONGO_PORT="${HITL_MONGO_PORT:-27018}"
+HITL_CACHE_DIR="${HITL_CACHE_DIR:-$HOME/.cache/hitl}"
+HITL_STATE_DIR="${HITL_STATE_DIR:-$HOME/.local/state/hitl}"
+HITL_KAFKA_VERSION="${HITL_KAFKA_VERSION:-3.9.2}"
+HITL_FERRETDB_VERSION="${HITL_FERRETDB_VERSION:-v1.24.2}"
+HITL_KAFKA_HEAP_OPTS="${HITL_KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
+HITL_READY_TIMEOUT="${HITL_READY_TIMEOUT:-60}"
+HITL_STOP_TIMEOUT="${HITL_STOP_TIMEOUT:-30}"
+HITL_FERRETDB_LOG_LEVEL="${HITL_FERRETDB_LOG_LEVEL:-INFO}"
+
+# shellcheck source=lib/common.sh
+source "$HITL_DEPLOY_DIR/lib/common.sh"
+# shellcheck source=lib/kafka.sh
+source "$HITL_DEPLOY_DIR/lib/kafka.sh"
+# shellcheck source=lib/ferretdb.sh
+source "$HITL_DEPLOY_DIR/lib/ferretdb.sh"
+
+usage() {
+  sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}" >&2
+  exit 2
+}
+
+# Serialise commands that change state: two `start`s at once (parallel test
+# jobs, say) must not both launch a server. Read-only commands skip the lock.
+# Waits long enough for a cold install in another process to finish.
+take_lock() {
+  mkdir -p "$HITL_STATE_DIR" "$KAFKA_STATE" "$FERRETDB_STATE" "$HITL_CACHE_DIR"
+  exec 9>"$HITL_STATE_DIR/.infra.lock"
+  if ! flock -w 900 9; then
+    die "another infra.sh holds $HITL_STATE_DIR/.infra.lock for over 15 minutes"
+  fi
+}
+
+cmd_start() {
+  local t0
+  t0=$(now_ms)
+  take_lock
+  # Install both first (clear errors before anything runs), then launch both
+  # and wait for both, so FerretDB starts while the Kafka JVM warms up.
+  kafka_install
+  ferretdb_install
+  kafka_launch
+  ferretdb_launch
+  kafka_wait
+  ferretdb_wait
+  log "all up in $(elapsed_s "$t0")s; use: eval \"\$(${BASH_SOURCE[0]} env)\""
+}
+
+cmd_stop() {
+  take_lock
+  kafka_stop
+  ferretdb_stop
+}
+
+cmd_status() {
+  local rc=0
+  kafka_status || rc=1
+  ferretdb_status || rc=1
+  return "$rc"
+}
+
+cmd_env() {
+  echo "export KAFKA_BOOTSTRAP_SERVERS=$HITL_HOST:$HITL_KAFKA_PORT"
+  echo "export MONGODB_URL=mongodb://$HITL_HOST:$HITL_MONGO_PORT/"
+}
+
+cmd_reset() {
+  take_lock
+  kafka_stop
+  ferretdb_stop
+  kafka_wipe
+  ferretdb_wipe
+  log "data wiped under $HITL_STATE_DIR (caches in $HITL_CACHE_DIR kept)"
+}
+
+main() {
+  [[ $# -eq 1 ]] || usage
+  case "$1" in
+    start) cmd_start ;;
+    stop) cmd_stop ;;
+    status) cmd_status ;;
+    env) cmd_env ;;
+    reset) cmd_reset ;;
+    install) take_lock; kafka_install; ferretdb_install ;;
+    start-kafka) take_lock; kafka_start ;;
+    stop-kafka) take_lock; kafka_stop ;;
+    start-ferretdb) take_lock; ferretdb_start ;;
+    stop-ferretdb) take_lock; ferretdb_stop ;;
+    -h | --help | help) usage ;;
+    *) log "unknown command: $1"; usage ;;
+  esac
+}
+
+main "$@"
