@@ -9,10 +9,13 @@ message is read again instead of lost.
 
 import asyncio
 import base64
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.message import StreamMessage
@@ -50,6 +53,24 @@ def make_broker(settings: CommonSettings, *, client_id: str) -> KafkaBroker:
         logger=logging.getLogger(f"hitl.{client_id}.kafka"),
         log_level=logging.DEBUG,
     )
+
+
+async def ensure_topics(settings: CommonSettings, names: list[str], *, partitions: int = 3) -> None:
+    """Create topics (and their DLQs) up front, so no consumer waits for auto-creation."""
+    wanted = sorted({*names, *(dlq(n) for n in names)})
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [n for n in wanted if n not in existing]
+        if missing:
+            # Another service may create the same topics at the same moment.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(
+                    [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in missing]
+                )
+    finally:
+        await admin.close()
 
 
 def encode(event: BaseModel) -> bytes:

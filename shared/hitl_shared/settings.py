@@ -22,6 +22,8 @@ class CommonSettings(BaseSettings):
     kafka_linger_ms: int = 0
     log_level: str = "INFO"
 
+    kafka_partitions: int = 3
+
     @property
     def topics(self) -> Topics:
         return Topics(self.hitl_topic_prefix)

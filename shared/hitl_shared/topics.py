@@ -20,6 +20,15 @@ class Topics:
     def _t(self, name: str) -> str:
         return f"{self.prefix}{name}"
 
+    def all(self) -> list[str]:
+        return [
+            self.agent_tasks,
+            self.approval_requested,
+            self.approval_decided,
+            self.agent_runs,
+            self.notifications,
+        ]
+
     @property
     def agent_tasks(self) -> str:
         return self._t(AGENT_TASKS)

@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from hitl_shared.contracts import ApprovalRequested, RunEvent, RunEventType, TaskSubmitted
-from hitl_shared.kafka import make_broker, publish
+from hitl_shared.kafka import ensure_topics, make_broker, publish
 from hitl_shared.mongo import database, make_client, ping
 
 from hitl_agent.adapters.ledger import Ledger
@@ -85,6 +85,7 @@ def build_app(settings: AgentSettings | None = None, *, model: ChatModel | None 
         await runs.ensure_indexes()
         await ledger.ensure_indexes()
         await ledger.seed(settings.agent_seed_accounts)
+        await ensure_topics(settings, settings.topics.all(), partitions=settings.kafka_partitions)
         await broker.start()
         relay = asyncio.create_task(relay_forever())
         log.info("agent service ready (model: %s)", runner.model.name)

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 from hitl_shared.contracts import ApprovalDecided
-from hitl_shared.kafka import make_broker, publish
+from hitl_shared.kafka import ensure_topics, make_broker, publish
 from hitl_shared.mongo import database, make_client
 
 from hitl_approval.adapters.repository import ApprovalRepository
@@ -58,6 +58,7 @@ def build_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await repo.ensure_indexes()
+        await ensure_topics(settings, settings.topics.all(), partitions=settings.kafka_partitions)
         await broker.start()
         jobs = [
             asyncio.create_task(

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 import httpx
 from fastapi import FastAPI
 from hitl_shared.contracts import ApprovalRequested
-from hitl_shared.kafka import make_broker, subscribe
+from hitl_shared.kafka import ensure_topics, make_broker, subscribe
 from hitl_shared.mongo import database, make_client
 
 from hitl_notifier.service import Notifier
@@ -30,6 +30,7 @@ def build_app(settings: NotifierSettings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await ensure_topics(settings, settings.topics.all(), partitions=settings.kafka_partitions)
         await broker.start()
         try:
             yield

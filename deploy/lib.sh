@@ -1,0 +1,31 @@
+# Shared helpers for the top-level deploy scripts (sourced, not run).
+HITL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export HITL_STATE_DIR="${HITL_STATE_DIR:-$HOME/.local/state/hitl}"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# uv comes from PyPI like every other Python dependency; nothing is downloaded elsewhere.
+ensure_uv() {
+  if command -v uv >/dev/null 2>&1; then UV=(uv); return; fi
+  if python3 -m uv --version >/dev/null 2>&1; then UV=(python3 -m uv); return; fi
+  say "installing uv from PyPI"
+  python3 -m pip install --quiet --disable-pip-version-check uv
+  if command -v uv >/dev/null 2>&1; then UV=(uv); else UV=(python3 -m uv); fi
+}
+
+sync_env() {
+  ensure_uv
+  say "syncing the Python workspace (uv sync --locked)"
+  (cd "$HITL_ROOT" && "${UV[@]}" sync --locked --quiet)
+}
+
+# Start local Kafka + FerretDB unless the caller already points at servers.
+ensure_infra() {
+  if [[ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" && -n "${MONGODB_URL:-}" ]]; then
+    say "using KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS MONGODB_URL=$MONGODB_URL"
+    return 1
+  fi
+  "$HITL_ROOT/deploy/local/infra.sh" start
+  eval "$("$HITL_ROOT/deploy/local/infra.sh" env)"
+  return 0
+}

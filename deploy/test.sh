@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# One command that sets up and passes the tests: installs uv and the workspace,
+# starts local Kafka + FerretDB (unless KAFKA_BOOTSTRAP_SERVERS and MONGODB_URL
+# point elsewhere), runs ruff, mypy and pytest (unit + end to end).
+# Extra arguments go to pytest, e.g. `deploy/test.sh tests/unit -x`.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$HITL_ROOT"
+
+started=0
+cleanup() {
+  if [[ $started == 1 && "${HITL_KEEP_INFRA:-0}" != 1 ]]; then deploy/local/infra.sh stop || true; fi
+}
+trap cleanup EXIT
+
+sync_env
+if ensure_infra; then started=1; fi
+
+say "ruff"
+"${UV[@]}" run --locked ruff check .
+"${UV[@]}" run --locked ruff format --check .
+say "mypy (strict)"
+"${UV[@]}" run --locked mypy
+say "pytest"
+"${UV[@]}" run --locked pytest "$@"

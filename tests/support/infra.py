@@ -1,0 +1,50 @@
+"""Where the real Kafka and MongoDB-compatible server are.
+
+1. `KAFKA_BOOTSTRAP_SERVERS` and `MONGODB_URL` when set (the local scripts set them);
+2. else testcontainers, when a Docker engine answers a ping;
+3. else fail, naming the command that starts local infrastructure.
+"""
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+START_HINT = (
+    "No Kafka/MongoDB for the tests: KAFKA_BOOTSTRAP_SERVERS and MONGODB_URL are unset and "
+    "no Docker engine answers. Run the whole suite with `./deploy/test.sh`, or start local "
+    'infrastructure with `deploy/local/infra.sh start && eval "$(deploy/local/infra.sh env)"`.'
+)
+
+
+@dataclass(frozen=True)
+class Infra:
+    kafka_bootstrap_servers: str
+    mongodb_url: str
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=3)
+        return bool(client.ping())
+    except Exception:
+        return False
+
+
+@contextlib.contextmanager
+def provide() -> Iterator[Infra]:
+    kafka, mongo = os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), os.environ.get("MONGODB_URL")
+    if kafka and mongo:
+        yield Infra(kafka, mongo)
+        return
+    if not _docker_answers():
+        pytest.fail(START_HINT, pytrace=False)
+    from testcontainers.kafka import KafkaContainer
+    from testcontainers.mongodb import MongoDbContainer
+
+    with KafkaContainer().with_kraft() as kafka_c, MongoDbContainer("mongo:7") as mongo_c:
+        yield Infra(kafka_c.get_bootstrap_server(), mongo_c.get_connection_url())
