@@ -21,8 +21,8 @@ case "${1:-}" in
 esac
 
 sync_env
-ensure_infra || true
-export KAFKA_BOOTSTRAP_SERVERS MONGODB_URL
+started_infra=0
+if ensure_infra; then started_infra=1; fi
 deploy/local/services.sh start
 
 if [[ $mode == up ]]; then
@@ -31,7 +31,8 @@ if [[ $mode == up ]]; then
   exit 0
 fi
 if [[ $mode == run ]]; then
-  trap 'deploy/local/services.sh stop; deploy/local/infra.sh stop' EXIT
+  # Stop what this run started; infrastructure that was already up stays up.
+  trap 'deploy/local/services.sh stop; if [[ $started_infra == 1 ]]; then deploy/local/infra.sh stop; fi' EXIT
 fi
 "${UV[@]}" run --locked python deploy/demo.py
 if [[ $mode == keep ]]; then say "stack left running; stop it with: deploy/demo.sh --down"; fi

@@ -20,12 +20,17 @@ sync_env() {
 }
 
 # Start local Kafka + FerretDB unless the caller already points at servers.
+# Returns 0 only when this call started them (so the caller may stop them again);
+# servers someone else started are left running.
 ensure_infra() {
   if [[ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" && -n "${MONGODB_URL:-}" ]]; then
     say "using KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS MONGODB_URL=$MONGODB_URL"
     return 1
   fi
+  local was_running=0
+  if "$HITL_ROOT/deploy/local/infra.sh" status >/dev/null 2>&1; then was_running=1; fi
   "$HITL_ROOT/deploy/local/infra.sh" start
   eval "$("$HITL_ROOT/deploy/local/infra.sh" env)"
-  return 0
+  export KAFKA_BOOTSTRAP_SERVERS MONGODB_URL
+  [[ $was_running == 0 ]]
 }
