@@ -12,6 +12,11 @@ from hitl_shared.contracts.approval import (
 )
 from hitl_shared.contracts.base import Event, UnsupportedSchemaVersion
 from hitl_shared.contracts.dlq import DeadLetter
+from hitl_shared.contracts.notification import (
+    NotificationKind,
+    NotificationRecorded,
+    NotificationStatus,
+)
 
 __all__ = [
     "ApprovalDecided",
@@ -20,6 +25,9 @@ __all__ = [
     "DeadLetter",
     "Decision",
     "Event",
+    "NotificationKind",
+    "NotificationRecorded",
+    "NotificationStatus",
     "OnTimeout",
     "RequestContext",
     "RiskLevel",
