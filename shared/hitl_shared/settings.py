@@ -7,6 +7,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hitl_shared.topics import Topics
 
+DEV_LINK_SECRET = "dev-link-secret"
+
 
 class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", frozen=True)
@@ -24,6 +26,9 @@ class CommonSettings(BaseSettings):
 
     kafka_partitions: int = 3
 
+    # Signs the approve/reject links in emails (notifier) and verifies them (approval).
+    hitl_link_secret: str = DEV_LINK_SECRET
+
     @property
     def topics(self) -> Topics:
         return Topics(self.hitl_topic_prefix)
@@ -39,3 +44,8 @@ class CommonSettings(BaseSettings):
 
     def check_production(self) -> None:
         """Services override to refuse development defaults in production."""
+
+    def require_link_secret(self) -> None:
+        """For services that sign or verify email links: refuse the development secret."""
+        if self.hitl_env == "production" and self.hitl_link_secret == DEV_LINK_SECRET:
+            raise ValueError("production needs HITL_LINK_SECRET (a long random string)")

@@ -13,6 +13,7 @@ from hitl_shared.contracts.approval import (
 from hitl_shared.contracts.base import Event, UnsupportedSchemaVersion
 from hitl_shared.contracts.dlq import DeadLetter
 from hitl_shared.contracts.notification import (
+    NotificationDeadLetter,
     NotificationKind,
     NotificationRecorded,
     NotificationStatus,
@@ -25,6 +26,7 @@ __all__ = [
     "DeadLetter",
     "Decision",
     "Event",
+    "NotificationDeadLetter",
     "NotificationKind",
     "NotificationRecorded",
     "NotificationStatus",
