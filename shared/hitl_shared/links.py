@@ -65,7 +65,9 @@ def verify(secret: str, token: str, *, now: datetime) -> LinkClaim:
     try:
         version, body, mac = token.split(".")
     except ValueError:
-        raise BadLink("this link is not a valid hitl link (it may have been cut or altered)") from None
+        raise BadLink(
+            "this link is not a valid hitl link (it may have been cut or altered)"
+        ) from None
     if version != _VERSION or not hmac.compare_digest(mac, _mac(secret, body)):
         raise BadLink("this link's signature does not match: it was altered or is not ours")
     try:
