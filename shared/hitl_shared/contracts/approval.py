@@ -74,6 +74,18 @@ class ApprovalRequested(Event):
         default=None, description="JSON schema the (edited) arguments must satisfy."
     )
     requested_by: str = Field(default="", description="Who submitted the task, if known.")
+    escalated: bool = Field(
+        default=False,
+        description="True on the copy the approval service re-publishes when an "
+        "`on_timeout=escalate` request reaches its deadline: same correlation_id, the "
+        "extended `expires_at`; notifiers use it to reach the escalation route.",
+    )
+    escalation_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="How long an escalation extends the deadline; unset: the approval "
+        "service's policy decides.",
+    )
 
 
 class ApprovalDecided(Event):
@@ -89,3 +101,7 @@ class ApprovalDecided(Event):
     channel: Channel
     comment: str = ""
     decided_at: datetime
+    approvers: list[str] = Field(
+        default_factory=list,
+        description="Everyone whose approval counted (more than one under a quorum policy).",
+    )
