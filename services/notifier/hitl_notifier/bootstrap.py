@@ -1,49 +1,114 @@
-"""Composition root of the notifier."""
+"""Composition root of the notifier: settings, store, broker, channels, background jobs."""
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from fastapi import FastAPI
-from hitl_shared.contracts import ApprovalRequested
-from hitl_shared.kafka import ensure_topics, make_broker, subscribe
+from hitl_shared.kafka import ensure_topics, make_broker
 from hitl_shared.mongo import database, make_client
 
-from hitl_notifier.service import Notifier
+from hitl_notifier.adapters.outcomes import OutcomePublisher
+from hitl_notifier.adapters.store import NotifierStore
+from hitl_notifier.channels.slack import SlackClient
+from hitl_notifier.channels.smtp import SmtpSender
+from hitl_notifier.channels.webhook import WebhookClient
+from hitl_notifier.entrypoints import consumer, http
+from hitl_notifier.service_layer.channels import Channels
+from hitl_notifier.service_layer.dispatcher import Dispatcher, RetryPolicy
+from hitl_notifier.service_layer.handlers import NotifierService
 from hitl_notifier.settings import NotifierSettings
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _ticker(service: NotifierService, seconds: float) -> None:
+    while True:
+        try:
+            await service.tick()
+        except Exception:
+            # A failed round must not stop reminders for good; the next one retries.
+            log.exception("notifier tick failed; retrying in %.1fs", seconds)
+        await asyncio.sleep(seconds)
 
 
 def build_app(settings: NotifierSettings | None = None) -> FastAPI:
     settings = settings or NotifierSettings()
     mongo = make_client(settings)
-    http = httpx.AsyncClient(timeout=settings.notifier_timeout_seconds)
-    notifier = Notifier(database(mongo, settings), http, settings)
+    store = NotifierStore(database(mongo, settings))
     broker = make_broker(settings, client_id="hitl-notifier")
-    subscribe(
-        broker,
-        settings,
-        topic=settings.topics.approval_requested,
-        group=settings.group_id("notifier"),
-        model=ApprovalRequested,
-        handler=notifier.on_requested,
+    client = httpx.AsyncClient(timeout=settings.notifier_timeout_seconds)
+    channels = Channels(
+        slack=SlackClient(
+            client,
+            api_url=settings.notifier_slack_api_url,
+            token=settings.notifier_slack_bot_token,
+        ),
+        smtp=SmtpSender(
+            host=settings.notifier_smtp_host,
+            port=settings.notifier_smtp_port,
+            starttls=settings.notifier_smtp_starttls,
+            tls=settings.notifier_smtp_tls,
+            username=settings.notifier_smtp_username,
+            password=settings.notifier_smtp_password,
+            ca_file=settings.notifier_smtp_ca_file,
+            timeout=settings.notifier_timeout_seconds * 2,
+        ),
+        webhooks=WebhookClient(client, secret=settings.notifier_webhook_secret),
+        email_from=settings.notifier_smtp_from,
+        link_secret=settings.hitl_link_secret,
+        approval_public_url=settings.approval_public_url,
     )
+    base = settings.approval_public_url.rstrip("/")
+    dispatcher = Dispatcher(
+        store,
+        channels,
+        OutcomePublisher(broker, settings.topics),
+        policy=RetryPolicy(
+            attempts=settings.notifier_attempts,
+            base_seconds=settings.notifier_backoff_base_seconds,
+            max_seconds=settings.notifier_backoff_max_seconds,
+            lease=timedelta(seconds=settings.notifier_lease_seconds),
+        ),
+        clock=utcnow,
+        link_for=lambda cid: settings.notifier_approval_link.format(base=base, correlation_id=cid),
+    )
+    service = NotifierService(
+        store,
+        dispatcher,
+        settings.router(),
+        clock=utcnow,
+        reminder_fraction=settings.notifier_reminder_fraction,
+        email_follow_up=settings.notifier_email_follow_up,
+    )
+    consumer.register(broker, settings, service)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await store.ensure_indexes()
         await ensure_topics(settings, settings.topics.all(), partitions=settings.kafka_partitions)
         await broker.start()
+        ticker = asyncio.create_task(_ticker(service, settings.notifier_tick_seconds))
+        log.info("notifier ready on %s:%s", settings.notifier_host, settings.notifier_port)
         try:
             yield
         finally:
+            ticker.cancel()
             await broker.stop()
-            await http.aclose()
+            # In-flight deliveries keep their lease; a restart or another replica resumes them.
+            await dispatcher.close()
+            await client.aclose()
             await mongo.close()
 
     app = FastAPI(title="hitl notifier", version="0.1.0", lifespan=lifespan)
-    app.state.notifier = notifier
-
-    @app.get("/healthz", tags=["health"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
+    app.state.settings = settings
+    app.state.service = service
+    app.include_router(http.router)
     return app

@@ -1,0 +1,36 @@
+"""Deliveries: one notification of one kind to one recipient on one channel.
+
+Its key is the de-duplication unit: a redelivered event maps to the same key, and
+the store inserts a key once, so a recipient never hears the same thing twice.
+"""
+
+from dataclasses import dataclass
+from typing import Literal
+
+from hitl_shared.contracts import NotificationKind
+
+ChannelName = Literal["slack", "email", "webhook"]
+CHANNELS: tuple[ChannelName, ...] = ("slack", "email", "webhook")
+
+
+@dataclass(frozen=True)
+class Target:
+    channel: ChannelName
+    recipient: str
+
+
+@dataclass(frozen=True)
+class Delivery:
+    correlation_id: str
+    run_id: str
+    kind: NotificationKind
+    target: Target
+    # For an update of an earlier message (a Slack message's `channel|ts`).
+    updates: str = ""
+
+    @property
+    def key(self) -> str:
+        parts = [self.correlation_id, self.kind.value, self.target.channel, self.target.recipient]
+        if self.updates:
+            parts.append(self.updates)
+        return "|".join(parts)

@@ -1,0 +1,34 @@
+"""Kafka entrypoints: approval.requested and approval.decided -> the notifier's use cases."""
+
+from faststream.kafka import KafkaBroker
+from hitl_shared.contracts import ApprovalDecided, ApprovalRequested
+from hitl_shared.kafka import subscribe
+
+from hitl_notifier.service_layer.handlers import NotifierService
+from hitl_notifier.settings import NotifierSettings
+
+
+def register(broker: KafkaBroker, settings: NotifierSettings, service: NotifierService) -> None:
+    async def on_requested(event: ApprovalRequested) -> None:
+        await service.on_requested(event)
+
+    async def on_decided(event: ApprovalDecided) -> None:
+        await service.on_decided(event)
+
+    group = settings.group_id("notifier")
+    subscribe(
+        broker,
+        settings,
+        topic=settings.topics.approval_requested,
+        group=group,
+        model=ApprovalRequested,
+        handler=on_requested,
+    )
+    subscribe(
+        broker,
+        settings,
+        topic=settings.topics.approval_decided,
+        group=group,
+        model=ApprovalDecided,
+        handler=on_decided,
+    )
