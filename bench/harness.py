@@ -1,0 +1,85 @@
+"""The services under test: real processes with their own topic prefix and database.
+
+Reuses the e2e harness (`tests.support.stack.Stack`), so the benchmark runs exactly
+what the tests run. Only approval and agent are started: the notifier is on
+neither measured path.
+"""
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiokafka.admin import AIOKafkaAdminClient
+from hitl_shared.topics import Topics, dlq
+from pymongo import AsyncMongoClient
+
+from bench.cpu import pid_from_file
+from tests.support.infra import Infra
+from tests.support.stack import Stack
+
+SERVICES = ("approval", "agent")
+# Enough money for every approved transfer the benchmark makes to succeed.
+SEED_ACCOUNTS = {"checking": 1e12, "alice": 0, "bob": 0}
+
+
+def infra_from_env() -> Infra:
+    kafka, mongo = os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), os.environ.get("MONGODB_URL")
+    if not (kafka and mongo):
+        raise SystemExit(
+            "KAFKA_BOOTSTRAP_SERVERS and MONGODB_URL must be set; run deploy/bench.sh, or "
+            'eval "$(deploy/local/infra.sh env)" first'
+        )
+    for address in (kafka, mongo):
+        if "127.0.0.1" not in address and "localhost" not in address:
+            raise SystemExit(f"the benchmark only runs against loopback, not {address}")
+    return Infra(kafka, mongo)
+
+
+def infra_pids() -> dict[str, int]:
+    """Kafka and FerretDB started by deploy/local/infra.sh, for CPU accounting."""
+    state = Path(os.environ.get("HITL_STATE_DIR", Path.home() / ".local/state/hitl"))
+    pids = {
+        "kafka": pid_from_file(state / "kafka/kafka.pid"),
+        "ferretdb": pid_from_file(state / "ferretdb/ferretdb.pid"),
+    }
+    return {name: pid for name, pid in pids.items() if pid is not None}
+
+
+@contextlib.asynccontextmanager
+async def running_stack(infra: Infra, env: dict[str, str]) -> AsyncIterator[Stack]:
+    """Start approval + agent on a fresh prefix and database; remove both afterwards."""
+    logs = Path(tempfile.mkdtemp(prefix="hitl-bench-"))
+    stack = Stack(
+        infra,
+        logs,
+        env_extra={"AGENT_SEED_ACCOUNTS": json.dumps(SEED_ACCOUNTS), **env},
+        suffix="bench" + os.urandom(4).hex(),
+    )
+    try:
+        for name in SERVICES:
+            stack.start(name)
+        yield stack
+    finally:
+        stack.close()
+        await _drop(infra, stack)
+
+
+async def _drop(infra: Infra, stack: Stack) -> None:
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(infra.mongodb_url)
+    try:
+        await client.drop_database(stack.database)
+    finally:
+        await client.close()
+    names = Topics(stack.prefix).all()
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        doomed = [t for t in [*names, *map(dlq, names)] if t in existing]
+        if doomed:
+            await admin.delete_topics(doomed)
+    finally:
+        await admin.close()

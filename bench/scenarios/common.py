@@ -1,0 +1,61 @@
+"""Helpers the scenarios share: store sizes, waiting for approvals to be listed."""
+
+import asyncio
+import time
+
+import httpx
+from pymongo import AsyncMongoClient
+
+from tests.support.stack import DEV_TOKEN, Stack
+
+COLLECTIONS = ("approval_events", "approvals", "runs", "run_claims", "tool_executions", "ledger")
+
+
+async def store_size(mongodb_url: str, database: str) -> dict[str, int]:
+    """Documents per collection: on FerretDB 1.x most lookups cost time linear in these."""
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongodb_url)
+    try:
+        db = client[database]
+        names = set(await db.list_collection_names())
+        return {c: await db[c].count_documents({}) for c in COLLECTIONS if c in names}
+    finally:
+        await client.close()
+
+
+async def stored_approvals(mongodb_url: str, database: str) -> int:
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongodb_url)
+    try:
+        return await client[database]["approvals"].count_documents({})
+    finally:
+        await client.close()
+
+
+async def wait_listed(reviewer: httpx.AsyncClient, wanted: set[str], *, timeout: float) -> None:
+    """Page through pending approvals until every id in `wanted` is listed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        listed: set[str] = set()
+        cursor: str | None = None
+        while True:
+            params = {"status": "pending", "limit": "500", **({"cursor": cursor} if cursor else {})}
+            page = (await reviewer.get("/v1/approvals", params=params)).raise_for_status().json()
+            listed.update(item["correlation_id"] for item in page["items"])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+        missing = wanted - listed
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(missing)} approvals still not listed after {timeout}s")
+        await asyncio.sleep(0.2)
+
+
+def reviewer(stack: Stack, *, connections: int = 100) -> httpx.AsyncClient:
+    """A reviewer's client with keep-alive, so no scenario measures TCP set-up."""
+    return httpx.AsyncClient(
+        base_url=stack.url("approval"),
+        headers={"Authorization": f"Bearer {DEV_TOKEN}"},
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        timeout=60,
+    )

@@ -1,0 +1,58 @@
+"""request -> listable: one approval.requested at a time, until GET /v1/approvals lists it.
+
+The clock starts just before the bench hands the event to its Kafka producer and
+stops when a listing that contains it has been received. The listing is polled
+every POLL_S, so the figure carries up to one poll period of rounding.
+"""
+
+import asyncio
+import time
+from typing import Any
+
+from bench.load import approval_request, producer, send_request
+from bench.scenarios.common import reviewer, store_size
+from bench.stats import by_window, summarize
+from tests.support.infra import Infra
+from tests.support.stack import Stack
+
+POLL_S = 0.002
+TIMEOUT_S = 30.0
+
+
+async def run(infra: Infra, stack: Stack, *, count: int) -> dict[str, Any]:
+    topic = stack.prefix + "approval.requested"
+    latencies: list[float] = []
+    acked: list[float] = []
+    polls = 0
+    async with (
+        producer(infra.kafka_bootstrap_servers, linger_ms=0) as p,
+        reviewer(stack) as client,
+    ):
+        for i in range(count + 1):  # the first one warms up the consumer group and is dropped
+            request = approval_request()
+            start = time.perf_counter()
+            await (await send_request(p, topic, request))
+            ack = time.perf_counter()
+            deadline = start + TIMEOUT_S
+            while True:
+                polls += 1
+                page = (
+                    await client.get("/v1/approvals", params={"run_id": request.run_id})
+                ).raise_for_status()
+                if page.json()["items"]:
+                    break
+                if time.perf_counter() > deadline:
+                    raise TimeoutError(f"approval {request.correlation_id} never listed")
+                await asyncio.sleep(POLL_S)
+            if i:
+                latencies.append(time.perf_counter() - start)
+                acked.append(ack - start)
+    return {
+        "requests": count,
+        "poll_interval_ms": POLL_S * 1000,
+        "polls_per_request": round(polls / (count + 1), 1),
+        "published_to_listed": summarize(latencies),
+        "publish_ack": summarize(acked),
+        "published_to_listed_by_quarter": by_window(latencies),
+        "store_after": await store_size(infra.mongodb_url, stack.database),
+    }
