@@ -14,6 +14,7 @@ from hitl_shared.mongo import database, make_client
 from hitl_approval.adapters.repository import ApprovalRepository
 from hitl_approval.entrypoints import api, consumer, health
 from hitl_approval.entrypoints.auth import load_reviewers
+from hitl_approval.integrations.router import router as integrations_router
 from hitl_approval.service_layer.services import AfterCommitHook, ApprovalService
 from hitl_approval.settings import ApprovalSettings
 
@@ -93,4 +94,5 @@ def build_app(
     app.state.reviewers = load_reviewers(settings)
     app.include_router(api.router)
     app.include_router(health.router)
+    app.include_router(integrations_router)
     return app

@@ -1,0 +1,1 @@
+"""Reviewer channels that arrive from outside: Slack buttons and signed email links."""

@@ -1,0 +1,121 @@
+"""`POST /v1/integrations/slack/interactions`: a reviewer clicked Approve or Reject in Slack.
+
+Slack posts `application/x-www-form-urlencoded` with one `payload` JSON field and
+signs the raw body; a bad or stale signature is refused with 401 before anything
+is parsed. The answer to Slack is an empty 200 within its 3 s limit; the message
+is then updated through the payload's `response_url`.
+"""
+
+import json
+import logging
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+from fastapi import APIRouter, BackgroundTasks, Request, Response
+from fastapi.responses import JSONResponse
+from hitl_shared.contracts import Channel
+
+from hitl_approval.domain.model import Verb
+from hitl_approval.entrypoints.auth import Reviewer
+from hitl_approval.integrations import deciding, reviewers, slack_signature
+from hitl_approval.integrations.settings import current
+from hitl_approval.service_layer.services import ApprovalService
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/v1/integrations/slack", tags=["integrations"])
+
+VERBS = {"hitl_approve": Verb.APPROVE, "hitl_reject": Verb.REJECT}
+_EMOJI = {"approved": ":white_check_mark:", "rejected": ":x:"}
+
+
+@router.post("/interactions", summary="Slack interactivity request URL")
+async def interactions(request: Request, background: BackgroundTasks) -> Response:
+    settings = current()
+    if not settings.approval_slack_signing_secret:
+        return JSONResponse(
+            {"detail": "Slack is not configured: set APPROVAL_SLACK_SIGNING_SECRET"},
+            status_code=503,
+        )
+    body = await request.body()
+    try:
+        slack_signature.verify(
+            settings.approval_slack_signing_secret,
+            timestamp=request.headers.get("X-Slack-Request-Timestamp"),
+            signature=request.headers.get("X-Slack-Signature"),
+            body=body,
+            now=time.time(),
+            max_age=settings.approval_slack_max_age_seconds,
+        )
+    except slack_signature.BadSignature as exc:
+        log.warning("refused a Slack interaction: %s", exc)
+        return JSONResponse({"detail": f"invalid Slack signature: {exc}"}, status_code=401)
+
+    try:
+        payload: dict[str, Any] = json.loads(parse_qs(body.decode())["payload"][0])
+        action = next(a for a in payload.get("actions", []) if a.get("action_id") in VERBS)
+        correlation_id = str(action["value"])
+        slack_user = str(payload["user"]["id"])
+    except (KeyError, IndexError, StopIteration, ValueError, TypeError):
+        # Signed by Slack but not one of our buttons (e.g. the "Open" link): nothing to do.
+        return Response(status_code=200)
+    response_url = str(payload.get("response_url", ""))
+
+    service: ApprovalService = request.app.state.service
+    directory: dict[str, Reviewer] = request.app.state.reviewers
+    reviewer = reviewers.find(directory.values(), "slack_user_id", slack_user)
+    if reviewer is None:
+        background.add_task(
+            _respond,
+            response_url,
+            _ephemeral(
+                f"<@{slack_user}> is not a hitl reviewer: an admin adds "
+                f'"slack_user_id": "{slack_user}" to your reviewer entry.'
+            ),
+        )
+        return Response(status_code=200)
+
+    outcome = await deciding.decide(
+        service,
+        correlation_id=correlation_id,
+        verb=VERBS[action["action_id"]],
+        reviewer=reviewer,
+        channel=Channel.SLACK,
+    )
+    if outcome.approval is not None:
+        text = deciding.outcome_text(outcome.approval)
+        status = outcome.approval.status.value
+        line = f"{_EMOJI.get(status, ':information_source:')} *{text}*"
+        background.add_task(_respond, response_url, _replace(payload, line))
+    else:
+        state = f" ({deciding.outcome_text(outcome.current)})" if outcome.current else ""
+        background.add_task(
+            _respond, response_url, _ephemeral(f"Not recorded: {outcome.refusal}{state}")
+        )
+    return Response(status_code=200)
+
+
+def _replace(payload: dict[str, Any], line: str) -> dict[str, Any]:
+    """The original message without its buttons, with who decided how."""
+    message = payload.get("message") or {}
+    blocks = [b for b in message.get("blocks", []) if b.get("type") != "actions"]
+    blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": line}})
+    return {"replace_original": True, "text": line, "blocks": blocks}
+
+
+def _ephemeral(text: str) -> dict[str, Any]:
+    return {"response_type": "ephemeral", "replace_original": False, "text": text}
+
+
+async def _respond(response_url: str, message: dict[str, Any]) -> None:
+    if not response_url:
+        return
+    try:
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            response = await client.post(response_url, json=message)
+            response.raise_for_status()
+    except httpx.HTTPError as exc:
+        # The decision stands; the notifier also updates the message on approval.decided.
+        log.warning("could not update the Slack message via response_url: %r", exc)
