@@ -24,6 +24,10 @@ class RunEventType(StrEnum):
     TOOL_EXECUTED = "tool_executed"
     COMPLETED = "completed"
     FAILED = "failed"
+    # Added (schema 1, by addition): finer steps for run streaming.
+    MODEL_REPLIED = "model_replied"
+    DECISION_APPLIED = "decision_applied"
+    CANCELLED = "cancelled"
 
 
 class RunEvent(Event):
@@ -33,3 +37,9 @@ class RunEvent(Event):
     task_id: str
     type: RunEventType
     detail: dict[str, Any] = Field(default_factory=dict)
+    seq: int | None = Field(
+        default=None,
+        ge=1,
+        description="Position in the run's event stream (1, 2, ...); a redelivered event "
+        "keeps its seq and event_id.",
+    )
