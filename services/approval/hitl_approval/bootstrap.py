@@ -3,19 +3,24 @@
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from hitl_shared.contracts import ApprovalDecided
 from hitl_shared.kafka import ensure_topics, make_broker, publish
 from hitl_shared.mongo import database, make_client
 
+from hitl_approval.adapters.idempotency import IdempotencyStore
+from hitl_approval.adapters.metrics import ApprovalMetrics
+from hitl_approval.adapters.notes import NoteRepository
 from hitl_approval.adapters.repository import ApprovalRepository
-from hitl_approval.entrypoints import api, consumer, health
-from hitl_approval.entrypoints.auth import load_reviewers
+from hitl_approval.entrypoints import api, consumer, decisions, errors, health
+from hitl_approval.entrypoints.auth import by_name, load_reviewers
 from hitl_approval.integrations.router import router as integrations_router
-from hitl_approval.service_layer.services import AfterCommitHook, ApprovalService
+from hitl_approval.service_layer.services import AfterCommitHook, ApprovalService, OutboxEvent
 from hitl_approval.settings import ApprovalSettings
 
 log = logging.getLogger(__name__)
@@ -31,34 +36,57 @@ async def _every(seconds: float, name: str, job: Callable[[], Awaitable[int]]) -
         await asyncio.sleep(seconds)
 
 
+async def _crash_after_commit(event: OutboxEvent) -> None:
+    """Test fault (APPROVAL_FAULT_CRASH_AFTER_COMMIT): die like SIGKILL before publishing."""
+    if isinstance(event, ApprovalDecided):
+        log.error("fault injection: exiting after storing %s, before publishing", event.decision)
+        os._exit(137)
+
+
 def build_app(
     settings: ApprovalSettings | None = None, *, after_commit: AfterCommitHook | None = None
 ) -> FastAPI:
     settings = settings or ApprovalSettings()
     mongo = make_client(settings)
-    repo = ApprovalRepository(database(mongo, settings))
+    db = database(mongo, settings)
+    repo = ApprovalRepository(db)
+    notes = NoteRepository(db)
+    idempotency = IdempotencyStore(db)
     broker = make_broker(settings, client_id="hitl-approval")
+    reviewers = load_reviewers(settings)
 
-    async def publish_decided(decided: ApprovalDecided) -> None:
-        await publish(
-            broker,
-            settings.topics.approval_decided,
-            decided,
-            key=decided.run_id,
-            correlation_id=decided.correlation_id,
+    async def publish_event(event: OutboxEvent) -> None:
+        # A decision goes to approval.decided; an escalated request back to approval.requested.
+        topic = (
+            settings.topics.approval_decided
+            if isinstance(event, ApprovalDecided)
+            else settings.topics.approval_requested
         )
+        await publish(broker, topic, event, key=event.run_id, correlation_id=event.correlation_id)
 
+    if after_commit is None and settings.approval_fault_crash_after_commit:
+        after_commit = _crash_after_commit
     service = ApprovalService(
         repo,
-        publish_decided,
+        publish_event,
+        notes=notes,
+        policies=settings.policy_book(),
+        reviewers=by_name(reviewers),
+        metrics=ApprovalMetrics(),
         outbox_grace=timedelta(seconds=settings.approval_outbox_grace_seconds),
         after_commit=after_commit,
     )
     consumer.register(broker, settings, service)
+    retention = timedelta(seconds=settings.approval_idempotency_retention_seconds)
+
+    async def forget_idempotency_keys() -> int:
+        return await idempotency.forget_before(service.clock() - retention)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await repo.ensure_indexes()
+        await notes.ensure_indexes()
+        await idempotency.ensure_indexes()
         await ensure_topics(settings, settings.topics.all(), partitions=settings.kafka_partitions)
         await broker.start()
         jobs = [
@@ -70,6 +98,7 @@ def build_app(
                     settings.approval_outbox_interval_seconds, "outbox relay", service.relay_outbox
                 )
             ),
+            asyncio.create_task(_every(600, "idempotency key cleanup", forget_idempotency_keys)),
         ]
         log.info("approval service ready on %s:%s", settings.approval_host, settings.approval_port)
         try:
@@ -84,15 +113,19 @@ def build_app(
         title="hitl approval service",
         version="0.1.0",
         description="Stores approval requests, serves reviewers, enforces timeouts, "
-        "emits approval.decided.",
+        "emits approval.decided. Every /v1/approvals call needs `Authorization: Bearer "
+        "<reviewer token>`.",
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.service = service
     app.state.mongo = mongo
     app.state.broker = broker
-    app.state.reviewers = load_reviewers(settings)
+    app.state.reviewers = reviewers
+    app.state.idempotency = idempotency
+    app.add_exception_handler(RequestValidationError, errors.on_validation_error)
     app.include_router(api.router)
+    app.include_router(decisions.router)
     app.include_router(health.router)
     app.include_router(integrations_router)
     return app

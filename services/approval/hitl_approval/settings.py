@@ -1,7 +1,11 @@
 """Approval service settings."""
 
+from pathlib import Path
+
 from hitl_shared.settings import CommonSettings
-from pydantic import Field
+from pydantic import Field, ValidationError
+
+from hitl_approval.domain.policy import PolicyBook
 
 
 class ApprovalSettings(CommonSettings):
@@ -9,16 +13,22 @@ class ApprovalSettings(CommonSettings):
     approval_port: int = 8081
     # Public base URL used in links sent to reviewers.
     approval_public_url: str = "http://127.0.0.1:8081"
-    approval_default_timeout_seconds: float = 1800.0
     approval_sweep_interval_seconds: float = 1.0
     approval_outbox_interval_seconds: float = 1.0
     # An unpublished outbox entry younger than this is still being published inline.
     approval_outbox_grace_seconds: float = 2.0
-    # JSON list of {"name", "token_sha256", "roles"}; see README "Reviewer auth".
+    # JSON list of {"name", "token_sha256", "roles", "groups"}; see README "Reviewers".
     approval_reviewers: str = ""
     approval_reviewers_file: str = ""
     # Development only: a token that acts as reviewer "dev" with every role.
     approval_dev_token: str = Field(default="dev-reviewer-token")
+    # JSON {"default": {...}, "rules": [...]}; see README "Approval policies".
+    approval_policies: str = ""
+    approval_policies_file: str = ""
+    # How long a decision's Idempotency-Key replays its first response.
+    approval_idempotency_retention_seconds: float = 86400.0
+    # Test-only fault: exit right after a decision is stored, before it is published.
+    approval_fault_crash_after_commit: bool = False
 
     def check_production(self) -> None:
         if not (self.approval_reviewers or self.approval_reviewers_file):
@@ -26,3 +36,20 @@ class ApprovalSettings(CommonSettings):
                 "production needs APPROVAL_REVIEWERS or APPROVAL_REVIEWERS_FILE; "
                 "the development token is refused"
             )
+        if self.approval_fault_crash_after_commit:
+            raise ValueError("APPROVAL_FAULT_CRASH_AFTER_COMMIT is a test fault; not in production")
+
+    def policy_book(self) -> PolicyBook:
+        """The configured policies; a mistake stops the service at start-up, with the reason."""
+        if self.approval_policies and self.approval_policies_file:
+            raise ValueError("set APPROVAL_POLICIES or APPROVAL_POLICIES_FILE, not both")
+        source, raw = "APPROVAL_POLICIES", self.approval_policies
+        if self.approval_policies_file:
+            path = Path(self.approval_policies_file)
+            source, raw = f"APPROVAL_POLICIES_FILE {path}", path.read_text()
+        if not raw:
+            return PolicyBook()
+        try:
+            return PolicyBook.model_validate_json(raw)
+        except ValidationError as exc:
+            raise ValueError(f"{source}: not a valid policy book: {exc}") from exc

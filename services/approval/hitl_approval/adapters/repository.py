@@ -13,15 +13,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from hitl_shared.contracts import ApprovalDecided, Channel
+from hitl_shared.contracts import Channel
 from hitl_shared.mongo import Document, insert_once
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from hitl_approval.adapters.storable import dumps, loads, readable
 from hitl_approval.domain.model import Approval, Entry, EntryType, Status
 
 EVENTS = "approval_events"
 APPROVALS = "approvals"
+FILTER_KEYS = ("status", "agent", "run_id", "tool", "risk_level", "escalated")
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class Filters:
     risk_level: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    escalated: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -43,9 +46,8 @@ class Page:
 
 @dataclass(frozen=True)
 class OutboxItem:
-    entry_id: str
     correlation_id: str
-    decided: ApprovalDecided
+    entry: Entry
 
 
 def _entry_id(correlation_id: str, seq: int) -> str:
@@ -61,7 +63,7 @@ def _entry_doc(correlation_id: str, entry: Entry) -> Document:
         "at": entry.at,
         "actor": entry.actor,
         "channel": entry.channel.value,
-        "data": entry.data,
+        "data": dumps(entry.data),
     }
     if entry.publish:
         doc["published"] = False
@@ -75,7 +77,7 @@ def _entry(doc: Document) -> Entry:
         at=doc["at"],
         actor=doc["actor"],
         channel=Channel(doc["channel"]),
-        data=doc["data"],
+        data=loads(doc["data"]),
         publish="published" in doc,
     )
 
@@ -103,12 +105,17 @@ class ApprovalRepository:
         await self.events.create_index(
             [("correlation_id", ASCENDING), ("seq", ASCENDING)], unique=True, name="stream"
         )
-        await self.events.create_index([("published", ASCENDING)], name="outbox")
+        await self.events.create_index([("published", ASCENDING), ("at", ASCENDING)], name="outbox")
+        newest = [("requested_at", DESCENDING), ("_id", DESCENDING)]
+        await self.approvals.create_index(newest, name="newest")
+        # One index per filter, ending in the listing's sort order, so a filtered page
+        # is an index range scan rather than a sort of every match.
+        for key in FILTER_KEYS:
+            await self.approvals.create_index([(key, ASCENDING), *newest], name=f"by_{key}")
         await self.approvals.create_index(
-            [("requested_at", DESCENDING), ("_id", DESCENDING)], name="newest"
+            [("status", ASCENDING), ("expires_at", ASCENDING)], name="due"
         )
-        for key in ("status", "agent", "run_id", "tool", "risk_level", "expires_at"):
-            await self.approvals.create_index([(key, ASCENDING)], name=key)
+        await self.approvals.create_index([("expires_at", ASCENDING)], name="expires_at")
 
     async def add(self, approval: Approval) -> bool:
         """Store a new request; False when this correlation id already exists."""
@@ -139,7 +146,7 @@ class ApprovalRepository:
 
     async def page(self, filters: Filters, *, limit: int, cursor: str | None) -> Page:
         query: dict[str, Any] = {}
-        for key in ("status", "agent", "run_id", "tool", "risk_level"):
+        for key in FILTER_KEYS:
             if (value := getattr(filters, key)) is not None:
                 query[key] = value
         created: dict[str, datetime] = {}
@@ -181,12 +188,7 @@ class ApprovalRepository:
 
     async def unpublished(self, *, before: datetime, limit: int = 200) -> list[OutboxItem]:
         found = self.events.find({"published": False, "at": {"$lt": before}}).limit(limit)
-        return [
-            OutboxItem(
-                doc["_id"], doc["correlation_id"], ApprovalDecided.model_validate(doc["data"])
-            )
-            async for doc in found
-        ]
+        return [OutboxItem(doc["correlation_id"], _entry(doc)) async for doc in found]
 
     async def mark_published(self, correlation_id: str, seq: int) -> None:
         await self.events.update_one(
@@ -207,10 +209,17 @@ class ApprovalRepository:
             "tool": req.tool,
             "risk_level": req.risk_level.value,
             "requested_at": req.requested_at,
-            "expires_at": req.expires_at,
+            "expires_at": approval.expires_at,
+            "escalated": approval.escalated,
             "status": approval.status.value,
             "version": approval.version,
+            "approvers": approval.approvers,
+            "requested_by": req.requested_by,
             "decided_at": decided.decided_at if decided else None,
-            "request": req.model_dump(mode="json"),
-            "decision": decided.model_dump(mode="json") if decided else None,
+            "policy": approval.policy.model_dump(mode="json"),
+            # Exact JSON for the API; storable copies for queries and other readers.
+            "request_json": req.model_dump_json(),
+            "decision_json": decided.model_dump_json() if decided else None,
+            "request": readable(req.model_dump(mode="json")),
+            "decision": readable(decided.model_dump(mode="json")) if decided else None,
         }

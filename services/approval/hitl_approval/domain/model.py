@@ -1,16 +1,30 @@
 """The approval lifecycle as a pure state machine over an append-only stream.
 
-An approval is the fold of its entries: seq 0 is the request, later entries are
-transitions. The store makes an append atomic by the unique (approval, seq) key, so
-two writers that read the same version cannot both append: exactly one decision wins.
+An approval is the fold of its entries: seq 0 is the request (with the policy it is
+decided under), later entries are votes, an escalation, and at most one terminal
+decision. The store makes an append atomic by the unique (approval, seq) key, so two
+writers that read the same version cannot both append: exactly one decision wins,
+and under a quorum the vote that completes it is the decision.
 """
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
+from uuid import uuid4
 
-from hitl_shared.contracts import ApprovalDecided, ApprovalRequested, Channel, Decision
+from hitl_shared.contracts import (
+    ApprovalDecided,
+    ApprovalRequested,
+    Channel,
+    Decision,
+    OnTimeout,
+)
+
+from hitl_approval.domain.arguments import schema_problems
+from hitl_approval.domain.policy import Policy
+
+SYSTEM_ACTOR = "system"
 
 
 class Status(StrEnum):
@@ -32,21 +46,37 @@ class Verb(StrEnum):
     MODIFY = "modify"
 
 
-_OUTCOME = {
-    Verb.APPROVE: Decision.APPROVED,
-    Verb.REJECT: Decision.REJECTED,
-    Verb.MODIFY: Decision.MODIFIED,
-}
-
-
 class ApprovalError(Exception):
     """Root of the approval domain's errors."""
 
 
-class AlreadyDecided(ApprovalError):
-    def __init__(self, approval: "Approval") -> None:
-        super().__init__(f"approval {approval.correlation_id} is already {approval.status}")
+class Conflict(ApprovalError):
+    """The approval's state refuses this action; `approval` is that state."""
+
+    def __init__(self, message: str, approval: "Approval") -> None:
+        super().__init__(message)
         self.approval = approval
+
+
+class AlreadyDecided(Conflict):
+    def __init__(self, approval: "Approval") -> None:
+        super().__init__(
+            f"approval {approval.correlation_id} is already {approval.status}", approval
+        )
+
+
+class AlreadyVoted(Conflict):
+    def __init__(self, approval: "Approval", reviewer: str) -> None:
+        missing = approval.policy.quorum - len(approval.approvers)
+        super().__init__(
+            f"{reviewer} already approved {approval.correlation_id}; it needs {missing} more "
+            f"approval(s) from other reviewers",
+            approval,
+        )
+
+
+class NotAllowed(ApprovalError):
+    """The policy does not let this reviewer take this decision (HTTP 403)."""
 
 
 class InvalidDecision(ApprovalError):
@@ -54,25 +84,27 @@ class InvalidDecision(ApprovalError):
 
 
 class TooLate(ApprovalError):
-    """A decision arrived after `expires_at`: the timeout wins; `expiry` records it."""
+    """The deadline passed before the action: the timeout goes first; `timeout` records it."""
 
-    def __init__(self, expiry: "Entry") -> None:
-        super().__init__("the approval expired before the decision arrived")
-        self.expiry = expiry
+    def __init__(self, timeout: "Entry") -> None:
+        super().__init__("the approval's deadline passed before this action arrived")
+        self.timeout = timeout
 
 
 class NotDue(ApprovalError):
-    """Expiry was attempted before `expires_at`."""
+    """Expiry was attempted before the deadline."""
 
 
 class EntryType(StrEnum):
     REQUESTED = "requested"
+    VOTE = "vote"
+    ESCALATED = "escalated"
     DECIDED = "decided"
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One record of the approval's stream; `data` is the event it carries."""
+    """One record of the approval's stream; `data` is what it carries."""
 
     seq: int
     type: EntryType
@@ -80,32 +112,52 @@ class Entry:
     actor: str
     channel: Channel
     data: dict[str, Any]
-    # Events to publish once this entry is stored (the outbox).
+    # The entry carries an event to publish once it is stored (the outbox).
     publish: bool = False
+
+    def event(self) -> ApprovalDecided | ApprovalRequested | None:
+        """The event this entry publishes: a decision, or an escalated request."""
+        if self.type is EntryType.DECIDED:
+            return ApprovalDecided.model_validate(self.data)
+        if self.type is EntryType.ESCALATED:
+            return ApprovalRequested.model_validate(self.data["event"])
+        return None
 
 
 @dataclass
 class Approval:
     request: ApprovalRequested
+    policy: Policy = field(default_factory=Policy)
     entries: list[Entry] = field(default_factory=list)
 
     @classmethod
-    def requested(cls, request: ApprovalRequested) -> "Approval":
+    def requested(cls, request: ApprovalRequested, policy: Policy | None = None) -> "Approval":
+        policy = policy or Policy()
         entry = Entry(
             seq=0,
             type=EntryType.REQUESTED,
             at=request.requested_at,
             actor=request.agent,
             channel=Channel.SYSTEM,
-            data=request.model_dump(mode="json"),
+            data={
+                "request": request.model_dump(mode="json"),
+                "policy": policy.model_dump(mode="json"),
+            },
         )
-        return cls(request=request, entries=[entry])
+        return cls(request=request, policy=policy, entries=[entry])
 
     @classmethod
     def from_entries(cls, entries: list[Entry]) -> "Approval":
         first = entries[0]
         assert first.type is EntryType.REQUESTED, "stream must start with the request"
-        return cls(request=ApprovalRequested.model_validate(first.data), entries=list(entries))
+        if "request" not in first.data:
+            # Written before policies existed: the entry was the bare request.
+            return cls(ApprovalRequested.model_validate(first.data), Policy(), list(entries))
+        return cls(
+            request=ApprovalRequested.model_validate(first.data["request"]),
+            policy=Policy.model_validate(first.data["policy"]),
+            entries=list(entries),
+        )
 
     @property
     def correlation_id(self) -> str:
@@ -127,8 +179,38 @@ class Approval:
         decided = self.decision
         return Status.PENDING if decided is None else Status(decided.decision.value)
 
+    @property
+    def on_timeout(self) -> OnTimeout:
+        return self.policy.on_timeout or self.request.on_timeout
+
+    @property
+    def escalated(self) -> bool:
+        return self.request.escalated or any(e.type is EntryType.ESCALATED for e in self.entries)
+
+    @property
+    def expires_at(self) -> datetime:
+        """The deadline in force: the request's, capped by the policy, or the escalation's."""
+        for entry in reversed(self.entries):
+            if entry.type is EntryType.ESCALATED:
+                return datetime.fromisoformat(entry.data["expires_at"])
+        deadline = self.request.expires_at
+        if self.policy.timeout_seconds is not None:
+            cap = self.request.requested_at + timedelta(seconds=self.policy.timeout_seconds)
+            deadline = min(deadline, cap)
+        return deadline
+
+    @property
+    def proposal(self) -> dict[str, Any]:
+        """The arguments approvals currently count for (the latest edit, or the original)."""
+        return self._tally()[0]
+
+    @property
+    def approvers(self) -> list[str]:
+        """Distinct reviewers who approved the current proposal (quorum progress)."""
+        return self._tally()[1]
+
     def is_due(self, now: datetime) -> bool:
-        return self.status is Status.PENDING and now >= self.request.expires_at
+        return self.status is Status.PENDING and now >= self.expires_at
 
     def decide(
         self,
@@ -139,42 +221,138 @@ class Approval:
         now: datetime,
         arguments: dict[str, Any] | None = None,
         comment: str = "",
+        groups: frozenset[str] = frozenset(),
     ) -> Entry:
-        """The entry that records this reviewer's decision; raises if it cannot win."""
+        """The entry that records this reviewer's decision or vote; raises if it cannot."""
+        self._check_allowed(verb, reviewer, groups)
         if self.status.terminal:
             raise AlreadyDecided(self)
         if self.is_due(now):
-            # Too late: the timeout already won, whether or not the sweeper ran yet.
+            # The timeout goes first, whether or not the sweeper ran yet.
             raise TooLate(self.expire(now))
-        if verb is Verb.MODIFY and not arguments:
-            raise InvalidDecision("modify needs the edited arguments")
-        final_args = (
-            arguments
-            if verb is Verb.MODIFY
-            else (self.request.arguments if verb is Verb.APPROVE else None)
+        if verb is Verb.REJECT:
+            return self._decided(Decision.REJECTED, reviewer, channel, now, None, comment)
+        proposal, approvers = self._tally()
+        if verb is Verb.MODIFY:
+            self._check_arguments(arguments)
+            assert arguments is not None
+            if arguments != proposal:
+                # An edit is a new proposal: earlier approvals were for other arguments.
+                proposal, approvers = arguments, []
+        if reviewer in approvers:
+            raise AlreadyVoted(self, reviewer)
+        approvers = [*approvers, reviewer]
+        if len(approvers) < self.policy.quorum:
+            return Entry(
+                seq=self.version + 1,
+                type=EntryType.VOTE,
+                at=now,
+                actor=reviewer,
+                channel=channel,
+                data={"verb": verb.value, "arguments": proposal, "comment": comment},
+            )
+        edited = verb is Verb.MODIFY or proposal != self.request.arguments
+        outcome = Decision.MODIFIED if edited else Decision.APPROVED
+        return self._decided(outcome, reviewer, channel, now, proposal, comment, approvers)
+
+    def cancel(self, *, actor: str, now: datetime, comment: str = "") -> Entry:
+        if self.status.terminal:
+            raise AlreadyDecided(self)
+        if self.is_due(now):
+            raise TooLate(self.expire(now))
+        return self._decided(
+            Decision.CANCELLED, actor, Channel.SYSTEM, now, None, comment or "run cancelled"
         )
-        return self._decided(_OUTCOME[verb], reviewer, channel, now, final_args, comment)
 
     def expire(self, now: datetime) -> Entry:
+        """What the deadline does: escalate once (on_timeout=escalate), else expire."""
         if self.status.terminal:
             raise AlreadyDecided(self)
-        if now < self.request.expires_at:
-            raise NotDue(f"{self.correlation_id} expires at {self.request.expires_at}")
+        deadline = self.expires_at
+        if now < deadline:
+            raise NotDue(f"{self.correlation_id} expires at {deadline.isoformat()}")
+        if self.on_timeout is OnTimeout.ESCALATE and not self.escalated:
+            return self._escalation(now, deadline)
         reason = (
-            f"no decision within the timeout (expired at {self.request.expires_at.isoformat()}); "
-            f"on_timeout={self.request.on_timeout.value}"
+            f"no decision within the timeout (expired at {deadline.isoformat()}); "
+            f"on_timeout={self.on_timeout.value}"
+            + ("; already escalated once" if self.escalated else "")
         )
-        return self._decided(Decision.EXPIRED, "system", Channel.SYSTEM, now, None, reason)
-
-    def cancel(self, *, actor: str, now: datetime, comment: str = "run cancelled") -> Entry:
-        if self.status.terminal:
-            raise AlreadyDecided(self)
-        return self._decided(Decision.CANCELLED, actor, Channel.SYSTEM, now, None, comment)
+        return self._decided(Decision.EXPIRED, SYSTEM_ACTOR, Channel.SYSTEM, now, None, reason)
 
     def apply(self, entry: Entry) -> "Approval":
         assert entry.seq == self.version + 1, "entries apply in order"
         self.entries.append(entry)
         return self
+
+    def _check_allowed(self, verb: Verb, reviewer: str, groups: frozenset[str]) -> None:
+        allowed = set(self.policy.groups)
+        if allowed and not groups & allowed:
+            raise NotAllowed(
+                f"reviewer {reviewer!r} is not in a group allowed to decide this approval "
+                f"(allowed: {', '.join(sorted(allowed))})"
+            )
+        submitter = self.request.requested_by
+        if (
+            verb is not Verb.REJECT
+            and self.policy.four_eyes
+            and submitter
+            and submitter == reviewer
+        ):
+            raise NotAllowed(
+                f"four-eyes policy: {reviewer!r} submitted this task and may not approve it; "
+                "another reviewer must (rejecting is allowed)"
+            )
+
+    def _check_arguments(self, arguments: dict[str, Any] | None) -> None:
+        if not arguments:
+            raise InvalidDecision("modify needs the edited arguments")
+        schema = self.request.arguments_schema
+        if schema is not None and (problem := schema_problems(arguments, schema)):
+            raise InvalidDecision(
+                f"the edited arguments do not fit the {self.request.tool} tool's schema: {problem}"
+            )
+
+    def _tally(self) -> tuple[dict[str, Any], list[str]]:
+        proposal: dict[str, Any] = self.request.arguments
+        approvers: list[str] = []
+        for entry in self.entries:
+            if entry.type is not EntryType.VOTE:
+                continue
+            if entry.data["arguments"] != proposal:
+                proposal, approvers = entry.data["arguments"], []
+            if entry.actor not in approvers:
+                approvers.append(entry.actor)
+        return proposal, approvers
+
+    def _escalation(self, now: datetime, deadline: datetime) -> Entry:
+        seconds = (
+            self.request.escalation_seconds
+            or self.policy.escalation_seconds
+            or max((deadline - self.request.requested_at).total_seconds(), 1.0)
+        )
+        extended = max(now, deadline) + timedelta(seconds=seconds)
+        event = self.request.model_copy(
+            update={
+                "event_id": uuid4(),
+                "occurred_at": now,
+                "expires_at": extended,
+                "escalated": True,
+            }
+        )
+        return Entry(
+            seq=self.version + 1,
+            type=EntryType.ESCALATED,
+            at=now,
+            actor=SYSTEM_ACTOR,
+            channel=Channel.SYSTEM,
+            data={
+                "expires_at": extended.isoformat(),
+                "previous_expires_at": deadline.isoformat(),
+                "event": event.model_dump(mode="json"),
+            },
+            publish=True,
+        )
 
     def _decided(
         self,
@@ -184,6 +362,7 @@ class Approval:
         now: datetime,
         arguments: dict[str, Any] | None,
         comment: str,
+        approvers: list[str] | None = None,
     ) -> Entry:
         event = ApprovalDecided(
             correlation_id=self.correlation_id,
@@ -194,6 +373,7 @@ class Approval:
             channel=channel,
             comment=comment,
             decided_at=now,
+            approvers=approvers or [],
         )
         return Entry(
             seq=self.version + 1,

@@ -1,29 +1,17 @@
-"""REST routes of the approval service: validate, build a command, call the service."""
+"""REST routes that read approvals: the listing, one approval, its history."""
 
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
-from fastapi.responses import JSONResponse
-from hitl_shared.contracts import Channel, RiskLevel
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from hitl_shared.contracts import RiskLevel
 
 from hitl_approval.adapters.repository import Filters
-from hitl_approval.domain.model import AlreadyDecided, InvalidDecision, Status, Verb
-from hitl_approval.entrypoints.auth import CurrentReviewer, Reviewer, require
-from hitl_approval.entrypoints.schemas import (
-    ApprovalPage,
-    ApprovalView,
-    ConflictBody,
-    DecisionBody,
-    ErrorBody,
-    HistoryItem,
-)
-from hitl_approval.service_layer.services import (
-    ApprovalService,
-    DecideCommand,
-    NotFound,
-    VersionMismatch,
-)
+from hitl_approval.domain.model import Status
+from hitl_approval.entrypoints.auth import CurrentReviewer
+from hitl_approval.entrypoints.errors import INVALID, NOT_FOUND, UNAUTHORIZED
+from hitl_approval.entrypoints.schemas import ApprovalPage, ApprovalView, HistoryItem
+from hitl_approval.service_layer.services import ApprovalService, NotFound
 
 router = APIRouter(prefix="/v1/approvals", tags=["approvals"])
 
@@ -34,46 +22,43 @@ def get_service(request: Request) -> ApprovalService:
 
 
 ServiceDep = Annotated[ApprovalService, Depends(get_service)]
+CorrelationId = Annotated[
+    str, Path(min_length=1, max_length=512, description="The approval's correlation id.")
+]
+Text = Annotated[str | None, Query(min_length=1, max_length=512)]
 
 
-def _etag(version: int) -> str:
+def etag(version: int) -> str:
     return f'"{version}"'
 
 
-def _parse_if_match(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value.strip().removeprefix("W/").strip('"'))
-    except ValueError:
-        raise HTTPException(
-            422, f"If-Match must be an ETag this API returned, got {value!r}"
-        ) from None
-
-
-def _conflict(status_code: int, message: str, view: ApprovalView) -> JSONResponse:
-    body = ConflictBody(detail=message, approval=view)
-    return JSONResponse(
-        body.model_dump(mode="json"),
-        status_code=status_code,
-        headers={"ETag": _etag(view.version)},
-    )
-
-
-@router.get("", response_model=ApprovalPage)
+@router.get(
+    "",
+    response_model=ApprovalPage,
+    responses={**UNAUTHORIZED, **INVALID},
+    summary="List approvals, newest first",
+)
 async def list_approvals(
     service: ServiceDep,
     _: CurrentReviewer,
     status: Status | None = None,
-    agent: str | None = None,
-    run_id: str | None = None,
-    tool: str | None = None,
+    agent: Text = None,
+    run_id: Text = None,
+    tool: Text = None,
     risk_level: RiskLevel | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    escalated: bool | None = None,
+    created_after: Annotated[
+        datetime | None, Query(description="requested_at >= this (ISO 8601)")
+    ] = None,
+    created_before: Annotated[
+        datetime | None, Query(description="requested_at < this (ISO 8601)")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: str | None = None,
+    cursor: Annotated[
+        str | None, Query(max_length=1024, description="`next_cursor` of the previous page.")
+    ] = None,
 ) -> ApprovalPage:
+    """Newest first by `requested_at` (ties by correlation id), stable across pages."""
     filters = Filters(
         status=status.value if status else None,
         agent=agent,
@@ -82,6 +67,7 @@ async def list_approvals(
         risk_level=risk_level.value if risk_level else None,
         created_after=created_after,
         created_before=created_before,
+        escalated=escalated,
     )
     try:
         page = await service.repo.page(filters, limit=limit, cursor=cursor)
@@ -92,79 +78,40 @@ async def list_approvals(
     )
 
 
-@router.get("/{correlation_id}", response_model=ApprovalView, responses={404: {"model": ErrorBody}})
+@router.get(
+    "/{correlation_id}",
+    response_model=ApprovalView,
+    responses={
+        200: {"headers": {"ETag": {"description": "The version, for If-Match."}}},
+        **UNAUTHORIZED,
+        **NOT_FOUND,
+        **INVALID,
+    },
+    summary="One approval, read from its stream",
+)
 async def get_approval(
-    correlation_id: str, service: ServiceDep, response: Response, _: CurrentReviewer
+    correlation_id: CorrelationId, service: ServiceDep, response: Response, _: CurrentReviewer
 ) -> ApprovalView:
     try:
         approval = await service.get(correlation_id)
     except NotFound as exc:
         raise HTTPException(404, str(exc)) from None
-    response.headers["ETag"] = _etag(approval.version)
+    response.headers["ETag"] = etag(approval.version)
     return ApprovalView.of(approval)
 
 
-@router.post(
-    "/{correlation_id}/decision",
-    response_model=ApprovalView,
-    responses={
-        404: {"model": ErrorBody},
-        409: {"model": ConflictBody, "description": "Already decided; body has the state."},
-        412: {"model": ConflictBody, "description": "If-Match does not match the version."},
-    },
+@router.get(
+    "/{correlation_id}/history",
+    response_model=list[HistoryItem],
+    responses={**UNAUTHORIZED, **NOT_FOUND, **INVALID},
+    summary="Audit trail: who did what, when, through which channel",
 )
-async def decide(
-    correlation_id: str,
-    body: DecisionBody,
-    service: ServiceDep,
-    response: Response,
-    reviewer: Annotated[Reviewer, require("reviewer")],
-    if_match: Annotated[str | None, Header()] = None,
-) -> ApprovalView | JSONResponse:
-    command = DecideCommand(
-        correlation_id=correlation_id,
-        verb=Verb(body.decision),
-        reviewer=reviewer.name,
-        channel=Channel.API,
-        arguments=body.arguments,
-        comment=body.comment,
-        if_match=_parse_if_match(if_match),
-    )
-    try:
-        approval = await service.decide(command)
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    except InvalidDecision as exc:
-        raise HTTPException(422, str(exc)) from None
-    except AlreadyDecided as exc:
-        return _conflict(409, str(exc), ApprovalView.of(exc.approval))
-    except VersionMismatch as exc:
-        return _conflict(412, str(exc), ApprovalView.of(exc.approval))
-    response.headers["ETag"] = _etag(approval.version)
-    return ApprovalView.of(approval)
-
-
-@router.get("/{correlation_id}/history", response_model=list[HistoryItem])
 async def history(
-    correlation_id: str, service: ServiceDep, _: CurrentReviewer
+    correlation_id: CorrelationId, service: ServiceDep, _: CurrentReviewer
 ) -> list[HistoryItem]:
+    """The request, votes, escalation and decision, merged with every notification."""
     try:
-        approval = await service.get(correlation_id)
+        events = await service.history(correlation_id)
     except NotFound as exc:
         raise HTTPException(404, str(exc)) from None
-    items = []
-    for entry in approval.entries:
-        kind = entry.type.value
-        if kind == "decided":
-            kind = str(entry.data.get("decision", kind))
-        items.append(
-            HistoryItem(
-                seq=entry.seq,
-                type=kind,
-                at=entry.at,
-                actor=entry.actor,
-                channel=entry.channel.value,
-                detail=entry.data,
-            )
-        )
-    return items
+    return [HistoryItem.of(event) for event in events]

@@ -1,7 +1,7 @@
-"""Kafka entrypoint: `approval.requested` -> ingest."""
+"""Kafka entrypoints: `approval.requested` -> ingest, `notifications` -> history notes."""
 
 from faststream.kafka import KafkaBroker
-from hitl_shared.contracts import ApprovalRequested
+from hitl_shared.contracts import ApprovalRequested, NotificationRecorded
 from hitl_shared.kafka import subscribe
 
 from hitl_approval.service_layer.services import ApprovalService
@@ -12,6 +12,9 @@ def register(broker: KafkaBroker, settings: ApprovalSettings, service: ApprovalS
     async def on_requested(event: ApprovalRequested) -> None:
         await service.ingest(event)
 
+    async def on_notification(event: NotificationRecorded) -> None:
+        await service.record_note(event)
+
     subscribe(
         broker,
         settings,
@@ -19,4 +22,14 @@ def register(broker: KafkaBroker, settings: ApprovalSettings, service: ApprovalS
         group=settings.group_id("approval"),
         model=ApprovalRequested,
         handler=on_requested,
+        on_dead_letter=service.metrics.dead_lettered,
+    )
+    subscribe(
+        broker,
+        settings,
+        topic=settings.topics.notifications,
+        group=settings.group_id("approval-notes"),
+        model=NotificationRecorded,
+        handler=on_notification,
+        on_dead_letter=service.metrics.dead_lettered,
     )

@@ -6,25 +6,53 @@ from typing import Any, Literal
 from hitl_shared.contracts import ApprovalDecided, ApprovalRequested
 from pydantic import BaseModel, ConfigDict, Field
 
-from hitl_approval.domain.model import Approval
+from hitl_approval.domain.history import HistoryEvent
+from hitl_approval.domain.model import Approval, Status
+from hitl_approval.domain.policy import Policy
 
 
 class DecisionBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"decision": "approve", "comment": "Looks right"},
+                {"decision": "modify", "arguments": {"to_account": "alice", "amount": 80}},
+                {"decision": "reject", "comment": "Alice is not a known payee"},
+            ]
+        },
+    )
 
-    decision: Literal["approve", "reject", "modify"] = Field(examples=["approve"])
+    decision: Literal["approve", "reject", "modify"]
     arguments: dict[str, Any] | None = Field(
         default=None,
-        description="Edited arguments; required for modify, ignored otherwise.",
-        examples=[{"to_account": "alice", "amount": 80}],
+        description="Edited arguments; required for modify (checked against the request's "
+        "arguments_schema), ignored otherwise.",
     )
-    comment: str = Field(default="", max_length=4000, examples=["Looks right"])
+    comment: str = Field(default="", max_length=4000, description="Goes back to the agent.")
+
+
+class CancelBody(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"comment": "run cancelled by alice"}]}
+    )
+
+    comment: str = Field(default="", max_length=4000)
 
 
 class ApprovalView(BaseModel):
-    correlation_id: str
-    status: str = Field(examples=["pending"])
+    correlation_id: str = Field(examples=["0b6f3c9e-8d0a-4c55-a1c2-7f1e2d3c4b5a"])
+    status: Status
     version: int = Field(description="Stream version; send it back in If-Match.")
+    expires_at: datetime = Field(
+        description="The deadline in force (the request's, capped by policy, or extended "
+        "once by an escalation)."
+    )
+    escalated: bool = Field(description="The deadline was extended once (on_timeout=escalate).")
+    approvers: list[str] = Field(
+        description="Reviewers whose approval counts so far (quorum progress while pending)."
+    )
+    policy: Policy = Field(description="The rules this approval is decided under.")
     request: ApprovalRequested
     decision: ApprovalDecided | None = None
 
@@ -32,22 +60,39 @@ class ApprovalView(BaseModel):
     def of(cls, approval: Approval) -> "ApprovalView":
         return cls(
             correlation_id=approval.correlation_id,
-            status=approval.status.value,
+            status=approval.status,
             version=approval.version,
+            expires_at=approval.expires_at,
+            escalated=approval.escalated,
+            approvers=approval.approvers,
+            policy=approval.policy,
             request=approval.request,
             decision=approval.decision,
         )
 
     @classmethod
     def of_projection(cls, doc: dict[str, Any]) -> "ApprovalView":
+        # Projections written before the JSON copies existed hold only the documents.
+        request = (
+            ApprovalRequested.model_validate_json(doc["request_json"])
+            if doc.get("request_json")
+            else ApprovalRequested.model_validate(doc["request"])
+        )
+        decision_json = doc.get("decision_json") or (
+            ApprovalDecided.model_validate(doc["decision"]).model_dump_json()
+            if doc.get("decision")
+            else None
+        )
         return cls(
             correlation_id=doc["_id"],
-            status=doc["status"],
+            status=Status(doc["status"]),
             version=doc["version"],
-            request=ApprovalRequested.model_validate(doc["request"]),
-            decision=ApprovalDecided.model_validate(doc["decision"])
-            if doc.get("decision")
-            else None,
+            expires_at=doc.get("expires_at") or request.expires_at,
+            escalated=bool(doc.get("escalated")),
+            approvers=list(doc.get("approvers") or []),
+            policy=Policy.model_validate(doc.get("policy") or {}),
+            request=request,
+            decision=ApprovalDecided.model_validate_json(decision_json) if decision_json else None,
         )
 
 
@@ -57,18 +102,52 @@ class ApprovalPage(BaseModel):
 
 
 class HistoryItem(BaseModel):
-    seq: int
-    type: str = Field(examples=["requested", "decided"])
+    seq: int | None = Field(description="Position in the approval's stream; null for notes.")
+    type: str = Field(
+        description="requested, vote, escalated, approved, modified, rejected, expired, "
+        "cancelled (the stream); notified, reminded, failed (the notifier's notes).",
+        examples=["requested", "approved", "notified"],
+    )
     at: datetime
-    actor: str
-    channel: str
+    actor: str = Field(description="Reviewer, agent, `system` or `notifier`.", examples=["ann"])
+    channel: str = Field(examples=["api", "web", "slack", "email", "system", "webhook"])
     detail: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: HistoryEvent) -> "HistoryItem":
+        return cls(
+            seq=event.seq,
+            type=event.type,
+            at=event.at,
+            actor=event.actor,
+            channel=event.channel,
+            detail=event.detail,
+        )
 
 
 class ErrorBody(BaseModel):
-    detail: str
+    detail: str = Field(description="What went wrong, for a person.")
+
+
+class InvalidBody(BaseModel):
+    detail: str = Field(
+        description="What is wrong with the request, for a person.",
+        examples=["body.decision: Input should be 'approve', 'reject' or 'modify'"],
+    )
+    errors: list[dict[str, Any]] = Field(
+        default_factory=list, description="Each problem, machine-readable (may be empty)."
+    )
 
 
 class ConflictBody(BaseModel):
     detail: str
     approval: ApprovalView
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    ready: bool
+    checks: dict[str, str] = Field(examples=[{"store": "ok", "broker": "ok"}])

@@ -1,32 +1,46 @@
-"""Use cases of the approval service: ingest, decide, expire, relay the outbox.
+"""Use cases of the approval service: ingest, decide, cancel, expire, relay the outbox.
 
 Each use case reads the stream, asks the pure domain for the next entry and appends
 it with the unique-key insert. A lost race re-reads and asks the domain again, so
-the loser sees the winner's terminal state (409) rather than overwriting it.
+the loser sees the winner's state (409) rather than overwriting it.
 """
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from hitl_shared.contracts import ApprovalDecided, ApprovalRequested, Channel
+from hitl_shared.contracts import (
+    ApprovalDecided,
+    ApprovalRequested,
+    Channel,
+    NotificationRecorded,
+)
 
+from hitl_approval.adapters.metrics import ApprovalMetrics
+from hitl_approval.adapters.notes import NoteRepository
 from hitl_approval.adapters.repository import ApprovalRepository
+from hitl_approval.domain.history import HistoryEvent, history
 from hitl_approval.domain.model import (
     AlreadyDecided,
     Approval,
     ApprovalError,
     Entry,
+    EntryType,
+    NotAllowed,
     NotDue,
     TooLate,
     Verb,
 )
+from hitl_approval.domain.policy import PolicyBook
+from hitl_approval.domain.reviewer import Reviewer, Role
 
 log = logging.getLogger(__name__)
 
 MAX_RACE_RETRIES = 64
+
+OutboxEvent = ApprovalDecided | ApprovalRequested
 
 
 class NotFound(ApprovalError):
@@ -41,9 +55,13 @@ class VersionMismatch(ApprovalError):
         self.approval = approval
 
 
-class DecisionPublisher(Protocol):
-    async def __call__(self, decided: ApprovalDecided) -> None: ...
+class EventPublisher(Protocol):
+    """Publishes a decision on `approval.decided` or an escalated request on `approval.requested`."""
 
+    async def __call__(self, event: OutboxEvent) -> None: ...
+
+
+DecisionPublisher = EventPublisher
 
 Clock = Callable[[], datetime]
 
@@ -64,35 +82,68 @@ class DecideCommand:
 
 
 # Test-only fault hook: called between the store write and the publish.
-AfterCommitHook = Callable[[ApprovalDecided], Awaitable[None]]
+AfterCommitHook = Callable[[OutboxEvent], Awaitable[None]]
 
 
 class ApprovalService:
+    """The approval use cases; the one place decisions are taken, whatever the channel.
+
+    How an entrypoint decides (REST, web page, Slack, email alike): authenticate the
+    person your own way, map them to the reviewer *name* configured in the reviewer
+    directory (`APPROVAL_REVIEWERS[_FILE]`), then call
+    `await service.decide(DecideCommand(correlation_id, Verb(...), reviewer=name,
+    channel=Channel.<yours>, arguments=..., comment=...))`. The service applies the
+    same rules to everyone: the reviewer role (a known name without it is refused),
+    the approval's policy (allowed groups from the directory, four-eyes, quorum), the
+    argument schema for `modify`, the deadline, and exactly-one-winner. A name not in
+    the directory belongs to no group. Catch `AlreadyDecided` / `AlreadyVoted`
+    (`Conflict`, 409: `.approval` is the current state), `NotAllowed` (403),
+    `InvalidDecision` (422), `NotFound` (404) and `VersionMismatch` (412).
+    """
+
     def __init__(
         self,
         repo: ApprovalRepository,
-        publish: DecisionPublisher,
+        publish: EventPublisher,
         *,
+        notes: NoteRepository | None = None,
+        policies: PolicyBook | None = None,
+        reviewers: Mapping[str, Reviewer] | None = None,
+        metrics: ApprovalMetrics | None = None,
         clock: Clock = utcnow,
         outbox_grace: timedelta = timedelta(seconds=2),
         after_commit: AfterCommitHook | None = None,
     ) -> None:
         self.repo = repo
         self.publish = publish
+        self.notes = notes or NoteRepository(repo.db)
+        self.policies = policies or PolicyBook()
+        self.reviewers: Mapping[str, Reviewer] = reviewers or {}
+        self.metrics = metrics or ApprovalMetrics()
         self.clock = clock
         self.outbox_grace = outbox_grace
         self.after_commit = after_commit
         self.on_decided: list[Callable[[Approval], None]] = []
 
     async def ingest(self, request: ApprovalRequested) -> bool:
-        """Store a request; a redelivered one creates nothing new."""
-        created = await self.repo.add(Approval.requested(request))
+        """Store a request; a redelivered one (or our own escalated copy) creates nothing new."""
+        approval = Approval.requested(request, self.policies.resolve(request))
+        created = await self.repo.add(approval)
+        if created:
+            what = "stored"
+        elif request.escalated:
+            what = "escalation already recorded in its stream"
+        else:
+            what = "already stored (redelivery)"
         log.info(
             "approval %s",
-            "stored" if created else "already stored (redelivery)",
+            what,
             extra={"correlation_id": request.correlation_id, "run_id": request.run_id},
         )
         return created
+
+    async def record_note(self, event: NotificationRecorded) -> bool:
+        return await self.notes.record(event)
 
     async def get(self, correlation_id: str) -> Approval:
         approval = await self.repo.get(correlation_id)
@@ -100,11 +151,18 @@ class ApprovalService:
             raise NotFound(f"no approval with correlation id {correlation_id!r}")
         return approval
 
+    async def history(self, correlation_id: str) -> list[HistoryEvent]:
+        approval = await self.get(correlation_id)
+        return history(approval, await self.notes.of(correlation_id))
+
     async def decide(self, cmd: DecideCommand) -> Approval:
+        """Record one reviewer's decision (or quorum vote); see the class docstring."""
+        groups = self._groups_of(cmd.reviewer)
         for _ in range(MAX_RACE_RETRIES):
             approval = await self.get(cmd.correlation_id)
-            if cmd.if_match is not None and cmd.if_match != approval.version:
-                raise VersionMismatch(approval, cmd.if_match)
+            stale = cmd.if_match is not None and cmd.if_match != approval.version
+            if stale and not approval.status.terminal:
+                raise VersionMismatch(approval, cmd.if_match or 0)
             try:
                 entry = approval.decide(
                     cmd.verb,
@@ -113,20 +171,36 @@ class ApprovalService:
                     now=self.clock(),
                     arguments=cmd.arguments,
                     comment=cmd.comment,
+                    groups=groups,
                 )
             except TooLate as late:
-                await self._commit(approval, late.expiry)
-                continue  # re-read: now terminal, so the domain raises AlreadyDecided
+                await self._commit(approval, late.timeout)
+                continue  # re-read: expired (409) or escalated (decide again, in time)
             if await self._commit(approval, entry):
                 return approval
             # Lost the race for this seq: with If-Match that is a version mismatch.
             if cmd.if_match is not None:
-                raise VersionMismatch(await self.get(cmd.correlation_id), cmd.if_match)
+                current = await self.get(cmd.correlation_id)
+                if not current.status.terminal:
+                    raise VersionMismatch(current, cmd.if_match)
         raise RuntimeError(f"gave up deciding {cmd.correlation_id} after {MAX_RACE_RETRIES} races")
 
+    async def cancel(self, correlation_id: str, *, actor: str, comment: str = "") -> Approval:
+        """End a pending approval as `cancelled` (its run was cancelled)."""
+        for _ in range(MAX_RACE_RETRIES):
+            approval = await self.get(correlation_id)
+            try:
+                entry = approval.cancel(actor=actor, now=self.clock(), comment=comment)
+            except TooLate as late:
+                await self._commit(approval, late.timeout)
+                continue
+            if await self._commit(approval, entry):
+                return approval
+        raise RuntimeError(f"gave up cancelling {correlation_id} after {MAX_RACE_RETRIES} races")
+
     async def expire_due(self) -> int:
-        """Expire every pending approval past its deadline; safe on many replicas."""
-        expired = 0
+        """Escalate or expire every pending approval past its deadline; safe on many replicas."""
+        handled = 0
         for correlation_id in await self.repo.due(self.clock()):
             approval = await self.repo.get(correlation_id)
             if approval is None:
@@ -137,49 +211,97 @@ class ApprovalService:
                 await self.repo.project(approval)  # repair a projection a crash left behind
                 continue
             except NotDue:
+                await self.repo.project(approval)  # e.g. an escalation the projection missed
                 continue
             if await self._commit(approval, entry):
-                expired += 1
-                log.warning(
-                    "approval expired: %s",
-                    entry.data.get("comment"),
-                    extra={"correlation_id": correlation_id, "run_id": approval.request.run_id},
-                )
-        return expired
+                handled += 1
+                extra = {"correlation_id": correlation_id, "run_id": approval.request.run_id}
+                if entry.type is EntryType.ESCALATED:
+                    log.warning(
+                        "approval escalated: no decision by %s; deadline extended once to %s",
+                        entry.data["previous_expires_at"],
+                        entry.data["expires_at"],
+                        extra=extra,
+                    )
+                else:
+                    log.warning("approval expired: %s", entry.data.get("comment"), extra=extra)
+        return handled
 
     async def relay_outbox(self) -> int:
-        """Publish decisions a crash left unpublished (at least once)."""
+        """Publish what a crash (or a broker outage) left unpublished: at least once."""
         relayed = 0
         for item in await self.repo.unpublished(before=self.clock() - self.outbox_grace):
+            event = item.entry.event()
             approval = await self.repo.get(item.correlation_id)
             if approval is not None:
                 await self.repo.project(approval)
-            await self.publish(item.decided)
-            await self.repo.mark_published(
-                item.correlation_id, int(item.entry_id.rsplit(":", 1)[1])
-            )
+            if event is not None:
+                await self.publish(event)
+            await self.repo.mark_published(item.correlation_id, item.entry.seq)
+            self.metrics.outbox_relayed.inc()
             relayed += 1
-            log.info("relayed decision from outbox", extra={"correlation_id": item.correlation_id})
+            log.info(
+                "relayed %s from the outbox",
+                item.entry.type,
+                extra={"correlation_id": item.correlation_id},
+            )
         return relayed
+
+    def _groups_of(self, name: str) -> frozenset[str]:
+        reviewer = self.reviewers.get(name)
+        if reviewer is None:
+            return frozenset()
+        if not reviewer.can(Role.REVIEWER):
+            raise NotAllowed(f"{name!r} does not have the reviewer role")
+        return reviewer.groups
 
     async def _commit(self, approval: Approval, entry: Entry) -> bool:
         if not await self.repo.append(approval, entry):
             return False
         approval.apply(entry)
         await self.repo.project(approval)
-        decided = approval.decision
-        if entry.publish and decided is not None:
-            if self.after_commit:
-                await self.after_commit(decided)
-            await self.publish(decided)
-            await self.repo.mark_published(approval.correlation_id, entry.seq)
+        self._observe(approval, entry)
+        event = entry.event() if entry.publish else None
+        if event is None:
+            return True
+        if self.after_commit:
+            await self.after_commit(event)
+        try:
+            await self.publish(event)
+        except Exception:
+            # Stored is decided: the outbox relay publishes it once the broker answers.
+            log.exception(
+                "publishing %s failed; the outbox relay will retry",
+                entry.type,
+                extra={"correlation_id": approval.correlation_id},
+            )
+            return True
+        await self.repo.mark_published(approval.correlation_id, entry.seq)
+        if isinstance(event, ApprovalDecided):
             for hook in self.on_decided:
                 hook(approval)
+        return True
+
+    def _observe(self, approval: Approval, entry: Entry) -> None:
+        extra = {"correlation_id": approval.correlation_id, "run_id": approval.request.run_id}
+        if entry.type is EntryType.VOTE:
+            self.metrics.votes.inc()
+            log.info(
+                "approval vote by %s via %s: %d of %d",
+                entry.actor,
+                entry.channel,
+                len(approval.approvers),
+                approval.policy.quorum,
+                extra=extra,
+            )
+        elif entry.type is EntryType.ESCALATED:
+            self.metrics.escalations.inc()
+        elif (decided := approval.decision) is not None:
+            self.metrics.decided(decided, approval.request.requested_at.timestamp())
             log.info(
                 "approval decided: %s by %s via %s",
                 decided.decision,
                 decided.reviewer,
                 decided.channel,
-                extra={"correlation_id": approval.correlation_id, "run_id": decided.run_id},
+                extra={**extra, "decision": decided.decision.value, "reviewer": decided.reviewer},
             )
-        return True

@@ -1,0 +1,29 @@
+"""Edited arguments against the tool's JSON schema carried in the request."""
+
+from typing import Any
+
+from jsonschema import exceptions, validators
+
+MAX_PROBLEMS = 5
+
+
+def schema_problems(arguments: dict[str, Any], schema: dict[str, Any]) -> str | None:
+    """Why `arguments` do not fit `schema`, for a person; None when they fit."""
+    try:
+        validator_class = validators.validator_for(schema)
+        validator_class.check_schema(schema)
+        errors = list(validator_class(schema).iter_errors(arguments))
+    except exceptions.SchemaError as exc:
+        return f"the request's arguments_schema is not a valid JSON schema: {exc.message}"
+    except Exception as exc:
+        # Unresolvable $refs, bad regexes, runaway recursion: the producer's schema is at
+        # fault, not the reviewer's arguments, and the reviewer should be told so.
+        return f"the request's arguments_schema cannot be applied: {exc!r}"
+    if not errors:
+        return None
+    errors.sort(key=lambda e: [str(p) for p in e.absolute_path])
+    parts = [
+        f"{'.'.join(str(p) for p in e.absolute_path) or 'arguments'}: {e.message}"
+        for e in errors[:MAX_PROBLEMS]
+    ]
+    return "; ".join(parts)

@@ -1,0 +1,58 @@
+"""Error responses of the approval API: JSON with a message a person can act on."""
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+
+from hitl_approval.entrypoints.schemas import ConflictBody, ErrorBody, InvalidBody
+
+API_PREFIX = "/v1/approvals"
+
+
+def summarize(errors: list[Any]) -> str:
+    parts = []
+    for err in errors[:5]:
+        where = ".".join(str(p) for p in err.get("loc", ())) or "request"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+async def on_validation_error(request: Request, exc: Exception) -> Response:
+    """A 422 whose `detail` says what to fix; other routers keep FastAPI's default."""
+    assert isinstance(exc, RequestValidationError)
+    if not request.url.path.startswith(API_PREFIX):
+        return await request_validation_exception_handler(request, exc)
+    errors = list(exc.errors())
+    body = {"detail": summarize(errors), "errors": jsonable_encoder(errors)}
+    return JSONResponse(body, status_code=422)
+
+
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "No bearer token, or an unknown one."},
+}
+FORBIDDEN: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorBody, "description": "The reviewer's role or the policy forbids it."},
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "No approval with this correlation id."},
+}
+INVALID: dict[int | str, dict[str, Any]] = {
+    422: {"model": InvalidBody, "description": "The request is malformed; `detail` says how."},
+}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {
+        "model": ConflictBody,
+        "description": "Already decided (or this reviewer already voted); the body carries "
+        "the current state.",
+    },
+}
+PRECONDITION: dict[int | str, dict[str, Any]] = {
+    412: {
+        "model": ConflictBody,
+        "description": "If-Match names another version; the body carries the current state.",
+    },
+}
