@@ -22,6 +22,7 @@ from hitl_approval.entrypoints.auth import by_name, load_reviewers
 from hitl_approval.integrations.router import router as integrations_router
 from hitl_approval.service_layer.services import AfterCommitHook, ApprovalService, OutboxEvent
 from hitl_approval.settings import ApprovalSettings
+from hitl_approval.web import router as web_router
 
 log = logging.getLogger(__name__)
 
@@ -128,4 +129,5 @@ def build_app(
     app.include_router(decisions.router)
     app.include_router(health.router)
     app.include_router(integrations_router)
+    app.include_router(web_router)
     return app

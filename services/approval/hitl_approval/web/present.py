@@ -1,0 +1,58 @@
+"""How times, risks and arguments read on the page (pure)."""
+
+import json
+from datetime import datetime
+from typing import Any
+
+RISK_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+
+
+def duration(seconds: float) -> str:
+    """Two units at most: '45s', '3m 20s', '2h 5m', '3d 4h'."""
+    seconds = int(max(seconds, 0))
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h" if hours else f"{days}d"
+    if hours:
+        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
+    if minutes:
+        return f"{minutes}m {secs}s" if secs else f"{minutes}m"
+    return f"{secs}s"
+
+
+def age(since: datetime, now: datetime) -> str:
+    return duration((now - since).total_seconds())
+
+
+def time_left(until: datetime, now: datetime) -> str:
+    left = (until - now).total_seconds()
+    return "expired" if left <= 0 else duration(left)
+
+
+def urgent(until: datetime, now: datetime) -> bool:
+    """Under five minutes left: the page highlights it."""
+    return (until - now).total_seconds() < 300
+
+
+def stamp(at: datetime) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def value(v: Any) -> str:
+    """An argument value as a reviewer reads it: strings bare, everything else as JSON."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return json.dumps(v, ensure_ascii=False)
+
+
+def summary(arguments: dict[str, Any], limit: int = 80) -> str:
+    text = ", ".join(f"{k}={value(v)}" for k, v in arguments.items())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def is_list_of_scalars(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(i, str | int | float) for i in v)

@@ -1,0 +1,114 @@
+"""Reviewer sign-in for the web page.
+
+The reviewer pastes their token once; it is kept in an HttpOnly, SameSite=Strict
+cookie scoped to /ui, so page scripts never see it. Every form carries a CSRF token
+derived from the secret token (an HMAC), which a cross-site page cannot compute and
+which needs no server-side session store. The sign-in form itself uses a random
+double-submit cookie.
+"""
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from fastapi import HTTPException, Request, Response
+
+from hitl_approval.entrypoints.auth import Reviewer, hash_token
+
+SESSION_COOKIE = "hitl_session"
+LOGIN_CSRF_COOKIE = "hitl_login_csrf"
+COOKIE_PATH = "/ui"
+SESSION_SECONDS = 12 * 3600
+
+
+@dataclass(frozen=True)
+class Session:
+    reviewer: Reviewer
+    csrf: str
+
+
+class CsrfRejected(Exception):
+    """A form without the right CSRF token: stale, or posted from another site."""
+
+
+def csrf_for(token: str) -> str:
+    return hmac.new(token.encode(), b"hitl-ui-csrf", hashlib.sha256).hexdigest()
+
+
+def reviewer_for(request: Request, token: str) -> Reviewer | None:
+    reviewers: dict[str, Reviewer] = request.app.state.reviewers
+    return reviewers.get(hash_token(token)) if token else None
+
+
+def session_of(request: Request) -> Session | None:
+    token = request.cookies.get(SESSION_COOKIE, "")
+    reviewer = reviewer_for(request, token)
+    return Session(reviewer, csrf_for(token)) if reviewer else None
+
+
+def login_url(request: Request) -> str:
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return "/ui/login?next=" + quote(here, safe="")
+
+
+def require_session(request: Request) -> Session:
+    """The signed-in reviewer, or a redirect to the sign-in page."""
+    session = session_of(request)
+    if session is None:
+        raise HTTPException(303, "sign in first", headers={"Location": login_url(request)})
+    return session
+
+
+def check_csrf(expected: str, submitted: object) -> None:
+    if not expected or not isinstance(submitted, str):
+        raise CsrfRejected()
+    if not hmac.compare_digest(expected.encode(), submitted.encode()):
+        raise CsrfRejected()
+
+
+def safe_next(target: str | None) -> str:
+    """Only redirect inside the web page after sign-in (no open redirect)."""
+    if target and target.startswith("/ui") and not target.startswith("//"):
+        return target
+    return "/ui"
+
+
+def _secure(request: Request) -> bool:
+    public_url: str = request.app.state.settings.approval_public_url
+    return request.url.scheme == "https" or public_url.startswith("https://")
+
+
+def sign_in(request: Request, response: Response, token: str) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=SESSION_SECONDS,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
+    )
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path=COOKIE_PATH)
+
+
+def sign_out(response: Response) -> None:
+    response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict")
+
+
+def login_csrf(request: Request) -> str:
+    """The sign-in form's double-submit token: the cookie's, or a fresh one."""
+    return request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
+
+
+def remember_login_csrf(request: Request, response: Response, token: str) -> None:
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        max_age=3600,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
+    )
