@@ -3,23 +3,29 @@
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
-from hitl_shared.contracts import ApprovalRequested, RunEvent, RunEventType, TaskSubmitted
+from hitl_shared.contracts import ApprovalRequested, RunEvent, TaskSubmitted
 from hitl_shared.kafka import ensure_topics, make_broker, publish
 from hitl_shared.mongo import database, make_client, ping
 
+from hitl_agent import catalog
+from hitl_agent.adapters.approvals import ApprovalClient
+from hitl_agent.adapters.chat import ChatModel
 from hitl_agent.adapters.ledger import Ledger
-from hitl_agent.adapters.llm import ChatModel, make_model
-from hitl_agent.adapters.runs import RunRepository
-from hitl_agent.domain.run import Run
-from hitl_agent.entrypoints import api, consumer
-from hitl_agent.service_layer.runner import AgentSpec, Runner
+from hitl_agent.adapters.llm import make_model
+from hitl_agent.adapters.runs import RunStore
+from hitl_agent.adapters.sandbox import Sandbox
+from hitl_agent.entrypoints import api, consumer, events
+from hitl_agent.service_layer.executions import Executions, crash_after
+from hitl_agent.service_layer.outbox import Outbox
+from hitl_agent.service_layer.runner import Runner
+from hitl_agent.service_layer.steps import Steps
 from hitl_agent.settings import AgentSettings
-from hitl_agent.tools import banking
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +34,11 @@ def build_app(settings: AgentSettings | None = None, *, model: ChatModel | None 
     settings = settings or AgentSettings()
     mongo = make_client(settings)
     db = database(mongo, settings)
-    runs, ledger = RunRepository(db), Ledger(db)
+    store, ledger = RunStore(db), Ledger(db)
+    sandbox = Sandbox(settings.agent_files_sandbox)
     broker = make_broker(settings, client_id="hitl-agent")
     topics = settings.topics
+    approvals = ApprovalClient(settings.agent_approval_url, settings.agent_approval_token)
 
     async def publish_request(request: ApprovalRequested) -> None:
         await publish(
@@ -41,67 +49,79 @@ def build_app(settings: AgentSettings | None = None, *, model: ChatModel | None 
             correlation_id=request.correlation_id,
         )
 
-    async def publish_event(run: Run, type_: RunEventType, detail: dict[str, Any]) -> None:
-        event = RunEvent(run_id=run.run_id, task_id=run.task_id, type=type_, detail=detail)
-        await publish(broker, topics.agent_runs, event, key=run.run_id)
-        log.info("run %s: %s", type_.value, detail, extra={"run_id": run.run_id})
+    async def publish_event(event: RunEvent) -> None:
+        await publish(broker, topics.agent_runs, event, key=event.run_id)
 
     async def submit_task(task: TaskSubmitted) -> None:
         await publish(broker, topics.agent_tasks, task, key=task.task_id)
 
-    agents = {
-        "banking": AgentSpec(
-            "banking",
-            banking.SYSTEM_PROMPT,
-            banking.banking_registry(ledger, threshold=settings.agent_transfer_approval_threshold),
-        ),
-    }
+    fault = settings.agent_fault_crash_after_execution
+    outbox = Outbox(
+        store, publish_request=publish_request, publish_event=publish_event, approvals=approvals
+    )
     runner = Runner(
-        runs=runs,
-        agents=agents,
-        model=model
-        or make_model(
-            api_key=settings.openai_api_key,
-            base_url=settings.openai_base_url,
-            model=settings.openai_model,
+        store=store,
+        agents=catalog.agents(settings, ledger=ledger, sandbox=sandbox),
+        steps=Steps(
+            model=model
+            or make_model(
+                api_key=settings.openai_api_key,
+                base_url=settings.openai_base_url,
+                model=settings.openai_model,
+            ),
+            executions=Executions(
+                store,
+                owner=f"agent-{uuid.uuid4().hex[:8]}",
+                wait_seconds=settings.agent_execution_wait_seconds,
+                after_execute=crash_after(fault) if fault else None,
+            ),
+            approval_timeout=timedelta(seconds=settings.agent_approval_timeout_seconds),
         ),
-        publish_request=publish_request,
-        publish_event=publish_event,
-        max_steps=settings.agent_max_steps,
-        approval_timeout=timedelta(seconds=settings.agent_approval_timeout_seconds),
+        outbox=outbox,
     )
     consumer.register(broker, settings, runner)
 
     async def relay_forever() -> None:
+        grace = timedelta(seconds=settings.agent_outbox_grace_seconds)
+        stalled = timedelta(seconds=settings.agent_stalled_after_seconds)
         while True:
             try:
-                await runner.republish_requests()
+                await outbox.relay(grace=grace)
+                await runner.recover(stalled_after=stalled)
             except Exception:
-                log.exception("approval request relay failed; retrying")
-            await asyncio.sleep(5)
+                log.exception("outbox relay / run recovery failed; retrying")
+            await asyncio.sleep(settings.agent_outbox_interval_seconds)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await runs.ensure_indexes()
+        await store.ensure_indexes()
         await ledger.ensure_indexes()
         await ledger.seed(settings.agent_seed_accounts)
+        sandbox.ensure()
         await ensure_topics(settings, settings.topics.all(), partitions=settings.kafka_partitions)
         await broker.start()
         relay = asyncio.create_task(relay_forever())
-        log.info("agent service ready (model: %s)", runner.model.name)
+        log.info(
+            "agent service ready (model: %s, agents: %s, sandbox: %s)",
+            runner.model_name,
+            ", ".join(f"{n} ({s.policy.style.value})" for n, s in runner.agents.items()),
+            sandbox.root,
+        )
         try:
             yield
         finally:
             relay.cancel()
             await broker.stop()
+            await approvals.close()
             await mongo.close()
 
-    app = FastAPI(title="hitl agent service", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="hitl agent service", version="0.2.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.runner = runner
     app.state.ledger = ledger
     app.state.submit_task = submit_task
     app.include_router(api.router)
+    app.include_router(events.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -1,7 +1,11 @@
 """Agent service settings."""
 
+from pathlib import Path
+
 from hitl_shared.settings import CommonSettings
-from pydantic import Field
+from pydantic import AliasChoices, Field
+
+DEV_APPROVAL_TOKEN = "dev-reviewer-token"
 
 
 class AgentSettings(CommonSettings):
@@ -11,14 +15,50 @@ class AgentSettings(CommonSettings):
     openai_api_key: str = ""
     openai_base_url: str | None = None
     openai_model: str = "gpt-4o-mini"
-    agent_max_steps: int = 12
-    agent_approval_timeout_seconds: float = 1800.0
+    # Guards per run (agents may override in AGENT_POLICIES_FILE); tripping one
+    # pauses the run with a request_human_intervention approval.
+    agent_max_steps: int = Field(default=12, ge=1)
+    agent_token_budget: int = Field(default=200_000, ge=1)
+    agent_max_repeated_failures: int = Field(default=3, ge=1)
+    # Router-style agents: a planned action less certain than this needs a human.
+    agent_confidence_threshold: float = Field(default=0.7, ge=0, le=1)
+    agent_approval_timeout_seconds: float = Field(default=1800.0, gt=0)
+    # JSON file of per-agent policy tightening and agent variants (README).
+    agent_policies_file: str = ""
     # Opening balances of the banking demo, created once if missing.
     agent_seed_accounts: dict[str, float] = Field(
         default_factory=lambda: {"checking": 1000.0, "alice": 0.0, "bob": 0.0}
     )
     agent_transfer_approval_threshold: float = 100.0
+    # The files demo agent works only inside this directory.
+    agent_files_sandbox: Path = Path("~/.local/state/hitl/files-sandbox")
+    # The approval service, for cancelling the approvals of a cancelled run.
+    agent_approval_url: str = Field(
+        default="http://127.0.0.1:8081",
+        validation_alias=AliasChoices("agent_approval_url", "approval_public_url"),
+    )
+    agent_approval_token: str = DEV_APPROVAL_TOKEN
+    # Outbox relay and stalled-run recovery.
+    agent_outbox_interval_seconds: float = Field(default=1.0, gt=0)
+    agent_outbox_grace_seconds: float = Field(default=3.0, ge=0)
+    agent_stalled_after_seconds: float = Field(default=120.0, gt=0)
+    # How long a second attempt at a non-idempotent call waits for the first one.
+    agent_execution_wait_seconds: float = Field(default=30.0, ge=0)
+    # Run event streams (SSE): store poll interval and longest connection.
+    agent_sse_poll_seconds: float = Field(default=0.2, gt=0)
+    agent_sse_max_seconds: float = Field(default=600.0, gt=0)
+    # Test-only fault injection: exit right after executing this tool, before
+    # recording it (proves a redelivery finishes the job). Refused in production.
+    agent_fault_crash_after_execution: str = ""
 
     @property
     def uses_offline_planner(self) -> bool:
         return not self.openai_api_key
+
+    def check_production(self) -> None:
+        if self.agent_approval_token == DEV_APPROVAL_TOKEN:
+            raise ValueError(
+                "production needs AGENT_APPROVAL_TOKEN; the development token is refused"
+            )
+        if self.agent_fault_crash_after_execution:
+            raise ValueError("AGENT_FAULT_CRASH_AFTER_EXECUTION is for tests only")

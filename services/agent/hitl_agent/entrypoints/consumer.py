@@ -4,7 +4,8 @@ from faststream.kafka import KafkaBroker
 from hitl_shared.contracts import ApprovalDecided, TaskSubmitted
 from hitl_shared.kafka import PoisonMessage, subscribe
 
-from hitl_agent.service_layer.runner import Runner, UnknownAgent
+from hitl_agent.service_layer.agents import UnknownAgent
+from hitl_agent.service_layer.runner import InvalidTask, Runner
 from hitl_agent.settings import AgentSettings
 
 
@@ -12,7 +13,7 @@ def register(broker: KafkaBroker, settings: AgentSettings, runner: Runner) -> No
     async def on_task(task: TaskSubmitted) -> None:
         try:
             await runner.start(task)
-        except UnknownAgent as exc:
+        except (UnknownAgent, InvalidTask) as exc:
             raise PoisonMessage(str(exc)) from None
 
     async def on_decided(decided: ApprovalDecided) -> None:

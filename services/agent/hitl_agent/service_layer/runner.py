@@ -1,311 +1,227 @@
-"""The agent loop: call the model, run safe tools, pause risky ones, resume from the store.
+"""The agent runtime's use cases: submit, start, drive, resume, cancel, recover.
 
-Nothing waits in memory. A paused run is a document; a decision arriving at any
-replica, after any restart, loads it and carries on. Effects are keyed by tool
-call, resumption by (run, approval), so duplicates change nothing.
+Nothing waits in memory. A run is a stream of checkpoints; whoever holds a task,
+a decision or a cancel loads the latest one, takes one step and appends the next.
+Appending is a unique-key insert, so of two replicas (or two deliveries of one
+decision) exactly one step is stored; the other learns it lost and stops, or
+re-reads and finds its decision already applied. A crash at any point leaves the
+last checkpoint, and the redelivered message (or the relay) carries on from it.
 """
 
-import json
 import logging
-import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from hitl_shared.contracts import (
-    ApprovalDecided,
-    ApprovalRequested,
-    Decision,
-    RequestContext,
-    RunEventType,
-    TaskSubmitted,
-)
-from pydantic import ValidationError
+from hitl_shared.contracts import ApprovalDecided, RunEvent, RunEventType, TaskSubmitted
 
-from hitl_agent.adapters.llm import ChatModel
-from hitl_agent.adapters.runs import RunRepository
-from hitl_agent.domain.run import PendingCall, Run, RunStatus, utcnow
-from hitl_agent.tools.registry import ExecutionKey, Registry, Tool, ToolError, describe_validation
+from hitl_agent.adapters.runs import CancelOrder, Checkpoint, RunStore
+from hitl_agent.domain.run import Run, RunStatus, utcnow
+from hitl_agent.service_layer.agents import AgentSpec, UnknownAgent
+from hitl_agent.service_layer.outbox import Outbox
+from hitl_agent.service_layer.requests import approval_request
+from hitl_agent.service_layer.steps import Changes, Steps
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class AgentSpec:
-    name: str
-    system_prompt: str
-    registry: Registry
+# Races for one run are rare (a rebalance, a cancel during a decision): bounded retries.
+MAX_RACES = 32
+# A safety net far above any guard: each iteration stores progress.
+MAX_ITERATIONS = 1_000
 
 
-RequestPublisher = Callable[[ApprovalRequested], Awaitable[None]]
-RunEventPublisher = Callable[[Run, RunEventType, dict[str, Any]], Awaitable[None]]
-
-
-class UnknownAgent(ValueError):
+class UnknownRun(LookupError):
     pass
+
+
+class InvalidTask(ValueError):
+    pass
+
+
+@dataclass
+class NotCancellable(Exception):
+    run: Run
+
+    def __str__(self) -> str:
+        return f"run {self.run.run_id} is already {self.run.status.value}"
 
 
 class Runner:
     def __init__(
         self,
         *,
-        runs: RunRepository,
+        store: RunStore,
         agents: dict[str, AgentSpec],
-        model: ChatModel,
-        publish_request: RequestPublisher,
-        publish_event: RunEventPublisher,
-        max_steps: int = 12,
-        approval_timeout: timedelta = timedelta(minutes=30),
+        steps: Steps,
+        outbox: Outbox,
     ) -> None:
-        self.runs = runs
+        self.store = store
         self.agents = agents
-        self.model = model
-        self.publish_request = publish_request
-        self.publish_event = publish_event
-        self.max_steps = max_steps
-        self.approval_timeout = approval_timeout
+        self.steps = steps
+        self.outbox = outbox
+
+    @property
+    def model_name(self) -> str:
+        return self.steps.model.name
 
     def spec(self, agent: str) -> AgentSpec:
         if agent not in self.agents:
             raise UnknownAgent(f"unknown agent {agent!r}; known: {sorted(self.agents)}")
         return self.agents[agent]
 
+    async def get(self, run_id: str) -> Run | None:
+        return await self.store.latest(run_id)
+
     async def submit(self, task: TaskSubmitted) -> Run:
-        """Record a queued run (idempotent by task id) so it is visible at once."""
+        """Store the queued run (idempotent by task id) so it is visible at once."""
         spec = self.spec(task.agent)
+        _check_keys(task.metadata)
         run = Run(
             run_id=task.task_id,
             task_id=task.task_id,
             agent=task.agent,
             input=task.input,
+            style=spec.policy.style,
+            budget=spec.budget(),
             metadata=task.metadata,
             messages=[
                 {"role": "system", "content": spec.system_prompt},
                 {"role": "user", "content": task.input},
             ],
         )
-        if not await self.runs.create(run):
-            existing = await self.runs.get(task.task_id)
-            assert existing is not None
-            return existing
-        return run
+        if await self.store.append(Checkpoint(run=run.model_copy(deep=True))):
+            return run
+        existing = await self.store.latest(task.task_id)
+        assert existing is not None
+        return existing
 
     async def start(self, task: TaskSubmitted) -> None:
         run = await self.submit(task)
-        if run.status is not RunStatus.QUEUED:
-            log.info("task already started (redelivery)", extra={"run_id": run.run_id})
-            return
-        if not await self.runs.claim(f"{run.run_id}:start"):
-            return
-        run.status = RunStatus.RUNNING
-        await self.publish_event(
-            run, RunEventType.STARTED, {"input": run.input, "model": self.model.name}
-        )
-        await self.advance(run)
+        await self._start(run)
 
-    async def advance(self, run: Run) -> None:
-        """Run the loop until the run completes, fails or pauses for approval."""
-        spec = self.spec(run.agent)
-        while run.steps < self.max_steps:
-            run.steps += 1
-            turn = await self.model.complete(run.messages, spec.registry.schemas())
-            run.usage.prompt_tokens += turn.prompt_tokens
-            run.usage.completion_tokens += turn.completion_tokens
-            run.messages.append(turn.message)
-            if not turn.tool_calls:
-                run.status = RunStatus.COMPLETED
-                run.output = str(turn.message.get("content") or "")
-                await self.runs.save(run)
-                await self.publish_event(run, RunEventType.COMPLETED, {"output": run.output})
+    async def _start(self, run: Run) -> None:
+        if run.status is RunStatus.QUEUED:
+            run.status = RunStatus.RUNNING
+            changes = Changes()
+            changes.emit(RunEventType.STARTED, input=run.input, model=self.model_name)
+            if not await self.commit(run, changes):
+                return  # another delivery started it and drives it
+        # Also reached by a redelivered task whose first attempt crashed mid-run.
+        await self.drive(run.run_id)
+
+    async def drive(self, run_id: str) -> None:
+        """Take steps until the run pauses, ends, or another worker takes over."""
+        run = await self.store.latest(run_id)
+        for _ in range(MAX_ITERATIONS):
+            if run is None or run.status is not RunStatus.RUNNING:
                 return
-            for call in turn.tool_calls:
-                await self._handle_call(run, spec, call)
-            if run.open_calls():
-                await self._pause(run)
+            changes = Changes()
+            await self.steps.advance(run, self.spec(run.agent), changes)
+            if not await self.commit(run, changes):
+                log.info("another worker advanced this run; leaving it", extra={"run_id": run_id})
                 return
-        run.status = RunStatus.FAILED
-        run.error = f"step limit of {self.max_steps} reached"
-        await self.runs.save(run)
-        await self.publish_event(run, RunEventType.FAILED, {"error": run.error})
+        log.error("run did not settle after %d steps", MAX_ITERATIONS, extra={"run_id": run_id})
 
     async def resume(self, decided: ApprovalDecided) -> None:
-        """Apply one decision; continue the run once every call of its turn is decided."""
+        """Apply one decision once; carry on when every call of its turn is decided."""
         ids = {"run_id": decided.run_id, "correlation_id": decided.correlation_id}
-        run = await self.runs.get(decided.run_id)
-        if run is None:
-            log.warning("decision for an unknown run; ignored", extra=ids)
-            return
-        pending = run.find_pending(decided.correlation_id)
-        if pending is None or pending.resolved or run.status.terminal:
-            log.info("decision already applied or not ours; ignored", extra=ids)
-            return
-        if not await self.runs.claim(
-            f"{run.run_id}:{decided.correlation_id}", decision=decided.decision.value
-        ):
-            log.info("another delivery already resumes this decision", extra=ids)
-            return
-        spec = self.spec(run.agent)
-        tool = spec.registry.get(pending.tool)
-        assert tool is not None, f"pending call of unregistered tool {pending.tool}"
-        pending.decision = decided.decision.value
-        pending.comment = decided.comment
-        pending.resolved = True
-        content = await self._apply_decision(run, tool, pending, decided)
-        run.add_tool_result(pending.tool_call_id, content)
-        if run.open_calls():
-            await self.runs.save(run)
-            return
-        run.status = RunStatus.RUNNING
-        await self.runs.save(run)
-        await self.publish_event(
-            run,
-            RunEventType.RESUMED,
-            {
-                "correlation_id": decided.correlation_id,
-                "decision": decided.decision.value,
-            },
-        )
-        await self.advance(run)
+        for _ in range(MAX_RACES):
+            run = await self.store.latest(decided.run_id)
+            if run is None:
+                log.warning("decision for an unknown run; ignored", extra=ids)
+                return
+            pending = run.find_pending(decided.correlation_id)
+            if pending is None:
+                log.warning("decision for an approval this run never asked for", extra=ids)
+                return
+            if pending.resolved or run.status.terminal:
+                log.info("decision already applied (duplicate delivery)", extra=ids)
+                break
+            changes = Changes()
+            await self.steps.apply(run, self.spec(run.agent), pending, decided, changes)
+            if await self.commit(run, changes):
+                break
+        else:
+            raise RuntimeError(f"could not apply decision {decided.correlation_id}: too many races")
+        # A redelivery after a crash mid-run carries on here; otherwise this finds
+        # the run paused or finished and does nothing.
+        await self.drive(decided.run_id)
 
-    async def republish_requests(self) -> int:
-        """Outbox relay: publish approval requests a crash left unsent."""
+    async def cancel(self, run_id: str, reason: str) -> Run:
+        for _ in range(MAX_RACES):
+            run = await self.store.latest(run_id)
+            if run is None:
+                raise UnknownRun(run_id)
+            if run.status.terminal:
+                raise NotCancellable(run)
+            open_calls = run.open_calls()
+            for pending in open_calls:
+                pending.resolved, pending.decision, pending.comment = True, "cancelled", reason
+            run.status = RunStatus.CANCELLED
+            run.error = f"cancelled: {reason}"
+            changes = Changes()
+            changes.cancels = [
+                CancelOrder(p.correlation_id, f"run cancelled: {reason}") for p in open_calls
+            ]
+            changes.emit(
+                RunEventType.CANCELLED,
+                reason=reason,
+                approvals=[p.correlation_id for p in open_calls],
+            )
+            if await self.commit(run, changes):
+                return run
+        raise RuntimeError(f"could not cancel run {run_id}: too many races")
+
+    async def recover(self, *, stalled_after: timedelta) -> int:
+        """Carry on runs nobody advanced for a while (their worker died off-Kafka)."""
         count = 0
-        for run in await self.runs.with_unpublished_requests():
-            await self._publish_requests(run)
+        for run_id in await self.store.stalled(utcnow() - stalled_after):
+            run = await self.store.latest(run_id)
+            if run is None or run.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
+                if run is not None:
+                    await self.store.project(run)
+                continue
+            log.warning("recovering a stalled run", extra={"run_id": run_id})
+            await self._start(run)
             count += 1
         return count
 
-    async def _apply_decision(
-        self, run: Run, tool: Tool, pending: PendingCall, decided: ApprovalDecided
-    ) -> str:
-        who = f"{decided.reviewer} via {decided.channel.value}"
-        if decided.decision.allows_execution:
-            arguments = decided.arguments or pending.arguments
-            try:
-                args = tool.parse(arguments)
-            except ValidationError as exc:
-                return (
-                    f"The human operator's edited arguments were invalid "
-                    f"({describe_validation(exc)}), so nothing was executed."
-                )
-            result = await self._execute(run, tool, pending.tool_call_id, args)
-            if decided.decision is Decision.MODIFIED:
-                return f"A human operator ({who}) changed the arguments to {json.dumps(arguments)}. {result}"
-            return result
-        if decided.decision is Decision.EXPIRED:
-            return (
-                "The approval request timed out without a human decision, so this action "
-                "was not executed. Treat it as rejected."
-            )
-        if decided.decision is Decision.CANCELLED:
-            return "The run was cancelled; this action was not executed."
-        comment = decided.comment or "no reason given"
-        return f"The human operator rejected this: {comment}"
+    async def commit(self, run: Run, changes: Changes) -> bool:
+        """Append the run's next checkpoint; False when another writer got there first."""
+        spec = self.spec(run.agent)
+        run.seq += 1
+        run.updated_at = utcnow()
+        events: list[RunEvent] = []
+        for type_, detail in changes.events:
+            run.events += 1
+            events.append(_event(run, type_, detail))
+        checkpoint = Checkpoint(
+            run=run.model_copy(deep=True),
+            events=events,
+            requests=[approval_request(run, p, spec) for p in changes.held],
+            cancels=changes.cancels,
+        )
+        if not await self.store.append(checkpoint):
+            return False
+        for event in events:
+            log.info("run %s: %s", event.type.value, event.detail, extra={"run_id": run.run_id})
+        await self.outbox.deliver(checkpoint)
+        return True
 
-    async def _handle_call(self, run: Run, spec: AgentSpec, call: dict[str, Any]) -> None:
-        call_id, fn = call["id"], call["function"]
-        tool = spec.registry.get(fn["name"])
-        if tool is None:
-            run.add_tool_result(call_id, f"Error: there is no tool named {fn['name']!r}.")
-            return
-        try:
-            raw = json.loads(fn.get("arguments") or "{}")
-            args = tool.parse(raw)
-        except (ValueError, ValidationError) as exc:
-            why = describe_validation(exc) if isinstance(exc, ValidationError) else str(exc)
-            run.add_tool_result(call_id, f"Error: invalid arguments for {tool.name}: {why}")
-            return
-        reason = tool.approval_reason(args)
-        if reason is None:
-            run.add_tool_result(call_id, await self._execute(run, tool, call_id, args))
-            return
-        now = utcnow()
-        timeout = (
-            timedelta(seconds=tool.timeout_seconds)
-            if tool.timeout_seconds
-            else self.approval_timeout
-        )
-        run.pending.append(
-            PendingCall(
-                correlation_id=str(uuid.uuid4()),
-                tool_call_id=call_id,
-                tool=tool.name,
-                arguments=args.model_dump(mode="json", exclude={"requires_confirmation"}),
-                reason=reason,
-                risk_level=tool.risk_level,
-                requested_at=now,
-                expires_at=now + timeout,
-            )
-        )
 
-    async def _execute(self, run: Run, tool: Tool, call_id: str, args: Any) -> str:
-        key = ExecutionKey(run.run_id, call_id)
-        done = await self.runs.execution(str(key))
-        if done is not None:
-            return str(done["result"])
-        try:
-            result, ok = await tool.execute(args, key), True
-        except ToolError as exc:
-            result, ok = f"Error: {exc}", False
-        await self.runs.record_execution(str(key), tool=tool.name, result=result, ok=ok)
-        await self.publish_event(
-            run,
-            RunEventType.TOOL_EXECUTED,
-            {
-                "tool": tool.name,
-                "tool_call_id": call_id,
-                "ok": ok,
-                "result": result,
-            },
-        )
-        return result
+def _event(run: Run, type_: RunEventType, detail: dict[str, Any]) -> RunEvent:
+    return RunEvent(
+        run_id=run.run_id, task_id=run.task_id, type=type_, detail=detail, seq=run.events
+    )
 
-    async def _pause(self, run: Run) -> None:
-        run.status = RunStatus.AWAITING_APPROVAL
-        # Persist first: the request is only published once the run can be resumed.
-        await self.runs.save(run)
-        await self._publish_requests(run)
-        await self.publish_event(
-            run,
-            RunEventType.AWAITING_APPROVAL,
-            {
-                "approvals": [p.correlation_id for p in run.open_calls()],
-            },
-        )
 
-    async def _publish_requests(self, run: Run) -> None:
-        reasoning = next(
-            (
-                str(m.get("content"))
-                for m in reversed(run.messages)
-                if m["role"] == "assistant" and m.get("content")
-            ),
-            "",
-        )
-        changed = False
-        for pending in run.open_calls():
-            if pending.published:
-                continue
-            tool = self.spec(run.agent).registry.get(pending.tool)
-            await self.publish_request(
-                ApprovalRequested(
-                    correlation_id=pending.correlation_id,
-                    run_id=run.run_id,
-                    agent=run.agent,
-                    tool=pending.tool,
-                    tool_call_id=pending.tool_call_id,
-                    arguments=pending.arguments,
-                    reason=pending.reason,
-                    risk_level=pending.risk_level,
-                    context=RequestContext(user_request=run.input, agent_reasoning=reasoning),
-                    requested_at=pending.requested_at,
-                    expires_at=pending.expires_at,
-                    arguments_schema=tool.args_schema() if tool else None,
-                    requested_by=str(run.metadata.get("submitted_by", "")),
-                )
-            )
-            pending.published = True
-            changed = True
-        if changed:
-            await self.runs.save(run)
+def _check_keys(value: Any, path: str = "metadata") -> None:
+    """Stored documents cannot have keys MongoDB reads as operators or paths."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or key.startswith("$") or "." in key or "\0" in key:
+                raise InvalidTask(f"{path}: key {key!r} may not start with '$' or contain '.'")
+            _check_keys(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for item in value:
+            _check_keys(item, path)

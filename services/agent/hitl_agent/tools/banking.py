@@ -1,15 +1,19 @@
 """The banking demo agent's tools: balances live in MongoDB, transfers may need approval."""
 
+from typing import Any
+
 from hitl_shared.contracts import RiskLevel
 from pydantic import Field, PrivateAttr, model_validator
 
 from hitl_agent.adapters.ledger import Ledger, UnknownAccount, to_cents
-from hitl_agent.tools.registry import ExecutionKey, PolicyArgs, Registry, Tool, ToolError
+from hitl_agent.domain.policy import ToolPolicy
+from hitl_agent.tools.registry import Execution, PolicyArgs, Registry, Tool, ToolError
 
 SYSTEM_PROMPT = (
     "You are a banking assistant. The user's own account is 'checking'. Use the tools to "
     "read balances, deposit and transfer money. Account names are lower-case. When a tool "
-    "reports that a human rejected an action, do not retry it; explain to the user."
+    "reports that a human rejected an action, do not retry it; explain to the user. "
+    "When you are stuck or unsure what the user wants, call request_human_intervention."
 )
 
 
@@ -30,6 +34,9 @@ class TransferFields(PolicyArgs):
     requires_confirmation: bool | None = Field(
         default=None, description="Ignored; approval is decided by policy."
     )
+
+    def public_arguments(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude={"requires_confirmation"})
 
 
 def transfer_args(threshold: float) -> type[TransferFields]:
@@ -58,27 +65,29 @@ def transfer_args(threshold: float) -> type[TransferFields]:
 def banking_registry(
     ledger: Ledger, *, threshold: float, timeout_seconds: float | None = None
 ) -> Registry:
-    async def get_balance(args: BalanceArgs, key: ExecutionKey) -> str:
+    async def get_balance(args: BalanceArgs, run: Execution) -> str:
         try:
             cents = await ledger.balance_cents(args.account)
         except UnknownAccount as exc:
             raise ToolError(str(exc)) from None
         return f"Balance of {args.account}: {cents / 100:.2f}"
 
-    async def deposit(args: DepositArgs, key: ExecutionKey) -> str:
+    async def deposit(args: DepositArgs, run: Execution) -> str:
         await _known(ledger, args.account)
-        await ledger.post(str(key), source=None, target=args.account, cents=to_cents(args.amount))
+        await ledger.post(
+            str(run.key), source=None, target=args.account, cents=to_cents(args.amount)
+        )
         balance = await ledger.balance_cents(args.account)
         return f"Deposited {args.amount:.2f} to {args.account}. New balance: {balance / 100:.2f}"
 
-    async def transfer(args: TransferFields, key: ExecutionKey) -> str:
+    async def transfer(args: TransferFields, run: Execution) -> str:
         source, target, amount = args.from_account, args.to_account, args.amount
         await _known(ledger, source)
         await _known(ledger, target)
-        if not await ledger.applied(str(key)):
+        if not await ledger.applied(str(run.key)):
             if await ledger.balance_cents(source) < to_cents(amount):
                 raise ToolError(f"insufficient funds in {source} for a transfer of {amount:.2f}")
-            await ledger.post(str(key), source=source, target=target, cents=to_cents(amount))
+            await ledger.post(str(run.key), source=source, target=target, cents=to_cents(amount))
         balance = await ledger.balance_cents(source)
         return (
             f"Transferred {amount:.2f} from {source} to {target}. "
@@ -92,22 +101,25 @@ def banking_registry(
                 "Read an account's balance.",
                 BalanceArgs,
                 get_balance,
-                risk_level=RiskLevel.LOW,
+                policy=ToolPolicy(risk_level=RiskLevel.LOW),
+                idempotent=True,
             ),
             Tool(
                 "deposit",
                 "Deposit money into an account.",
                 DepositArgs,
                 deposit,
-                risk_level=RiskLevel.LOW,
+                policy=ToolPolicy(risk_level=RiskLevel.LOW),
+                # One ledger insert keyed by the call: a repeat finds it applied.
+                idempotent=True,
             ),
             Tool(
                 "transfer",
                 "Transfer money from one account to another.",
                 transfer_args(threshold),
                 transfer,
-                risk_level=RiskLevel.HIGH,
-                timeout_seconds=timeout_seconds,
+                policy=ToolPolicy(risk_level=RiskLevel.HIGH, timeout_seconds=timeout_seconds),
+                idempotent=True,
             ),
         ]
     )

@@ -1,23 +1,26 @@
-"""Tools and their approval policies, enforced in code before anything executes."""
+"""Tools and their declared approval policies, enforced in code before anything executes."""
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from hitl_shared.contracts import RiskLevel
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
+
+from hitl_agent.domain.policy import PolicyArgs, ToolOverride, ToolPolicy
+
+__all__ = [
+    "Execution",
+    "ExecutionKey",
+    "PolicyArgs",
+    "Registry",
+    "Tool",
+    "ToolError",
+    "describe_validation",
+]
 
 
 class ToolError(Exception):
     """A tool refused its input; the message goes back to the model."""
-
-
-class PolicyArgs(BaseModel):
-    """Arguments whose validators decide whether a human must approve."""
-
-    def approval_reason(self) -> str | None:
-        """Why this call needs approval, or None to run it straight away."""
-        return None
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,16 @@ class ExecutionKey:
         return f"{self.run_id}:{self.tool_call_id}"
 
 
-Executor = Callable[[Any, ExecutionKey], Awaitable[str]]
+@dataclass(frozen=True)
+class Execution:
+    key: ExecutionKey
+    # What the reviewer saw and approved (e.g. the exact files); None for unreviewed
+    # or edited calls, which work it out afresh.
+    preview: dict[str, Any] | None = None
+
+
+Executor = Callable[[Any, Execution], Awaitable[str]]
+Previewer = Callable[[Any], Awaitable[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -40,17 +52,17 @@ class Tool:
     description: str
     args: type[PolicyArgs]
     execute: Executor
-    risk_level: RiskLevel = RiskLevel.MEDIUM
-    requires_approval: bool = False
-    timeout_seconds: float | None = None
+    policy: ToolPolicy = field(default_factory=ToolPolicy)
+    # Safe to run again for the same call after a crash: its effects are keyed by
+    # the call. Otherwise an interrupted call is reported, never repeated.
+    idempotent: bool = False
+    # Extra context for the reviewer, computed when the call is held.
+    preview: Previewer | None = None
+    # The reviewer's answer is the result (request_human_intervention): nothing runs.
+    answered_by_human: bool = False
 
     def parse(self, arguments: dict[str, Any]) -> PolicyArgs:
         return self.args.model_validate(arguments)
-
-    def approval_reason(self, args: PolicyArgs) -> str | None:
-        if self.requires_approval:
-            return f"{self.name} always requires approval"
-        return args.approval_reason()
 
     def openai_schema(self) -> dict[str, Any]:
         return {
@@ -75,6 +87,23 @@ class Registry:
 
     def schemas(self) -> list[dict[str, Any]]:
         return [tool.openai_schema() for tool in self.tools.values()]
+
+    def args_schemas(self) -> dict[str, dict[str, Any]]:
+        return {name: tool.args_schema() for name, tool in self.tools.items()}
+
+    def tightened(self, overrides: dict[str, ToolOverride]) -> "Registry":
+        unknown = sorted(set(overrides) - set(self.tools))
+        if unknown:
+            raise ValueError(f"policy for unknown tools {unknown}; known: {sorted(self.tools)}")
+        return Registry(
+            [
+                replace(tool, policy=tool.policy.tightened(overrides.get(name)))
+                for name, tool in self.tools.items()
+            ]
+        )
+
+    def plus(self, *tools: Tool) -> "Registry":
+        return Registry([*self.tools.values(), *tools])
 
 
 def describe_validation(exc: ValidationError) -> str:

@@ -1,0 +1,99 @@
+"""Tool execution at most once per tool call id, across duplicates, replicas and crashes.
+
+The first attempt claims the call with a unique-key insert and records the result
+when done. A later attempt (a redelivery after a crash, or a second replica) reuses
+that result. If the first attempt never finished, an idempotent tool (its effects
+are keyed by the call, like the ledger) is simply run again; any other tool is not
+repeated and the model is told the outcome is unknown.
+"""
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hitl_agent.adapters.runs import RunStore
+from hitl_agent.domain.policy import PolicyArgs
+from hitl_agent.tools.registry import Execution, ExecutionKey, Tool, ToolError
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_OUTCOME = (
+    "Error: an earlier attempt of this action was interrupted and its outcome is unknown, "
+    "so it was not repeated. Ask a human operator to check before trying again."
+)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: str
+    ok: bool
+
+
+def crash_after(tool_name: str) -> Callable[[str], None]:
+    """Test-only fault: die right after executing `tool_name`, before recording it."""
+
+    def maybe_crash(executed: str) -> None:
+        if executed == tool_name:
+            log.error("fault injection: crashing after executing %s", executed)
+            os._exit(70)
+
+    return maybe_crash
+
+
+class Executions:
+    def __init__(
+        self,
+        store: RunStore,
+        *,
+        owner: str,
+        wait_seconds: float = 30.0,
+        after_execute: Callable[[str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.owner = owner
+        self.wait_seconds = wait_seconds
+        self.after_execute = after_execute
+
+    async def run(
+        self,
+        tool: Tool,
+        key: ExecutionKey,
+        args: PolicyArgs,
+        *,
+        preview: dict[str, object] | None = None,
+    ) -> Outcome:
+        if await self.store.claim_execution(str(key), tool=tool.name, owner=self.owner):
+            return await self._execute(tool, key, args, preview)
+        done = await self._finished(str(key), wait=0 if tool.idempotent else self.wait_seconds)
+        if done is not None:
+            return done
+        if tool.idempotent:
+            log.warning("re-running interrupted idempotent call %s", key)
+            return await self._execute(tool, key, args, preview)
+        log.error("call %s was interrupted and is not idempotent: not repeated", key)
+        return Outcome(UNKNOWN_OUTCOME, ok=False)
+
+    async def _execute(
+        self, tool: Tool, key: ExecutionKey, args: PolicyArgs, preview: dict[str, object] | None
+    ) -> Outcome:
+        try:
+            outcome = Outcome(await tool.execute(args, Execution(key, preview)), ok=True)
+        except ToolError as exc:
+            outcome = Outcome(f"Error: {exc}", ok=False)
+        if self.after_execute is not None:
+            self.after_execute(tool.name)
+        await self.store.finish_execution(str(key), result=outcome.result, ok=outcome.ok)
+        return outcome
+
+    async def _finished(self, key: str, *, wait: float) -> Outcome | None:
+        deadline = time.monotonic() + wait
+        while True:
+            doc = await self.store.execution(key)
+            if doc is not None and doc.get("state") == "done":
+                return Outcome(str(doc["result"]), ok=bool(doc["ok"]))
+            if time.monotonic() >= deadline:
+                return None
+            await asyncio.sleep(0.2)

@@ -1,0 +1,82 @@
+"""Telling the world what a checkpoint recorded, at least once.
+
+A checkpoint is stored first, with its events, approval requests and approval
+cancellations; then they are delivered and the checkpoint is marked published.
+A crash in between leaves it unpublished, and the relay delivers it again (events
+keep their event_id, so consumers de-duplicate).
+"""
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from hitl_shared.contracts import ApprovalRequested, RunEvent
+
+from hitl_agent.adapters.approvals import ApprovalClient
+from hitl_agent.adapters.runs import CancelOrder, Checkpoint, RunStore
+from hitl_agent.domain.run import utcnow
+
+log = logging.getLogger(__name__)
+
+RequestPublisher = Callable[[ApprovalRequested], Awaitable[None]]
+EventPublisher = Callable[[RunEvent], Awaitable[None]]
+
+
+class Outbox:
+    def __init__(
+        self,
+        store: RunStore,
+        *,
+        publish_request: RequestPublisher,
+        publish_event: EventPublisher,
+        approvals: ApprovalClient | None,
+    ) -> None:
+        self.store = store
+        self.publish_request = publish_request
+        self.publish_event = publish_event
+        self.approvals = approvals
+
+    async def deliver(self, checkpoint: Checkpoint) -> bool:
+        if checkpoint.published or not checkpoint.has_outbox:
+            return True
+        ids = {"run_id": checkpoint.run.run_id}
+        try:
+            if not checkpoint.sent:
+                for request in checkpoint.requests:
+                    await self.publish_request(request)
+                for event in checkpoint.events:
+                    await self.publish_event(event)
+                await self.store.mark_sent(checkpoint)
+                checkpoint.sent = True
+            for order in checkpoint.cancels:
+                await self._cancel(order, ids)
+        except Exception as exc:
+            log.warning(
+                "outbox of %s not delivered yet, the relay retries: %r",
+                checkpoint.id,
+                exc,
+                extra=ids,
+            )
+            return False
+        await self.store.mark_published(checkpoint)
+        checkpoint.published = True
+        return True
+
+    async def _cancel(self, order: CancelOrder, ids: dict[str, str]) -> None:
+        if self.approvals is None:
+            raise RuntimeError("no approval service configured to cancel approvals")
+        status = await self.approvals.cancel(order.correlation_id, order.comment)
+        log.info(
+            "approval cancelled with its run (now %s)",
+            status,
+            extra={**ids, "correlation_id": order.correlation_id},
+        )
+
+    async def relay(self, *, grace: timedelta) -> int:
+        """Deliver checkpoints a crash (or an outage) left unpublished."""
+        delivered = 0
+        for checkpoint in await self.store.unpublished(utcnow() - grace):
+            await self.store.project(checkpoint.run)
+            if await self.deliver(checkpoint):
+                delivered += 1
+        return delivered

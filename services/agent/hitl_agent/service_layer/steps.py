@@ -1,0 +1,399 @@
+"""One step of a run at a time: call the model, handle its actions, apply a decision.
+
+Each step mutates the loaded run and records what to tell the world in `Changes`;
+the runner then stores the result as the next checkpoint. Nothing here decides
+whether the step "counts": a step whose checkpoint loses the race is discarded,
+and only its tool executions (keyed by call id) may have happened, once.
+"""
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from hitl_shared.contracts import ApprovalDecided, Decision, RiskLevel, RunEventType
+from pydantic import ValidationError
+
+from hitl_agent.adapters.chat import ChatModel, Reply
+from hitl_agent.adapters.runs import CancelOrder
+from hitl_agent.domain import guards
+from hitl_agent.domain.plan import InvalidPlan, parse_plan, plan_schema
+from hitl_agent.domain.policy import PolicyArgs
+from hitl_agent.domain.run import (
+    Action,
+    PendingCall,
+    PendingKind,
+    Run,
+    RunStatus,
+    Style,
+    Turn,
+    utcnow,
+)
+from hitl_agent.service_layer.agents import AgentSpec
+from hitl_agent.service_layer.executions import Executions
+from hitl_agent.service_layer.requests import summary
+from hitl_agent.tools import intervention
+from hitl_agent.tools.registry import ExecutionKey, Tool, ToolError, describe_validation
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Changes:
+    """What one step wants told: lifecycle events, new approval requests, cancellations."""
+
+    events: list[tuple[RunEventType, dict[str, Any]]] = field(default_factory=list)
+    held: list[PendingCall] = field(default_factory=list)
+    cancels: list[CancelOrder] = field(default_factory=list)
+
+    def emit(self, type_: RunEventType, **detail: Any) -> None:
+        self.events.append((type_, detail))
+
+
+class Steps:
+    def __init__(
+        self,
+        *,
+        model: ChatModel,
+        executions: Executions,
+        approval_timeout: timedelta,
+    ) -> None:
+        self.model = model
+        self.executions = executions
+        self.approval_timeout = approval_timeout
+
+    async def advance(self, run: Run, spec: AgentSpec, changes: Changes) -> None:
+        """Move a running run one step forward."""
+        if run.turn is None:
+            if (why := guards.tripped(run)) is not None:
+                self.hold_for_guard(run, why, changes)
+            else:
+                await self.call_model(run, spec, changes)
+            return
+        if actions := run.turn.unhandled():
+            await self.handle(run, spec, actions, changes)
+        elif run.open_calls():
+            run.status = RunStatus.AWAITING_APPROVAL
+        else:
+            run.close_turn()
+
+    # The model
+
+    async def call_model(self, run: Run, spec: AgentSpec, changes: Changes) -> None:
+        run.steps += 1
+        if spec.policy.style is Style.TOOLS:
+            reply = await self.model.complete(run.messages, spec.registry.schemas())
+            self._count(run, reply)
+            actions = [
+                Action(
+                    call_id=str(call["id"]),
+                    tool=str(call["function"]["name"]),
+                    arguments=str(call["function"].get("arguments") or "{}"),
+                )
+                for call in reply.tool_calls
+            ]
+            final = reasoning = reply.content
+        else:
+            reply = await self.model.plan(run.messages, plan_schema(spec.registry.args_schemas()))
+            self._count(run, reply)
+            try:
+                plan = parse_plan(reply.content)
+            except InvalidPlan as exc:
+                self._invalid_plan(run, str(exc), changes)
+                return
+            actions = [
+                Action(
+                    call_id=f"act_{run.steps}_{number}",
+                    tool=action.tool,
+                    arguments=json.dumps(action.arguments),
+                    confidence=plan.confidence_of(action),
+                )
+                for number, action in enumerate(plan.actions)
+            ]
+            final, reasoning = plan.final_answer or plan.reasoning, plan.reasoning
+        changes.emit(
+            RunEventType.MODEL_REPLIED,
+            step=run.steps,
+            actions=[
+                {"tool": a.tool, "call_id": a.call_id, "arguments": a.arguments} for a in actions
+            ],
+            total_tokens=run.usage.total_tokens,
+        )
+        if not actions:
+            run.status = RunStatus.COMPLETED
+            run.output = final
+            changes.emit(RunEventType.COMPLETED, output=final)
+            return
+        run.turn = Turn(style=spec.policy.style, actions=actions, reasoning=reasoning)
+
+    def _count(self, run: Run, reply: Reply) -> None:
+        run.usage.prompt_tokens += reply.prompt_tokens
+        run.usage.completion_tokens += reply.completion_tokens
+        run.messages.append(reply.message)
+
+    def _invalid_plan(self, run: Run, error: str, changes: Changes) -> None:
+        guards.record_outcome(run, "action_plan", "invalid", ok=False, error=error)
+        run.messages.append(
+            {
+                "role": "user",
+                "content": f"Your reply was not a valid action plan ({error}). "
+                "Answer with JSON matching the action plan schema.",
+            }
+        )
+        changes.emit(RunEventType.MODEL_REPLIED, step=run.steps, actions=[], error=error)
+
+    # The model's actions
+
+    async def handle(
+        self, run: Run, spec: AgentSpec, actions: list[Action], changes: Changes
+    ) -> None:
+        for action in actions:
+            await self._handle_one(run, spec, action, changes)
+        if open_calls := run.open_calls():
+            run.status = RunStatus.AWAITING_APPROVAL
+            changes.emit(
+                RunEventType.AWAITING_APPROVAL,
+                approvals=[summary(p) for p in open_calls],
+            )
+        else:
+            run.close_turn()
+
+    async def _handle_one(
+        self, run: Run, spec: AgentSpec, action: Action, changes: Changes
+    ) -> None:
+        turn = run.turn
+        assert turn is not None
+        tool = spec.registry.get(action.tool)
+        if tool is None:
+            error = f"Error: there is no tool named {action.tool!r}."
+            turn.add_result(action.call_id, error)
+            guards.record_outcome(run, action.tool, action.arguments, ok=False, error=error)
+            return
+        try:
+            args = tool.parse(_json_object(action.arguments))
+        except ValueError as exc:
+            why = describe_validation(exc) if isinstance(exc, ValidationError) else str(exc)
+            error = f"Error: invalid arguments for {tool.name}: {why}"
+            turn.add_result(action.call_id, error)
+            guards.record_outcome(run, tool.name, action.arguments, ok=False, error=error)
+            return
+        reasons = spec.reasons(tool, args, confidence=action.confidence)
+        if not reasons:
+            result = await self.execute(run, tool, action.call_id, args, None, changes)
+            turn.add_result(action.call_id, result)
+            return
+        try:
+            context = await tool.preview(args) if tool.preview else {}
+        except ToolError as exc:
+            turn.add_result(action.call_id, f"Error: {exc}")
+            guards.record_outcome(run, tool.name, action.arguments, ok=False, error=str(exc))
+            return
+        if action.confidence is not None:
+            context["confidence"] = action.confidence
+        if tool.answered_by_human:
+            question = args.public_arguments()
+            reason = f"the agent asks for help: {question.get('reason', '')}"
+        else:
+            reason = "; ".join(reasons)
+        self._hold(
+            run,
+            changes,
+            PendingCall(
+                correlation_id=str(uuid.uuid4()),
+                tool_call_id=action.call_id,
+                tool=tool.name,
+                arguments=args.public_arguments(),
+                reason=reason,
+                risk_level=tool.policy.risk_level,
+                requested_at=utcnow(),
+                expires_at=utcnow() + self._timeout(tool),
+                context=context,
+                reasoning=turn.reasoning,
+            ),
+        )
+        turn.held.append(action.call_id)
+
+    async def execute(
+        self,
+        run: Run,
+        tool: Tool,
+        call_id: str,
+        args: PolicyArgs,
+        preview: dict[str, Any] | None,
+        changes: Changes,
+    ) -> str:
+        outcome = await self.executions.run(
+            tool, ExecutionKey(run.run_id, call_id), args, preview=preview
+        )
+        guards.record_outcome(
+            run, tool.name, args.public_arguments(), ok=outcome.ok, error=outcome.result
+        )
+        changes.emit(
+            RunEventType.TOOL_EXECUTED,
+            tool=tool.name,
+            tool_call_id=call_id,
+            ok=outcome.ok,
+            result=outcome.result,
+        )
+        return outcome.result
+
+    def _timeout(self, tool: Tool) -> timedelta:
+        seconds = tool.policy.timeout_seconds
+        return timedelta(seconds=seconds) if seconds else self.approval_timeout
+
+    def _hold(self, run: Run, changes: Changes, pending: PendingCall) -> None:
+        run.pending.append(pending)
+        changes.held.append(pending)
+
+    # The loop and budget guard
+
+    def hold_for_guard(self, run: Run, why: str, changes: Changes) -> None:
+        now = utcnow()
+        pending = PendingCall(
+            correlation_id=str(uuid.uuid4()),
+            tool_call_id=f"guard_{uuid.uuid4().hex[:12]}",
+            tool=intervention.NAME,
+            arguments={
+                "reason": f"The run was stopped by its loop guard: {why}. Let it go on?",
+                "context": f"{run.steps} model steps, {run.usage.total_tokens} tokens so far",
+                "action_type": "continue_run",
+            },
+            reason=f"loop guard: {why}",
+            risk_level=RiskLevel.MEDIUM,
+            requested_at=now,
+            expires_at=now + self.approval_timeout,
+            kind=PendingKind.GUARD,
+            context={"guard": why, "steps": run.steps, "total_tokens": run.usage.total_tokens},
+            reasoning=_last_reasoning(run),
+        )
+        self._hold(run, changes, pending)
+        run.status = RunStatus.AWAITING_APPROVAL
+        changes.emit(RunEventType.AWAITING_APPROVAL, approvals=[summary(pending)], guard=why)
+
+    # Decisions
+
+    async def apply(
+        self,
+        run: Run,
+        spec: AgentSpec,
+        pending: PendingCall,
+        decided: ApprovalDecided,
+        changes: Changes,
+    ) -> None:
+        pending.resolved = True
+        pending.decision = decided.decision.value
+        pending.comment = decided.comment
+        pending.reviewer = decided.reviewer
+        changes.emit(
+            RunEventType.DECISION_APPLIED,
+            correlation_id=pending.correlation_id,
+            tool=pending.tool,
+            decision=decided.decision.value,
+            reviewer=decided.reviewer,
+            comment=decided.comment,
+        )
+        if pending.kind is PendingKind.GUARD:
+            self._apply_guard(run, pending, decided, changes)
+            return
+        turn = run.turn
+        if turn is None or pending.tool_call_id not in turn.held:
+            log.error("decision for a call outside the current turn", extra={"run_id": run.run_id})
+            return
+        tool = spec.registry.get(pending.tool)
+        assert tool is not None, f"held call of unregistered tool {pending.tool}"
+        turn.add_result(
+            pending.tool_call_id, await self._decision_result(run, tool, pending, decided, changes)
+        )
+        if not run.open_calls():
+            run.status = RunStatus.RUNNING
+            run.close_turn()
+            changes.emit(RunEventType.RESUMED, correlation_id=pending.correlation_id)
+
+    async def _decision_result(
+        self,
+        run: Run,
+        tool: Tool,
+        pending: PendingCall,
+        decided: ApprovalDecided,
+        changes: Changes,
+    ) -> str:
+        who = f"{decided.reviewer} via {decided.channel.value}"
+        comment = decided.comment.strip()
+        decision = decided.decision
+        if decision.allows_execution and tool.answered_by_human:
+            if comment:
+                return f"The human operator ({who}) answered: {comment}"
+            return f"The human operator ({who}) acknowledged your request without an answer."
+        if decision is Decision.APPROVED:
+            # The reviewer approved what they saw, so execution uses what they saw.
+            args = tool.parse(pending.arguments)
+            return await self.execute(
+                run, tool, pending.tool_call_id, args, pending.context, changes
+            )
+        if decision is Decision.MODIFIED:
+            edited = decided.arguments or {}
+            try:
+                args = tool.parse(edited)
+            except ValidationError as exc:
+                return (
+                    f"The human operator's edited arguments were invalid "
+                    f"({describe_validation(exc)}), so this was treated as a rejection "
+                    "and nothing was executed."
+                )
+            result = await self.execute(run, tool, pending.tool_call_id, args, None, changes)
+            return (
+                f"A human operator ({who}) changed the arguments to "
+                f"{json.dumps(args.public_arguments())}. {result}"
+            )
+        if decision is Decision.EXPIRED:
+            return (
+                "The approval request timed out without a human decision, so this action "
+                "was not executed. Treat it as rejected."
+            )
+        if decision is Decision.CANCELLED:
+            return "The approval request was cancelled, so this action was not executed."
+        return f"The human operator rejected this: {comment or 'no reason given'}"
+
+    def _apply_guard(
+        self, run: Run, pending: PendingCall, decided: ApprovalDecided, changes: Changes
+    ) -> None:
+        why = str(pending.context.get("guard", pending.reason))
+        if decided.decision.allows_execution:
+            run.extend_limits()
+            answer = decided.comment.strip() or "go on"
+            run.messages.append(
+                {
+                    "role": "user",
+                    "content": f"A human operator reviewed this run after it was stopped "
+                    f"({why}) and says: {answer}",
+                }
+            )
+            run.status = RunStatus.RUNNING
+            changes.emit(RunEventType.RESUMED, correlation_id=pending.correlation_id, guard=why)
+            return
+        run.status = RunStatus.FAILED
+        run.error = (
+            f"stopped by the loop guard ({why}); the human operator did not let it go on "
+            f"({decided.decision.value}: {decided.comment or 'no comment'})"
+        )
+        changes.emit(RunEventType.FAILED, error=run.error)
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    value = json.loads(text or "{}")
+    if not isinstance(value, dict):
+        raise ValueError("arguments must be a JSON object")
+    return value
+
+
+def _last_reasoning(run: Run) -> str:
+    return next(
+        (
+            str(m.get("content"))
+            for m in reversed(run.messages)
+            if m["role"] == "assistant" and m.get("content")
+        ),
+        "",
+    )
