@@ -54,7 +54,9 @@ def message(notice: Notice) -> dict[str, Any]:
             "elements": [
                 {
                     "type": "mrkdwn",
-                    "text": _clip(f"Request: {req.context.user_request}", 2000),
+                    "text": _clip(
+                        f"Request: {req.context.user_request} · id `{req.correlation_id}`", 2000
+                    ),
                 }
             ],
         },
