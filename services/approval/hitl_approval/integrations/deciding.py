@@ -4,8 +4,8 @@ from dataclasses import dataclass
 
 from hitl_shared.contracts import Channel
 
-from hitl_approval.domain.model import AlreadyDecided, Approval, ApprovalError, Verb
-from hitl_approval.entrypoints.auth import Reviewer
+from hitl_approval.domain.model import Approval, ApprovalError, Conflict, Verb
+from hitl_approval.domain.reviewer import Reviewer
 from hitl_approval.service_layer.services import ApprovalService, DecideCommand, NotFound
 
 
@@ -28,8 +28,6 @@ async def decide(
     channel: Channel,
     comment: str = "",
 ) -> Outcome:
-    if not reviewer.can("reviewer"):
-        return Outcome(refusal=f"{reviewer.name} lacks the reviewer role", http_status=403)
     command = DecideCommand(
         correlation_id=correlation_id,
         verb=verb,
@@ -41,10 +39,11 @@ async def decide(
         return Outcome(approval=await service.decide(command))
     except NotFound as exc:
         return Outcome(refusal=str(exc), http_status=404)
-    except AlreadyDecided as exc:
+    except Conflict as exc:
+        # Already decided, or this reviewer already voted under a quorum policy.
         return Outcome(refusal=str(exc), current=exc.approval, http_status=409)
     except ApprovalError as exc:
-        # Policy refusals (four-eyes, groups, ...) speak for themselves.
+        # NotAllowed (role, four-eyes, groups) and the like speak for themselves.
         return Outcome(refusal=str(exc), http_status=403)
 
 
@@ -52,5 +51,6 @@ def outcome_text(approval: Approval) -> str:
     """`approved by alice via slack` for a decided approval."""
     decided = approval.decision
     if decided is None:
-        return "still pending"
+        # A vote under a quorum policy: recorded, the approval waits for more.
+        return "vote recorded; still pending until enough reviewers approve"
     return f"{decided.decision.value} by {decided.reviewer} via {decided.channel.value}"

@@ -19,7 +19,7 @@ from hitl_shared.contracts import Channel
 from hitl_shared.mongo import insert_once
 
 from hitl_approval.domain.model import Verb
-from hitl_approval.entrypoints.auth import Reviewer
+from hitl_approval.domain.reviewer import Reviewer
 from hitl_approval.integrations import deciding, email_pages, reviewers
 from hitl_approval.integrations.settings import current
 from hitl_approval.service_layer.services import ApprovalService, NotFound
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/integrations/email", tags=["integrations"])
 
 USES = "email_link_uses"
+_TITLES = {"approved": "Approved", "rejected": "Rejected"}
 # The token is in the URL: keep it out of caches and other sites' Referer headers.
 _HEADERS = {
     "Cache-Control": "no-store",
@@ -160,7 +161,7 @@ async def submit(request: Request) -> HTMLResponse:
         )
         return _html(
             email_pages.verdict(
-                "Approved" if claim.action == "approve" else "Rejected",
+                _TITLES.get(outcome.approval.status.value, "Vote recorded"),
                 f"Recorded: {done}. The agent continues from here.",
                 outcome.approval.request,
             )

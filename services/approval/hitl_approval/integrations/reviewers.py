@@ -7,7 +7,7 @@ A channel user with no reviewer entry cannot decide.
 
 from collections.abc import Iterable
 
-from hitl_approval.entrypoints.auth import Reviewer
+from hitl_approval.domain.reviewer import Reviewer
 
 
 def find(reviewers: Iterable[Reviewer], attribute: str, value: str) -> Reviewer | None:

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from hitl_shared.contracts import Channel
 
 from hitl_approval.domain.model import Verb
-from hitl_approval.entrypoints.auth import Reviewer
+from hitl_approval.domain.reviewer import Reviewer
 from hitl_approval.integrations import deciding, reviewers, slack_signature
 from hitl_approval.integrations.settings import current
 from hitl_approval.service_layer.services import ApprovalService
