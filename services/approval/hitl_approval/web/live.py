@@ -16,7 +16,7 @@ from typing import Any
 
 from fastapi import Request
 
-from hitl_approval.domain.model import Approval
+from hitl_approval.domain.model import Approval, EntryType
 from hitl_approval.service_layer.services import ApprovalService
 from hitl_approval.web import queue
 from hitl_approval.web.present import stamp
@@ -68,8 +68,13 @@ async def queue_events(
 def describe(approval: Approval) -> str:
     """One sentence on the approval's latest change, for the live banner."""
     decided = approval.decision
+    last = approval.entries[-1]
+    if decided is None and last.type is EntryType.VOTE:
+        votes = f"{len(approval.approvers)} of {approval.policy.quorum} approvals"
+        return f"{last.actor} approved via {last.channel.value}: {votes} so far."
+    if decided is None and last.type is EntryType.ESCALATED:
+        return f"Escalated: no decision in time, so the deadline moved to {stamp(approval.expires_at)}."
     if decided is None:
-        last = approval.entries[-1]
         return f"Updated: {last.type.value} by {last.actor} via {last.channel.value}."
     who = "the timeout" if decided.decision == "expired" else decided.reviewer
     text = f"{decided.decision.value.capitalize()} by {who} via {decided.channel.value} at {stamp(decided.decided_at)}."

@@ -4,6 +4,7 @@ Thin: read the query or form, call the service layer (decisions go through
 `ApprovalService.decide` with channel=web, like every other channel), render.
 """
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -11,7 +12,17 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from hitl_shared.contracts import Channel
 
-from hitl_approval.domain.model import AlreadyDecided, Approval, ApprovalError, Verb
+from hitl_approval.domain.history import HistoryEvent
+from hitl_approval.domain.model import (
+    AlreadyDecided,
+    Approval,
+    ApprovalError,
+    Conflict,
+    InvalidDecision,
+    NotAllowed,
+    Verb,
+)
+from hitl_approval.domain.reviewer import Role
 from hitl_approval.service_layer.services import ApprovalService, DecideCommand, NotFound
 from hitl_approval.web import forms, live, queue
 from hitl_approval.web.present import summary
@@ -125,34 +136,40 @@ def _sse(stream: Any) -> StreamingResponse:
     )
 
 
-def _history(approval: Approval) -> list[dict[str, Any]]:
-    items = []
-    for entry in approval.entries:
-        what = entry.type.value
-        if what == "decided":
-            what = str(entry.data.get("decision", what))
-        items.append(
-            {
-                "what": what,
-                "at": entry.at,
-                "actor": entry.actor,
-                "channel": entry.channel.value,
-                "comment": str(entry.data.get("comment", "") or ""),
-            }
-        )
-    return items
+def _note(event: HistoryEvent) -> str:
+    detail = event.detail
+    if "recipient" not in detail:
+        return str(detail.get("comment", "") or "")
+    text = f"{detail.get('kind', '')} to {detail['recipient']}"
+    if detail.get("error"):
+        text += f" after {detail.get('attempts', 1)} attempt(s): {detail['error']}"
+    return text
 
 
-def _detail(
+def _history(events: list[HistoryEvent]) -> list[dict[str, Any]]:
+    return [
+        {"what": e.type, "at": e.at, "actor": e.actor, "channel": e.channel, "comment": _note(e)}
+        for e in events
+    ]
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How to show the detail page again after a decision was not recorded."""
+
+    error: str = ""
+    status_code: int = 200
+    comment: str = ""
+    fields: list[forms.FormField] | None = None
+    conflict: str = ""
+
+
+async def _detail(
     request: Request,
+    service: ServiceDep,
     session: Session,
     approval: Approval,
-    *,
-    fields: list[forms.FormField] | None = None,
-    comment: str = "",
-    error: str = "",
-    conflict: str = "",
-    status_code: int = 200,
+    retry: Retry = Retry(),
 ) -> HTMLResponse:
     req = approval.request
     extra = {
@@ -160,22 +177,21 @@ def _detail(
         for k, v in req.context.model_dump().items()
         if k not in ("user_request", "agent_reasoning")
     }
+    fields = retry.fields
+    if fields is None:
+        fields = forms.fields_for(req.arguments_schema, approval.proposal)
     context = {
         "session": session,
         "approval": approval,
         "req": req,
         "decided": approval.decision,
         "extra_context": extra,
-        "fields": fields
-        if fields is not None
-        else forms.fields_for(req.arguments_schema, req.arguments),
-        "comment": comment,
-        "error": error,
-        "conflict": conflict,
-        "history": _history(approval),
-        "can_decide": session.reviewer.can("reviewer"),
+        "fields": fields,
+        "retry": retry,
+        "history": _history(await service.history(approval.correlation_id)),
+        "can_decide": session.reviewer.can(Role.REVIEWER),
     }
-    return page(request, "detail.html", context, status_code=status_code)
+    return page(request, "detail.html", context, status_code=retry.status_code)
 
 
 async def _find(service: ApprovalService, correlation_id: str) -> Approval | None:
@@ -202,8 +218,9 @@ async def detail_page(
     if approval is None:
         return _not_found(request, session, correlation_id)
     if partial == "history":
-        return page(request, "_history.html", {"history": _history(approval)})
-    return _detail(request, session, approval)
+        history = _history(await service.history(correlation_id))
+        return page(request, "_history.html", {"history": history})
+    return await _detail(request, service, session, approval)
 
 
 @router.get("/approvals/{correlation_id}/events", include_in_schema=False)
@@ -220,6 +237,42 @@ async def detail_events(
     return _sse(live.approval_events(request, service, correlation_id, start))
 
 
+def _command(session: Session, approval: Approval, form: dict[str, str]) -> DecideCommand | Retry:
+    """The decision the form asks for, or why it cannot be taken as submitted."""
+    comment = form.get("comment", "").strip()
+    try:
+        check_csrf(session.csrf, form.get("csrf"))
+    except CsrfRejected:
+        return Retry(
+            "This form expired or came from another site, so nothing was recorded. "
+            "Review the approval below and decide again.",
+            403,
+            comment,
+        )
+    if not session.reviewer.can(Role.REVIEWER):
+        return Retry(f"Reviewer {session.reviewer.name!r} may view approvals but not decide.", 403)
+    action = form.get("action", "")
+    if action not in {v.value for v in Verb}:
+        return Retry("Choose approve, approve with changes, or reject.", 422, comment)
+    arguments = None
+    if action == Verb.MODIFY:
+        parsed = forms.parse(approval.request.arguments_schema, approval.proposal, form)
+        if parsed.errors:
+            message = "Some arguments need fixing; nothing was recorded."
+            return Retry(message, 422, comment, parsed.fields)
+        arguments = parsed.arguments
+    if action == Verb.REJECT and not comment:
+        return Retry("Say why you reject it: the comment goes back to the agent.", 422, comment)
+    return DecideCommand(
+        correlation_id=approval.correlation_id,
+        verb=Verb(action),
+        reviewer=session.reviewer.name,
+        channel=Channel.WEB,
+        arguments=arguments,
+        comment=comment,
+    )
+
+
 @router.post(
     "/approvals/{correlation_id}/decision", response_class=HTMLResponse, include_in_schema=False
 )
@@ -230,82 +283,24 @@ async def decide(
     approval = await _find(service, correlation_id)
     if approval is None:
         return _not_found(request, session, correlation_id)
-    comment = form.get("comment", "").strip()
-    try:
-        check_csrf(session.csrf, form.get("csrf"))
-    except CsrfRejected:
-        return _detail(
-            request,
-            session,
-            approval,
-            comment=comment,
-            status_code=403,
-            error="This form expired or came from another site, so nothing was recorded. "
-            "Review the approval below and decide again.",
-        )
-    if not session.reviewer.can("reviewer"):
-        return _detail(
-            request,
-            session,
-            approval,
-            status_code=403,
-            error=f"Reviewer {session.reviewer.name!r} may view approvals but not decide them.",
-        )
-    action = form.get("action", "")
-    if action not in {v.value for v in Verb}:
-        return _detail(
-            request,
-            session,
-            approval,
-            comment=comment,
-            status_code=422,
-            error="Choose approve, approve with changes, or reject.",
-        )
-    arguments = None
-    if action == Verb.MODIFY:
-        parsed = forms.parse(approval.request.arguments_schema, approval.request.arguments, form)
-        if parsed.errors:
-            return _detail(
-                request,
-                session,
-                approval,
-                fields=parsed.fields,
-                comment=comment,
-                status_code=422,
-                error="Some arguments need fixing; nothing was recorded.",
-            )
-        arguments = parsed.arguments
-    if action == Verb.REJECT and not comment:
-        return _detail(
-            request,
-            session,
-            approval,
-            comment=comment,
-            status_code=422,
-            error="Say why you reject it: the comment goes back to the agent.",
-        )
-    command = DecideCommand(
-        correlation_id=correlation_id,
-        verb=Verb(action),
-        reviewer=session.reviewer.name,
-        channel=Channel.WEB,
-        arguments=arguments,
-        comment=comment,
-    )
+    command = _command(session, approval, form)
+    if isinstance(command, Retry):
+        return await _detail(request, service, session, approval, command)
+    comment = command.comment
     try:
         await service.decide(command)
     except AlreadyDecided as exc:
-        return _detail(request, session, exc.approval, status_code=409, conflict=action)
+        retry = Retry(status_code=409, conflict=command.verb.value)
+        return await _detail(request, service, session, exc.approval, retry)
+    except Conflict as exc:  # e.g. this reviewer already voted under a quorum
+        return await _detail(request, service, session, exc.approval, Retry(f"{exc}.", 409))
+    except NotAllowed as exc:
+        return await _detail(request, service, session, approval, Retry(f"{exc}.", 403, comment))
+    except InvalidDecision as exc:
+        fields = forms.parse(approval.request.arguments_schema, approval.proposal, form).fields
+        retry = Retry(f"Not recorded: {exc}.", 422, comment, fields)
+        return await _detail(request, service, session, approval, retry)
     except ApprovalError as exc:
-        # Policy refusals (four-eyes, groups) and invalid arguments: say why, keep the input.
-        return _detail(
-            request,
-            session,
-            approval,
-            comment=comment,
-            status_code=422,
-            error=f"Not recorded: {exc}",
-        )
-    return RedirectResponse(
-        f"/ui?{urlencode({'done': correlation_id})}", 303, headers=SECURITY_HEADERS
-    )
+        return await _detail(request, service, session, approval, Retry(f"{exc}.", 422, comment))
+    target = f"/ui?{urlencode({'done': correlation_id})}"
+    return RedirectResponse(target, 303, headers=SECURITY_HEADERS)

@@ -5,6 +5,7 @@ expiry first), which the projection's `expires_at` index serves directly.
 """
 
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -56,10 +57,15 @@ class QueueItem:
     arguments: dict[str, Any]
     reason: str
     user_request: str
+    escalated: bool
+    approvers: list[str]
+    quorum: int
 
     @classmethod
     def of(cls, doc: dict[str, Any]) -> "QueueItem":
-        request = doc.get("request") or {}
+        # `request_json` is the exact request; `request` a copy made storable for queries.
+        exact = doc.get("request_json")
+        request = json.loads(exact) if isinstance(exact, str) else doc.get("request") or {}
         return cls(
             correlation_id=doc["_id"],
             run_id=doc["run_id"],
@@ -73,6 +79,9 @@ class QueueItem:
             arguments=dict(request.get("arguments") or {}),
             reason=str(request.get("reason", "")),
             user_request=str((request.get("context") or {}).get("user_request", "")),
+            escalated=bool(doc.get("escalated")),
+            approvers=list(doc.get("approvers") or []),
+            quorum=int((doc.get("policy") or {}).get("quorum", 1)),
         )
 
 

@@ -15,7 +15,8 @@ from urllib.parse import quote
 
 from fastapi import HTTPException, Request, Response
 
-from hitl_approval.entrypoints.auth import Reviewer, hash_token
+from hitl_approval.domain.reviewer import Reviewer
+from hitl_approval.entrypoints.auth import hash_token
 
 SESSION_COOKIE = "hitl_session"
 LOGIN_CSRF_COOKIE = "hitl_login_csrf"
