@@ -1,0 +1,1 @@
+"""`hitl`: the command line for operators and scripts."""

@@ -1,0 +1,62 @@
+"""Human-readable tables and times, or JSON for scripts."""
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+
+def emit_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    """Left-aligned columns wide enough for their longest cell; no box drawing."""
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
+    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    for row in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def age(iso: str, now: datetime | None = None) -> str:
+    return duration(((now or datetime.now(UTC)) - parse_time(iso)).total_seconds())
+
+
+def left(iso: str, now: datetime | None = None) -> str:
+    seconds = (parse_time(iso) - (now or datetime.now(UTC))).total_seconds()
+    return "expired" if seconds <= 0 else duration(seconds)
+
+
+def value(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return json.dumps(v, ensure_ascii=False)
+
+
+def arguments(args: dict[str, Any] | None, limit: int = 60) -> str:
+    text = ", ".join(f"{k}={value(v)}" for k, v in (args or {}).items())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
