@@ -58,11 +58,11 @@ def time_left(now: datetime, expires_at: datetime) -> str:
     if seconds <= 0:
         return "expired"
     if seconds < 90:
-        return f"{seconds} seconds left"
+        return f"{seconds} seconds"
     minutes = round(seconds / 60)
     if minutes < 90:
-        return f"{minutes} minutes left"
+        return f"{minutes} minutes"
     hours = round(seconds / 3600)
     if hours < 48:
-        return f"{hours} hours left"
-    return f"{round(seconds / 86400)} days left"
+        return f"{hours} hours"
+    return f"{round(seconds / 86400)} days"
