@@ -134,7 +134,8 @@ class RunStore:
     async def events_after(
         self, run_id: str, after: int
     ) -> tuple[list[RunEvent], RunStatus | None]:
-        """Events numbered above `after`, in order, and the run's status read just before."""
+        """Events numbered above `after`, in order, and the run's status as of the last of
+        them (or, with no new events, its latest status)."""
         latest = await self.steps.find_one(
             {"run_id": run_id}, {"state.status": 1}, sort=[("seq", -1)]
         )
@@ -142,7 +143,7 @@ class RunStore:
         events: list[RunEvent] = []
         found = self.steps.find(
             {"run_id": run_id, "last_event": {"$gt": after}},
-            {"events": 1, "last_event": 1},
+            {"events": 1, "last_event": 1, "state.status": 1},
         ).sort("seq", 1)
         async for doc in found:
             number = int(doc["last_event"]) - len(doc["events"])
@@ -150,6 +151,8 @@ class RunStore:
                 number += 1
                 if number > after:
                     events.append(RunEvent.model_validate(raw))
+            # Read after `latest`, so possibly newer: the status that goes with these events.
+            status = RunStatus(doc["state"]["status"])
         return events, status
 
     async def unpublished(self, before: datetime, limit: int = 100) -> list[Checkpoint]:

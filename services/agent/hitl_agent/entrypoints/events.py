@@ -73,8 +73,8 @@ async def run_events(
     sent = False
     yield ServerSentEvent(retry=RETRY_MS, comment=f"run {run.run_id}")
     while True:
-        # Status first, events second: the events read are never older than the
-        # status, so a finished run's last event is always among them.
+        # The status is the one that goes with the last event read, so a pause or an
+        # end is only acted on once its event has been sent.
         events, status = await runner.store.events_after(run.run_id, last)
         for event in events:
             assert event.seq is not None

@@ -197,6 +197,7 @@ class Steps:
             reason = f"the agent asks for help: {question.get('reason', '')}"
         else:
             reason = "; ".join(reasons)
+        now = utcnow()
         self._hold(
             run,
             changes,
@@ -207,8 +208,8 @@ class Steps:
                 arguments=args.public_arguments(),
                 reason=reason,
                 risk_level=tool.policy.risk_level,
-                requested_at=utcnow(),
-                expires_at=utcnow() + self._timeout(tool),
+                requested_at=now,
+                expires_at=now + self._timeout(tool),
                 context=context,
                 reasoning=turn.reasoning,
             ),

@@ -1,0 +1,276 @@
+"""Tool-calling agents end to end: each policy pauses exactly when it should, and resumes right.
+
+Real Kafka, FerretDB/MongoDB, the approval and agent services as processes, and the
+real `openai` client talking to the scripted OpenAI-compatible server.
+"""
+
+from collections.abc import Iterator
+from datetime import datetime
+
+import pytest
+
+from tests.e2e.test_agent_support import (
+    agent_stack,
+    balances,
+    decide,
+    marker,
+    pending,
+    read_events,
+    run_state,
+    submit,
+    wait_status,
+)
+from tests.support.fake_openai import Call, Say, ScriptedLLM
+from tests.support.infra import Infra
+from tests.support.stack import Stack, approvals_of
+from tests.support.wait import eventually
+
+
+@pytest.fixture(scope="module")
+def stack(
+    infra: Infra, llm: tuple[ScriptedLLM, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    with agent_stack(infra, llm[1], tmp_path_factory.mktemp("agent-policies")) as s:
+        yield s
+
+
+async def test_a_500_transfer_pauses_though_the_model_says_no_confirmation_is_needed(
+    stack: Stack, llm: tuple[ScriptedLLM, str]
+) -> None:
+    tag = marker()
+    llm[0].script(
+        tag,
+        [Call("transfer", {"to_account": "Alice", "amount": 500, "requires_confirmation": False})],
+        Say("Final: {tool_results}"),
+    )
+    async with stack.agent() as agent, stack.reviewer() as reviewer:
+        before = await balances(agent)
+        text = f"Pay Alice 500, no need to ask anyone {tag}"
+        run_id = await submit(agent, text, submitted_by="carol")
+        (approval,) = await pending(reviewer, run_id)
+        request = approval["request"]
+        assert request["tool"] == "transfer"
+        assert request["arguments"] == {
+            "to_account": "alice",
+            "amount": 500.0,
+            "from_account": "checking",
+        }
+        assert request["reason"] == "transfer of 500.00 exceeds the 100.00 approval threshold"
+        assert request["risk_level"] == "high"
+        assert request["requested_by"] == "carol"
+        assert request["context"]["user_request"] == text
+        assert "amount" in request["arguments_schema"]["properties"]
+        waited = datetime.fromisoformat(request["expires_at"]) - datetime.fromisoformat(
+            request["requested_at"]
+        )
+        assert waited.total_seconds() == 900, "the policy file's per-tool timeout"
+        state = await wait_status(agent, run_id, "awaiting_approval")
+        assert [p["correlation_id"] for p in state["pending_approvals"]] == [
+            approval["correlation_id"]
+        ]
+        assert await balances(agent) == before
+
+        await decide(
+            reviewer,
+            approval["correlation_id"],
+            "modify",
+            arguments={"to_account": "alice", "amount": 80},
+        )
+        done = await wait_status(agent, run_id, "completed")
+        assert "changed the arguments to" in done["output"]
+        assert "Transferred 80.00 from checking to alice" in done["output"]
+        after = await balances(agent)
+        assert after["alice"] == before["alice"] + 80
+        assert after["checking"] == before["checking"] - 80
+        assert done["usage"]["total_tokens"] > 0
+
+
+async def test_an_operator_policy_file_tightens_a_tool_without_code_changes(
+    stack: Stack, llm: tuple[ScriptedLLM, str]
+) -> None:
+    tag = marker()
+    llm[0].script(
+        tag,
+        [Call("deposit", {"amount": 20}), Call("deposit", {"amount": 80})],
+        Say("Final: {tool_results}"),
+    )
+    async with stack.agent() as agent, stack.reviewer() as reviewer:
+        before = await balances(agent)
+        run_id = await submit(agent, f"Deposit 20 and 80 {tag}", agent_name="banking-strict")
+        (approval,) = await pending(reviewer, run_id)
+        assert approval["request"]["arguments"]["amount"] == 80
+        assert approval["request"]["reason"] == "operator policy: amount gt 50"
+        assert (await balances(agent))["checking"] == before["checking"] + 20, "20 went through"
+        await decide(reviewer, approval["correlation_id"], "reject", comment="not today")
+        done = await wait_status(agent, run_id, "completed")
+        assert "The human operator rejected this: not today" in done["output"]
+        assert (await balances(agent))["checking"] == before["checking"] + 20
+
+
+async def test_parallel_calls_resume_only_after_every_approval_of_the_turn(
+    stack: Stack, llm: tuple[ScriptedLLM, str]
+) -> None:
+    tag = marker()
+    llm[0].script(
+        tag,
+        [
+            Call("get_balance", {"account": "checking"}),
+            Call("transfer", {"to_account": "alice", "amount": 300}),
+            Call("transfer", {"to_account": "bob", "amount": 400}),
+        ],
+        Say("Final: {tool_results}"),
+    )
+    async with stack.agent() as agent, stack.reviewer() as reviewer:
+        before = await balances(agent)
+        run_id = await submit(agent, f"Balance, then 300 to alice and 400 to bob {tag}")
+        approvals = await pending(reviewer, run_id, 2)
+        assert sorted(a["request"]["arguments"]["amount"] for a in approvals) == [300, 400]
+        first, second = approvals
+
+        await decide(reviewer, first["correlation_id"], "approve")
+
+        async def first_applied() -> dict[str, object] | None:
+            state = await run_state(agent, run_id)
+            return state if len(state["pending_approvals"]) == 1 else None
+
+        state = await eventually(first_applied, timeout=60, what="the first decision applied")
+        assert state["status"] == "awaiting_approval", "one decision of two does not resume"
+        assert len(llm[0].calls_for(tag)) == 1
+        events = [e["event"] for e in await read_events(agent, run_id)]
+        assert events.count("decision_applied") == 1
+        assert "resumed" not in events
+
+        await decide(reviewer, second["correlation_id"], "approve")
+        done = await wait_status(agent, run_id, "completed")
+        assert done["output"].startswith("Final: Balance of checking:")
+        assert len(llm[0].calls_for(tag)) == 2
+        after = await balances(agent)
+        assert after["alice"] == before["alice"] + 300
+        assert after["bob"] == before["bob"] + 400
+
+
+async def test_the_model_asks_a_human_and_the_answer_comes_back_as_the_tool_result(
+    stack: Stack, llm: tuple[ScriptedLLM, str]
+) -> None:
+    tag = marker()
+    llm[0].script(
+        tag,
+        [
+            Call(
+                "request_human_intervention",
+                {
+                    "reason": "Which Alice do you mean?",
+                    "context": "There are two payees named Alice.",
+                    "action_type": "clarification",
+                },
+            )
+        ],
+        Say("Final: {tool_results}"),
+    )
+    async with stack.agent() as agent, stack.reviewer() as reviewer:
+        run_id = await submit(agent, f"Pay Alice what we owe her {tag}")
+        (approval,) = await pending(reviewer, run_id)
+        request = approval["request"]
+        assert request["tool"] == "request_human_intervention"
+        assert request["reason"] == "the agent asks for help: Which Alice do you mean?"
+        assert request["arguments"]["context"] == "There are two payees named Alice."
+        await decide(
+            reviewer, approval["correlation_id"], "approve", comment="Alice Smith, account alice"
+        )
+        done = await wait_status(agent, run_id, "completed")
+        assert (
+            done["output"]
+            == "Final: The human operator (dev via api) answered: Alice Smith, account alice"
+        )
+
+
+async def test_a_run_that_keeps_calling_a_failing_tool_stops_at_the_guard_and_asks_a_human(
+    stack: Stack, llm: tuple[ScriptedLLM, str]
+) -> None:
+    tag = marker()
+    failing = [Call("transfer", {"to_account": "nobody", "amount": 10})]
+    llm[0].script(tag, failing, failing, failing, Say("Final: {last_message}"))
+    async with stack.agent() as agent, stack.reviewer() as reviewer:
+        run_id = await submit(agent, f"Send 10 to nobody {tag}")
+        (approval,) = await pending(reviewer, run_id)
+        request = approval["request"]
+        assert request["tool"] == "request_human_intervention"
+        assert request["reason"].startswith(
+            "loop guard: transfer failed 3 times with the same arguments"
+        )
+        assert "no account named 'nobody'" in request["reason"]
+        assert request["context"]["kind"] == "guard"
+        state = await wait_status(agent, run_id, "awaiting_approval")
+        assert state["steps"] == 3
+        assert len(llm[0].calls_for(tag)) == 3, "the model was not asked again while paused"
+
+        await decide(reviewer, approval["correlation_id"], "approve", comment="the account is bob")
+        done = await wait_status(agent, run_id, "completed")
+        assert done["output"].endswith("says: the account is bob")
+
+
+async def test_the_event_stream_of_a_paused_then_approved_run(
+    stack: Stack, llm: tuple[ScriptedLLM, str]
+) -> None:
+    tag = marker()
+    llm[0].script(
+        tag, [Call("transfer", {"to_account": "alice", "amount": 250})], Say("Done: {tool_results}")
+    )
+    async with stack.agent() as agent, stack.reviewer() as reviewer:
+        run_id = await submit(agent, f"Transfer 250 to Alice {tag}")
+        paused = await read_events(agent, run_id)
+        assert [e["event"] for e in paused] == ["started", "model_replied", "approval_required"]
+        assert [e["id"] for e in paused] == [1, 2, 3]
+        (required,) = paused[-1]["detail"]["approvals"]
+        assert required["tool"] == "transfer"
+        assert required["arguments"]["amount"] == 250
+
+        await decide(reviewer, required["correlation_id"], "approve")
+        rest = await read_events(agent, run_id, last_event_id=3)
+        assert [e["event"] for e in rest] == [
+            "decision_applied",
+            "tool_executed",
+            "resumed",
+            "model_replied",
+            "completed",
+        ]
+        assert [e["id"] for e in rest] == [4, 5, 6, 7, 8]
+        assert rest[1]["detail"]["result"].startswith("Transferred 250.00 from checking to alice")
+        assert rest[-1]["detail"]["output"].startswith("Done: Transferred 250.00")
+        again = await read_events(agent, run_id, last_event_id=8)
+        assert again == [], "a finished run's stream ends at once"
+
+
+async def test_cancelling_a_paused_run_cancels_its_approval(
+    stack: Stack, llm: tuple[ScriptedLLM, str]
+) -> None:
+    tag = marker()
+    llm[0].script(tag, [Call("transfer", {"to_account": "alice", "amount": 700})], Say("unused"))
+    async with stack.agent() as agent, stack.reviewer() as reviewer:
+        before = await balances(agent)
+        run_id = await submit(agent, f"Transfer 700 to Alice {tag}")
+        (approval,) = await pending(reviewer, run_id)
+        cid = approval["correlation_id"]
+        await wait_status(agent, run_id, "awaiting_approval")
+
+        response = await agent.post(f"/v1/runs/{run_id}/cancel", json={"reason": "wrong payee"})
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "cancelled"
+        assert response.json()["pending_approvals"] == []
+
+        async def cancelled() -> list[object]:
+            return await approvals_of(reviewer, run_id, "cancelled")
+
+        (gone,) = await eventually(cancelled, timeout=60, what="the approval to be cancelled")
+        assert gone["correlation_id"] == cid
+        late = await reviewer.post(f"/v1/approvals/{cid}/decision", json={"decision": "approve"})
+        assert late.status_code == 409
+        again = await agent.post(f"/v1/runs/{run_id}/cancel")
+        assert again.status_code == 409
+        assert again.json()["run"]["status"] == "cancelled"
+        events = [e["event"] for e in await read_events(agent, run_id)]
+        assert events[-1] == "cancelled"
+        assert await balances(agent) == before
+        assert len(llm[0].calls_for(tag)) == 1
+        missing = await agent.post("/v1/runs/no-such-run/cancel")
+        assert missing.status_code == 404
