@@ -22,6 +22,7 @@ from hitl_approval.entrypoints.auth import hash_token
 from hitl_shared.contracts import ApprovalRequested, RequestContext
 from hitl_shared.topics import Topics, dlq
 from pydantic import BaseModel
+from pymongo import MongoClient
 
 from tests.support.infra import Infra
 from tests.support.stack import Stack
@@ -127,6 +128,8 @@ def approval_stack(
         yield stack
     finally:
         stack.close()
+        with MongoClient(infra.mongodb_url) as mongo:
+            mongo.drop_database(stack.database)
         print(f"service logs: {logs}")
 
 

@@ -19,6 +19,7 @@ from hitl_approval.entrypoints.errors import (
     NOT_FOUND,
     PRECONDITION,
     UNAUTHORIZED,
+    UNREADABLE,
 )
 from hitl_approval.entrypoints.schemas import ApprovalView, CancelBody, DecisionBody
 from hitl_approval.service_layer.services import (
@@ -99,6 +100,7 @@ def _if_match(value: str | None) -> int | Outcome | None:
         **CONFLICT,
         **PRECONDITION,
         **INVALID,
+        **UNREADABLE,
     },
     summary="Approve, modify or reject a pending approval",
 )
@@ -181,6 +183,7 @@ async def _decide(service: ApprovalService, command: DecideCommand) -> Outcome:
         **NOT_FOUND,
         **CONFLICT,
         **INVALID,
+        **UNREADABLE,
     },
     summary="Cancel a pending approval (its run was cancelled)",
 )

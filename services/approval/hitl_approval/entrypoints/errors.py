@@ -43,6 +43,9 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 INVALID: dict[int | str, dict[str, Any]] = {
     422: {"model": InvalidBody, "description": "The request is malformed; `detail` says how."},
 }
+UNREADABLE: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "The body cannot be read as JSON (e.g. not UTF-8)."},
+}
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {
         "model": ConflictBody,
