@@ -1,5 +1,6 @@
 """Human-readable tables and times, or JSON for scripts."""
 
+import contextlib
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -57,6 +58,13 @@ def value(v: Any) -> str:
     return json.dumps(v, ensure_ascii=False)
 
 
-def arguments(args: dict[str, Any] | None, limit: int = 60) -> str:
-    text = ", ".join(f"{k}={value(v)}" for k, v in (args or {}).items())
+def arguments(args: Any, limit: int = 60) -> str:
+    """`k=v, ...`; a model's raw JSON text is decoded first, anything else shown as is."""
+    if isinstance(args, str):
+        with contextlib.suppress(json.JSONDecodeError):
+            args = json.loads(args)
+    if isinstance(args, dict):
+        text = ", ".join(f"{k}={value(v)}" for k, v in args.items())
+    else:
+        text = "" if args is None else value(args)
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -92,7 +92,11 @@ def _print_event(message: sse.Message, as_json: bool) -> None:
         click.echo(json.dumps(data))
         return
     stamp = str(data.get("occurred_at", ""))[11:19]
-    first, *rest = describe(message.event, data.get("detail") or {})
+    try:
+        first, *rest = describe(message.event, data.get("detail") or {})
+    except (KeyError, TypeError, AttributeError):
+        # An event shape this CLI does not know yet: show it raw rather than stop following.
+        first, rest = f"{message.event} {json.dumps(data.get('detail'))}", []
     click.echo(f"{stamp}  {first}")
     for line in rest:
         click.echo(line)
