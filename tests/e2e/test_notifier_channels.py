@@ -241,7 +241,7 @@ async def test_a_pending_approval_reaches_slack_email_and_a_signed_webhook(
     assert buttons["hitl_approve"]["value"] == cid
     assert buttons["hitl_approve"]["style"] == "primary"
     assert buttons["hitl_reject"]["value"] == cid
-    assert buttons["hitl_open"]["url"] == f"{cstack.url('approval')}/v1/approvals/{cid}"
+    assert buttons["hitl_open"]["url"] == f"{cstack.url('approval')}/ui/approvals/{cid}"
 
     mail = await mail_for(smtp, "alice@example.com", cid)
     assert "transfer" in str(mail["Subject"])

@@ -20,8 +20,8 @@ class NotifierSettings(CommonSettings):
     notifier_port: int = 8083
     # Base URL of the approval service: links in notifications and the email action pages.
     approval_public_url: str = "http://127.0.0.1:8081"
-    # `{base}` and `{correlation_id}` are replaced; point it at the reviewer web page if any.
-    notifier_approval_link: str = "{base}/v1/approvals/{correlation_id}"
+    # `{base}` and `{correlation_id}` are replaced: the reviewer web page by default.
+    notifier_approval_link: str = "{base}/ui/approvals/{correlation_id}"
     notifier_timeout_seconds: float = 5.0
 
     # The default route, used when no rule of NOTIFIER_ROUTES matches (or none is set).
