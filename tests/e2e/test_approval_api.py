@@ -26,6 +26,7 @@ from tests.e2e.test_approval_support import (
     approval_stack,
     client,
     now,
+    outbox_drained,
     read_all,
 )
 from tests.support.infra import Infra
@@ -501,7 +502,7 @@ async def test_decisions_racing_the_deadline_leave_one_terminal_state_each(
         history = [h["type"] for h in (await _history(stack, view["correlation_id"]))]
         assert history[0] == "requested"
         assert len(history) == 2, history
-    await _all_published(stack)
+    await outbox_drained(stack)
     decided = await read_all(infra, bus.topics.approval_decided)
     for event in events:
         mine = [d for d in decided if d["correlation_id"] == event.correlation_id]
@@ -547,23 +548,7 @@ async def _history(stack: Stack, cid: str) -> list[dict[str, Any]]:
         return body
 
 
-async def _all_published(stack: Stack) -> None:
-    """Wait until the outbox is empty, so no relay can add an event after we count."""
-    from pymongo import AsyncMongoClient
-
-    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.infra.mongodb_url)
-    try:
-        events = mongo[stack.database]["approval_events"]
-
-        async def empty() -> bool:
-            return await events.count_documents({"published": False}) == 0
-
-        await eventually(empty, timeout=30, what="the outbox to drain")
-    finally:
-        await mongo.close()
-
-
 async def _decided_events(infra: Infra, stack: Stack, cid: str) -> list[dict[str, Any]]:
-    await _all_published(stack)
+    await outbox_drained(stack)
     topic = f"{stack.prefix}approval.decided"
     return [r for r in await read_all(infra, topic) if r["correlation_id"] == cid]

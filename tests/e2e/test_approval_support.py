@@ -26,6 +26,7 @@ from pymongo import MongoClient
 
 from tests.support.infra import Infra
 from tests.support.stack import Stack
+from tests.support.wait import eventually
 
 BIG = 10 * 1024 * 1024
 PARTITIONS = 3  # every topic of a test stack is created with these (create_topics)
@@ -188,3 +189,37 @@ async def read_all(infra: Infra, topic: str, *, timeout: float = 30.0) -> list[d
         return records
     finally:
         await consumer.stop()
+
+
+async def consumed_all(infra: Infra, group: str, topic: str) -> bool:
+    """True once `group` has committed past every record now on `topic`."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap_servers)
+    consumer = AIOKafkaConsumer(bootstrap_servers=infra.kafka_bootstrap_servers)
+    await admin.start()
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        ends = await consumer.end_offsets(partitions)
+        committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+        return all(
+            tp in committed and committed[tp].offset >= end for tp, end in ends.items() if end
+        )
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def outbox_drained(stack: Stack) -> None:
+    """Wait until no stored event awaits publishing, so none can be published after a count."""
+    from pymongo import AsyncMongoClient
+
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.infra.mongodb_url)
+    try:
+        events = mongo[stack.database]["approval_events"]
+
+        async def empty() -> bool:
+            return await events.count_documents({"published": False}) == 0
+
+        await eventually(empty, timeout=30, what="the outbox to drain")
+    finally:
+        await mongo.close()
