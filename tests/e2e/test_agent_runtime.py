@@ -25,7 +25,7 @@ from tests.e2e.test_agent_support import (
     submit,
     wait_status,
 )
-from tests.support.fake_openai import Call, Say, ScriptedLLM
+from tests.support.fake_openai import Act, Call, Plan, Say, ScriptedLLM
 from tests.support.infra import Infra
 from tests.support.stack import Stack, approvals_of
 from tests.support.wait import eventually

@@ -337,3 +337,14 @@ async def test_the_relay_delivers_what_a_failed_publish_left_behind() -> None:
     assert await h.runner.outbox.relay(grace=timedelta(seconds=-1)) == 1
     assert len(h.requests) == 1
     assert await h.runner.outbox.relay(grace=timedelta(seconds=-1)) == 0
+
+
+async def test_a_replica_racing_on_a_non_idempotent_call_reuses_the_result() -> None:
+    h = harness([tool_calls(call("fire", target="x")), say("done")], wait_seconds=5)
+    run_id = await h.start()
+    approval = decided(h.requests[0], Decision.APPROVED)
+    await asyncio.gather(h.runner.resume(approval), h.runner.resume(approval))
+    run = await h.run(run_id)
+    assert run.status is RunStatus.COMPLETED
+    assert h.world.fired == ["x"]
+    assert run.messages[-2]["content"] == "fired at x"

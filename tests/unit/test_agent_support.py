@@ -89,7 +89,13 @@ class MemoryStore(RunStore):
     async def claim_execution(self, key: str, *, tool: str, owner: str) -> bool:
         if key in self.execs:
             return False
-        self.execs[key] = {"_id": key, "tool": tool, "owner": owner, "state": "running"}
+        self.execs[key] = {
+            "_id": key,
+            "tool": tool,
+            "owner": owner,
+            "state": "running",
+            "at": datetime.now(UTC),
+        }
         return True
 
     async def finish_execution(self, key: str, *, result: str, ok: bool) -> None:

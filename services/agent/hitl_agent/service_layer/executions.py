@@ -10,15 +10,20 @@ repeated and the model is told the outcome is unknown.
 import asyncio
 import logging
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from hitl_agent.adapters.runs import RunStore
 from hitl_agent.domain.policy import PolicyArgs
+from hitl_agent.domain.run import utcnow
 from hitl_agent.tools.registry import Execution, ExecutionKey, Tool, ToolError
 
 log = logging.getLogger(__name__)
+
+# How long a claimed call of an idempotent tool may run before another attempt
+# assumes its owner died and runs it again (its effects are keyed, so safely).
+IDEMPOTENT_PATIENCE = 5.0
 
 UNKNOWN_OUTCOME = (
     "Error: an earlier attempt of this action was interrupted and its outcome is unknown, "
@@ -67,11 +72,16 @@ class Executions:
     ) -> Outcome:
         if await self.store.claim_execution(str(key), tool=tool.name, owner=self.owner):
             return await self._execute(tool, key, args, preview)
-        done = await self._finished(str(key), wait=0 if tool.idempotent else self.wait_seconds)
+        # Someone else claimed it: give them time to finish (a replica racing us),
+        # then assume they died (a crash before recording).
+        patience = (
+            min(IDEMPOTENT_PATIENCE, self.wait_seconds) if tool.idempotent else self.wait_seconds
+        )
+        done = await self._finished(str(key), patience=patience)
         if done is not None:
             return done
         if tool.idempotent:
-            log.warning("re-running interrupted idempotent call %s", key)
+            log.warning("re-running an unfinished idempotent call %s", key)
             return await self._execute(tool, key, args, preview)
         log.error("call %s was interrupted and is not idempotent: not repeated", key)
         return Outcome(UNKNOWN_OUTCOME, ok=False)
@@ -88,12 +98,15 @@ class Executions:
         await self.store.finish_execution(str(key), result=outcome.result, ok=outcome.ok)
         return outcome
 
-    async def _finished(self, key: str, *, wait: float) -> Outcome | None:
-        deadline = time.monotonic() + wait
+    async def _finished(self, key: str, *, patience: float) -> Outcome | None:
+        """The recorded outcome, waiting until the claim is `patience` seconds old."""
         while True:
             doc = await self.store.execution(key)
-            if doc is not None and doc.get("state") == "done":
-                return Outcome(str(doc["result"]), ok=bool(doc["ok"]))
-            if time.monotonic() >= deadline:
+            if doc is None:
                 return None
-            await asyncio.sleep(0.2)
+            if doc.get("state") == "done":
+                return Outcome(str(doc["result"]), ok=bool(doc["ok"]))
+            claimed_at: datetime = doc["at"]
+            if (utcnow() - claimed_at).total_seconds() >= patience:
+                return None
+            await asyncio.sleep(0.1)
