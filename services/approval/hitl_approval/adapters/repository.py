@@ -23,6 +23,8 @@ from hitl_approval.domain.model import Approval, Entry, EntryType, Status
 
 EVENTS = "approval_events"
 APPROVALS = "approvals"
+# A stream only grows by a few entries; this bounds a pathological chase.
+MAX_PROJECTIONS = 8
 FILTER_KEYS = ("status", "agent", "run_id", "tool", "risk_level", "escalated")
 
 
@@ -122,8 +124,8 @@ class ApprovalRepository:
         created = await insert_once(
             self.db, EVENTS, _entry_doc(approval.correlation_id, approval.entries[0])
         )
-        # Also on redelivery: a crash may have come between the two inserts.
-        await insert_once(self.db, APPROVALS, self._projection(approval))
+        # Also on redelivery: a crash may have come between the stream and the projection.
+        await self.project(approval)
         return created
 
     async def get(self, correlation_id: str) -> Approval | None:
@@ -136,13 +138,32 @@ class ApprovalRepository:
         return await insert_once(self.db, EVENTS, _entry_doc(approval.correlation_id, entry))
 
     async def project(self, approval: Approval) -> None:
-        doc = self._projection(approval)
-        doc.pop("_id")
-        # Monotonic: an older view never overwrites a newer one.
-        await self.approvals.update_one(
-            {"_id": approval.correlation_id, "version": {"$lt": approval.version}},
-            {"$set": doc},
-        )
+        """Bring the listing row up to this approval's version, or to the stream's if newer.
+
+        FerretDB's conditional update is a read then a write, so a slow writer can still
+        land an older view over a newer one. Each writer therefore looks at the stream
+        after writing and re-projects if it moved on: whoever writes last sees the newest
+        entry, so the row ends at the newest version.
+        """
+        for _ in range(MAX_PROJECTIONS):
+            doc = self._projection(approval)
+            if not await insert_once(self.db, APPROVALS, doc):
+                doc.pop("_id")
+                await self.approvals.update_one(
+                    {"_id": approval.correlation_id, "version": {"$lt": approval.version}},
+                    {"$set": doc},
+                )
+            latest = await self.events.find_one(
+                {"correlation_id": approval.correlation_id},
+                {"seq": 1},
+                sort=[("seq", DESCENDING)],
+            )
+            if latest is None or latest["seq"] <= approval.version:
+                return
+            fresher = await self.get(approval.correlation_id)
+            if fresher is None:
+                return
+            approval = fresher
 
     async def page(self, filters: Filters, *, limit: int, cursor: str | None) -> Page:
         query: dict[str, Any] = {}

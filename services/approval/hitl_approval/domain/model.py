@@ -206,8 +206,9 @@ class Approval:
 
     @property
     def approvers(self) -> list[str]:
-        """Distinct reviewers who approved the current proposal (quorum progress)."""
-        return self._tally()[1]
+        """Whose approval counts: quorum progress while pending, then the decision's."""
+        decided = self.decision
+        return list(decided.approvers) if decided else self._tally()[1]
 
     def is_due(self, now: datetime) -> bool:
         return self.status is Status.PENDING and now >= self.expires_at
