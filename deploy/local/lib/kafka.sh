@@ -95,6 +95,11 @@ num.network.threads=2
 num.io.threads=4
 num.recovery.threads.per.data.dir=1
 log.retention.hours=168
+
+# Up to 10 MB records, so an oversized event (consumers refuse > 1 MiB) reaches its
+# consumer and its .dlq with the reason instead of being refused at produce time.
+message.max.bytes=10485760
+replica.fetch.max.bytes=10485760
 EOF
 
   # Broker logs: log4j 1.x syntax (reload4j), rolled so they cannot grow forever.
