@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from tests.support import recorder
 from tests.support.http_server import serve
@@ -30,6 +31,7 @@ ROUTES = [
         "slack": ["C_BROKEN"],
         "email": ["ops@example.com"],
     },
+    {"name": "crash", "tools": ["crash_tool"], "slack": ["C_CRASH"]},
     {
         "name": "escalating",
         "agents": ["esc_agent"],
@@ -84,6 +86,8 @@ def rstack(
             "NOTIFIER_ATTEMPTS": "5",
             "NOTIFIER_BACKOFF_BASE_SECONDS": "0.05",
             "NOTIFIER_TICK_SECONDS": "0.2",
+            "NOTIFIER_TIMEOUT_SECONDS": "2",
+            "NOTIFIER_LEASE_SECONDS": "6",
         },
     )
     try:
@@ -331,6 +335,74 @@ async def test_escalation_on_timeout_notifies_the_escalation_route(
             "boss@example.com",
         }
         assert all(h["type"] == "notified" for h in escalation_notes)
+
+
+async def test_a_malformed_decision_is_dead_lettered_and_the_notifier_keeps_going(
+    infra: Infra, rstack: Stack, slack: tuple[recorder.Recorder, str], tail: TopicTail
+) -> None:
+    decided_dlq = f"{rstack.prefix}approval.decided.dlq"
+    async with TopicTail(infra.kafka_bootstrap_servers, [decided_dlq]).running() as letters:
+        producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap_servers)
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                f"{rstack.prefix}approval.decided", b'{"decision": "approved"', key=b"bad"
+            )
+        finally:
+            await producer.stop()
+        event = request()
+        await publish(infra.kafka_bootstrap_servers, requested_topic(rstack), event)
+
+        async def dead_lettered() -> list[dict[str, Any]]:
+            return [
+                d
+                for d in letters.on(decided_dlq)
+                if d["consumer_group"] == f"{rstack.prefix}hitl-notifier"
+            ]
+
+        (letter,) = await eventually(dead_lettered, what="the notifier's dead letter")
+        assert "invalid ApprovalDecided" in letter["error"]
+    await eventually(
+        lambda: _now(posts_about(slack[0], event.correlation_id)),
+        what="the next request still notified",
+    )
+
+
+async def test_a_delivery_cut_by_a_crash_resumes_after_restart_exactly_once(
+    infra: Infra, rstack: Stack, slack: tuple[recorder.Recorder, str], tail: TopicTail
+) -> None:
+    api = slack[0]
+    # The first attempt hangs in Slack's stand-in while the notifier is killed.
+    crash = lambda r: r.json().get("channel") == "C_CRASH"  # noqa: E731
+    api.stall(POST, seconds=20, when=crash)
+    # When the held request finally gets its answer, the notifier is long dead: a 500
+    # keeps it from counting as a delivery.
+    api.fail(POST, times=1, when=crash)
+    event = request(tool="crash_tool")
+    await publish(infra.kafka_bootstrap_servers, requested_topic(rstack), event)
+
+    async def in_flight() -> list[Any]:
+        with api.lock:
+            return [r for r in api.held if event.correlation_id in r.body.decode()]
+
+    await eventually(in_flight, what="the Slack post to be in flight")
+    rstack.stop("notifier", kill=True)
+    rstack.start("notifier")
+
+    async def resumed() -> list[Any]:
+        return posts_about(api, event.correlation_id)
+
+    (post,) = await eventually(resumed, timeout=60, what="the delivery resumed after its lease")
+    assert post.json()["channel"] == "C_CRASH"
+
+    async def recorded() -> list[dict[str, Any]]:
+        return tail.on(
+            f"{rstack.prefix}notifications", correlation_id=event.correlation_id, status="sent"
+        )
+
+    (outcome,) = await eventually(recorded, what="the outcome of the resumed delivery")
+    assert outcome["recipient"] == "C_CRASH"
+    assert len(posts_about(api, event.correlation_id)) == 1
 
 
 async def _now(value: Any) -> Any:

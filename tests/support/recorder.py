@@ -5,6 +5,7 @@ By default it answers 204; a test can script answers per path (`answer`), make a
 path fail N times or forever (`fail`), or act as Slack's Web API (`act_as_slack`).
 """
 
+import asyncio
 import itertools
 import json
 import threading
@@ -45,11 +46,22 @@ class _Failure:
 
 
 @dataclass
+class _Stall:
+    path: str
+    seconds: float
+    remaining: int | None
+    when: Predicate | None
+
+
+@dataclass
 class Recorder:
     received: list[Recorded] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     responders: dict[str, Responder] = field(default_factory=dict)
     failures: list[_Failure] = field(default_factory=list)
+    stalls: list["_Stall"] = field(default_factory=list)
+    # Requests being held by `stall` right now (recorded in `received` once answered).
+    held: list[Recorded] = field(default_factory=list)
 
     def matching(self, key: str, value: str) -> list[Recorded]:
         """JSON requests whose top-level `key` equals `value`."""
@@ -79,6 +91,25 @@ class Recorder:
         """Answer `status` to the next `times` requests to `path` (None: forever)."""
         with self.lock:
             self.failures.append(_Failure(path, status, times, when))
+
+    def stall(
+        self, path: str, *, seconds: float, times: int | None = 1, when: Predicate | None = None
+    ) -> None:
+        """Hold the next `times` matching requests `seconds` before answering."""
+        with self.lock:
+            self.stalls.append(_Stall(path, seconds, times, when))
+
+    def _stall_for(self, recorded: Recorded) -> float:
+        with self.lock:
+            for rule in self.stalls:
+                if rule.path != recorded.path or rule.remaining == 0:
+                    continue
+                if rule.when is not None and not rule.when(recorded):
+                    continue
+                if rule.remaining is not None:
+                    rule.remaining -= 1
+                return rule.seconds
+        return 0.0
 
     def act_as_slack(self, prefix: str = "/api") -> None:
         """chat.postMessage / chat.update answer like Slack's Web API does."""
@@ -124,6 +155,10 @@ def app_for(recorder: Recorder) -> FastAPI:
     @app.post("/{path:path}")
     async def record(path: str, request: Request) -> Response:
         item = Recorded("/" + path, dict(request.headers), await request.body())
+        if stall := recorder._stall_for(item):
+            with recorder.lock:
+                recorder.held.append(item)
+            await asyncio.sleep(stall)
         status, body = recorder._respond(item)
         item.status = status
         with recorder.lock:
