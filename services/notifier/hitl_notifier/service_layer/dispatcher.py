@@ -64,8 +64,11 @@ class Dispatcher:
         self.after_sent: AfterSent | None = None
         self.tasks: set[asyncio.Task[None]] = set()
 
-    def launch(self, delivery: Delivery, *, attempts_done: int = 0) -> None:
-        task = asyncio.create_task(self._guarded(delivery, attempts_done), name=delivery.key)
+    def launch(
+        self, delivery: Delivery, *, state: ApprovalState | None = None, attempts_done: int = 0
+    ) -> None:
+        """Run `delivery` in the background; `state` saves a read when the caller has it."""
+        task = asyncio.create_task(self._guarded(delivery, state, attempts_done), name=delivery.key)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
@@ -78,9 +81,11 @@ class Dispatcher:
             task.cancel()
         await asyncio.gather(*list(self.tasks), return_exceptions=True)
 
-    async def _guarded(self, delivery: Delivery, attempts_done: int) -> None:
+    async def _guarded(
+        self, delivery: Delivery, state: ApprovalState | None, attempts_done: int
+    ) -> None:
         try:
-            await self.run(delivery, attempts_done=attempts_done)
+            await self.run(delivery, state=state, attempts_done=attempts_done)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -91,8 +96,11 @@ class Dispatcher:
                 extra={"correlation_id": delivery.correlation_id},
             )
 
-    async def run(self, delivery: Delivery, *, attempts_done: int = 0) -> None:
-        state = await self.store.state(delivery.correlation_id)
+    async def run(
+        self, delivery: Delivery, *, state: ApprovalState | None = None, attempts_done: int = 0
+    ) -> None:
+        if state is None:
+            state = await self.store.state(delivery.correlation_id)
         if state is None or state.request is None:
             log.error("no request known for %s; dropping", delivery.key)
             return

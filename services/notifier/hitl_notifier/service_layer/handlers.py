@@ -5,6 +5,7 @@ each); the dispatcher sends them in the background, so the consumer moves on at
 once and a failing channel delays nothing else.
 """
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from datetime import datetime
@@ -60,7 +61,7 @@ class NotifierService:
         targets = self.router.targets(request, escalation=escalated)
         if not targets:
             log.info("no route has a recipient for this approval", extra=extra)
-        return await self._claim_and_launch(request, kind, targets)
+        return await self._claim_and_launch(state, kind, targets)
 
     async def on_decided(self, decided: ApprovalDecided) -> int:
         await self.store.record_decision(decided)
@@ -83,7 +84,7 @@ class NotifierService:
                 target.channel == "email" and self.email_follow_up
             ):
                 deliveries.append(self._decided(state, target))
-        return await self._launch_new(deliveries)
+        return await self._launch_new(deliveries, state)
 
     async def tick(self) -> int:
         """Send due reminders and resume deliveries whose owner vanished."""
@@ -92,9 +93,7 @@ class NotifierService:
         for state in await self.store.due_reminders(now):
             if state.request is not None:
                 targets = self.router.targets(state.request)
-                started += await self._claim_and_launch(
-                    state.request, NotificationKind.REMINDER, targets
-                )
+                started += await self._claim_and_launch(state, NotificationKind.REMINDER, targets)
             await self.store.mark_reminded(state.correlation_id)
         for record in await self.store.abandoned(now):
             if await self.store.take_over(record, lease_until=self._lease_until(now)):
@@ -116,17 +115,24 @@ class NotifierService:
                 await self.follow_up(delivery.correlation_id)
 
     async def _claim_and_launch(
-        self, request: ApprovalRequested, kind: NotificationKind, targets: Iterable[Target]
+        self, state: ApprovalState, kind: NotificationKind, targets: Iterable[Target]
     ) -> int:
-        deliveries = [Delivery(request.correlation_id, request.run_id, kind, t) for t in targets]
-        return await self._launch_new(deliveries)
+        assert state.request is not None
+        run_id = state.request.run_id
+        deliveries = [Delivery(state.correlation_id, run_id, kind, t) for t in targets]
+        return await self._launch_new(deliveries, state)
 
-    async def _launch_new(self, deliveries: list[Delivery]) -> int:
+    async def _launch_new(self, deliveries: list[Delivery], state: ApprovalState) -> int:
         now = self.clock()
+        lease_until = self._lease_until(now)
+        # One round trip for all claims: each is its own unique insert, so order is moot.
+        claimed = await asyncio.gather(
+            *(self.store.claim(d, now=now, lease_until=lease_until) for d in deliveries)
+        )
         launched = 0
-        for delivery in deliveries:
-            if await self.store.claim(delivery, now=now, lease_until=self._lease_until(now)):
-                self.dispatcher.launch(delivery)
+        for delivery, won in zip(deliveries, claimed, strict=True):
+            if won:
+                self.dispatcher.launch(delivery, state=state)
                 launched += 1
             else:
                 log.info(
