@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pymongo
 
 from tests.support.http_server import free_port
 from tests.support.infra import Infra
@@ -72,6 +73,8 @@ def agent_stack(
         yield stack
     finally:
         stack.close()
+        with pymongo.MongoClient(infra.mongodb_url) as client:
+            client.drop_database(stack.database)
         print(f"service logs: {logs}")
 
 
