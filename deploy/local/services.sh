@@ -27,8 +27,11 @@ start_one() {
   local name=$1 port=${PORTS[$1]}
   if running "$name"; then say "$name already running (pid $(cat "$DIR/$name.pid"))"; return; fi
   mkdir -p "$DIR"
-  (cd "$HITL_ROOT" && setsid nohup "${UV[@]}" run --locked --quiet "hitl-$name" \
-     >>"$DIR/$name.log" 2>&1 & echo $! >"$DIR/$name.pid")
+  # exec: the recorded pid must be the service's own session and process group (setsid
+  # does not fork here), so `stop` can signal the group; without it the pid was a bash
+  # wrapper and `stop` left the service running.
+  (cd "$HITL_ROOT" && exec setsid nohup "${UV[@]}" run --locked --quiet "hitl-$name" \
+     >>"$DIR/$name.log" 2>&1) & echo $! >"$DIR/$name.pid"
   for _ in $(seq 1 300); do
     if healthy "$port"; then say "$name up on http://127.0.0.1:$port"; return; fi
     if ! running "$name"; then echo "$name exited; last log lines:" >&2; tail -n 30 "$DIR/$name.log" >&2; exit 1; fi
