@@ -34,3 +34,18 @@ ensure_infra() {
   export KAFKA_BOOTSTRAP_SERVERS MONGODB_URL
   [[ $was_running == 0 ]]
 }
+
+# The browser tests drive Debian's Chromium through Playwright; a browser build is
+# never downloaded from elsewhere (no `playwright install`).
+ensure_chromium() {
+  if [[ -x "${HITL_CHROMIUM:-/usr/bin/chromium}" ]]; then return; fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    say "no Chromium and no apt-get: the browser tests will fail; set HITL_CHROMIUM to a Chromium binary"
+    return
+  fi
+  local sudo=()
+  if [[ $(id -u) != 0 ]]; then sudo=(sudo); fi
+  say "installing Debian's chromium for the browser tests (apt-get)"
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+}

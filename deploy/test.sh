@@ -14,6 +14,7 @@ cleanup() {
 trap cleanup EXIT
 
 sync_env
+ensure_chromium
 if ensure_infra; then started=1; fi
 
 say "ruff"
