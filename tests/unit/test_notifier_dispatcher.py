@@ -23,12 +23,14 @@ class FakeStore(NotifierStore):
         self.known = state
         self.finished: list[dict[str, Any]] = []
         self.attempts: list[int] = []
+        self.leases: list[datetime] = []
 
     async def state(self, correlation_id: str) -> ApprovalState | None:
         return self.known
 
-    async def attempted(self, key: str, *, attempts: int, **_: Any) -> None:
+    async def attempted(self, key: str, *, attempts: int, **fields: Any) -> None:
         self.attempts.append(attempts)
+        self.leases.append(fields["lease_until"])
 
     async def finish(self, key: str, **fields: Any) -> None:
         self.finished.append(fields)
@@ -60,7 +62,7 @@ class CollectingOutcomes(OutcomePublisher):
 
 
 def build(
-    *outcomes: DeliveryError | str,
+    *outcomes: DeliveryError | str, max_seconds: float = 0.002
 ) -> tuple[Dispatcher, FakeStore, ScriptedChannels, CollectingOutcomes]:
     req = request()
     store = FakeStore(ApprovalState(req.correlation_id, req, None))
@@ -71,7 +73,7 @@ def build(
         channels,
         published,
         policy=RetryPolicy(
-            attempts=4, base_seconds=0.001, max_seconds=0.002, lease=timedelta(seconds=5)
+            attempts=4, base_seconds=0.001, max_seconds=max_seconds, lease=timedelta(seconds=5)
         ),
         clock=lambda: NOW,
         link_for=lambda cid: f"https://x/{cid}",
@@ -132,3 +134,15 @@ async def test_a_resumed_delivery_continues_its_attempt_count() -> None:
     await dispatcher.run(delivery(dispatcher, store), attempts_done=2)
     assert channels.calls == 2
     assert published.recorded_events[0].attempts == 4
+
+
+async def test_a_servers_retry_after_is_honoured_up_to_the_cap() -> None:
+    dispatcher, store, channels, _ = build(
+        DeliveryError("Slack chat.postMessage: rate limited", retry_after=0.05),
+        "ok",
+        max_seconds=1.0,
+    )
+    await dispatcher.run(delivery(dispatcher, store))
+    assert channels.calls == 2
+    waited = store.leases[0] - NOW - dispatcher.policy.lease
+    assert waited >= timedelta(seconds=0.05)

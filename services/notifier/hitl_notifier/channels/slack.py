@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from hitl_notifier.channels.errors import DeliveryError
+from hitl_notifier.channels.errors import DeliveryError, retry_after_seconds
 
 PERMANENT_ERRORS = frozenset(
     {
@@ -57,8 +57,8 @@ class SlackClient:
         except httpx.HTTPError as exc:
             raise DeliveryError(f"Slack {method}: {exc!r}") from exc
         if response.status_code == 429:
-            wait = response.headers.get("Retry-After", "?")
-            raise DeliveryError(f"Slack {method}: rate limited (Retry-After {wait}s)")
+            wait = retry_after_seconds(response.headers.get("Retry-After"))
+            raise DeliveryError(f"Slack {method}: rate limited", retry_after=wait)
         if response.status_code >= 400:
             raise DeliveryError(
                 f"Slack {method}: HTTP {response.status_code}",

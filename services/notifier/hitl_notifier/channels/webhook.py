@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 from hitl_shared.contracts import NotificationKind
 
-from hitl_notifier.channels.errors import DeliveryError
+from hitl_notifier.channels.errors import DeliveryError, retry_after_seconds
 from hitl_notifier.domain.notice import Notice
 
 _EVENT_NAME = {
@@ -73,5 +73,9 @@ class WebhookClient:
             # 4xx other than 408/429 is the receiver refusing this payload for good.
             code = response.status_code
             permanent = 400 <= code < 500 and code not in (408, 425, 429)
-            raise DeliveryError(f"webhook {url}: HTTP {code}", permanent=permanent)
+            raise DeliveryError(
+                f"webhook {url}: HTTP {code}",
+                permanent=permanent,
+                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+            )
         return f"HTTP {response.status_code}"

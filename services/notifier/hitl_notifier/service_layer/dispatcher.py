@@ -135,6 +135,8 @@ class Dispatcher:
                     cap=self.policy.max_seconds,
                     rng=self.rng,
                 )
+                if exc.retry_after is not None:
+                    delay = max(delay, min(exc.retry_after, self.policy.max_seconds))
                 now = self.clock()
                 await self.store.attempted(
                     delivery.key,
