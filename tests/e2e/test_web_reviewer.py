@@ -58,6 +58,14 @@ async def browser(chromium: str) -> AsyncIterator[Browser]:
         await launched.close()
 
 
+async def screenshot(page: Page, name: str) -> None:
+    """Refresh the README's pictures when asked (HITL_UPDATE_SCREENSHOTS=1)."""
+    shot = await page.screenshot(full_page=True)
+    if os.environ.get("HITL_UPDATE_SCREENSHOTS") == "1":
+        DOCS.mkdir(exist_ok=True)
+        (DOCS / name).write_bytes(shot)
+
+
 async def signed_in(browser: Browser, stack: Stack, **options: Any) -> tuple[BrowserContext, Page]:
     context = await browser.new_context(viewport={"width": 1280, "height": 860}, **options)
     context.set_default_timeout(LIVE_TIMEOUT_MS)
@@ -188,16 +196,17 @@ async def test_reviewer_sees_a_new_approval_live_modifies_and_approves_it(
     )
     await expect(page.locator("tr.row")).to_have_count(3)
     await expect(page.locator("#queue-count")).to_have_text("3")
-    shot = await page.screenshot(full_page=True)
-    if os.environ.get("HITL_UPDATE_SCREENSHOTS") == "1":
-        DOCS.mkdir(exist_ok=True)
-        (DOCS / "web-queue.png").write_bytes(shot)
+    await screenshot(page, "web-queue.png")
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await screenshot(page, "web-queue-phone.png")
+    await page.set_viewport_size({"width": 1280, "height": 860})
 
     cid = await pending_id(stack, run_id)
     await row.get_by_role("link", name="transfer").click()
     await expect(page.locator("h1")).to_contain_text("transfer")
     await expect(page.locator("blockquote.user-request")).to_have_text(text)
     await expect(page.locator("#status")).to_have_text("pending")
+    await screenshot(page, "web-detail.png")
 
     # A second reviewer has the same approval open in a browser without live updates.
     other_context, other = await signed_in(browser, stack, java_script_enabled=False)
