@@ -88,6 +88,7 @@ def rstack(
             "NOTIFIER_TICK_SECONDS": "0.2",
             "NOTIFIER_TIMEOUT_SECONDS": "2",
             "NOTIFIER_LEASE_SECONDS": "6",
+            "NOTIFIER_EMAIL_FOLLOW_UP": "true",
         },
     )
     try:
@@ -231,6 +232,7 @@ async def test_reminder_fires_for_a_pending_approval_and_not_for_a_decided_one(
     infra: Infra,
     rstack: Stack,
     slack: tuple[recorder.Recorder, str],
+    hooks: tuple[recorder.Recorder, str],
     smtp: SmtpServer,
     tail: TopicTail,
 ) -> None:
@@ -286,6 +288,29 @@ async def test_reminder_fires_for_a_pending_approval_and_not_for_a_decided_one(
     text = update.body.decode()
     assert "Approved by dev via api" in text
     assert "hitl_approve" not in text, "the buttons are gone"
+
+    # Webhooks hear the decision; emails get the (configured) follow-up.
+    async def decided_hook() -> list[Any]:
+        return [
+            h
+            for h in hooks[0].matching("correlation_id", decided_cid)
+            if h.json()["kind"] == "approval.decided"
+        ]
+
+    (hook,) = await eventually(decided_hook, what="the approval.decided webhook")
+    assert hook.json()["decision"]["decision"] == "approved"
+    assert hook.json()["decision"]["reviewer"] == "dev"
+
+    async def follow_up() -> list[Any]:
+        return smtp.mailbox.to(
+            "reviewers@example.com",
+            **{"X-Hitl-Correlation-Id": decided_cid, "X-Hitl-Kind": "decided"},
+        )
+
+    (mail,) = await eventually(follow_up, what="the decision follow-up email")
+    body = mail.get_body(preferencelist=("plain",)).get_content()
+    assert "Outcome: Approved by dev via api" in body
+    assert "confirmation page" not in body
 
 
 async def test_escalation_on_timeout_notifies_the_escalation_route(
