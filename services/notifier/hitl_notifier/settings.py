@@ -28,7 +28,7 @@ class NotifierSettings(CommonSettings):
     notifier_webhook_urls: str = ""
     notifier_slack_channels: str = ""
     notifier_email_to: str = ""
-    # JSON list of routing rules (README "Routing"); the file form wins over nothing, adds to it.
+    # JSON lists of routing rules (README "Routing"); with both set, the variable's come first.
     notifier_routes: str = ""
     notifier_routes_file: str = ""
 
