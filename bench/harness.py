@@ -8,6 +8,8 @@ neither measured path.
 import contextlib
 import json
 import os
+import shutil
+import sys
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -49,7 +51,9 @@ def infra_pids() -> dict[str, int]:
 
 
 @contextlib.asynccontextmanager
-async def running_stack(infra: Infra, env: dict[str, str]) -> AsyncIterator[Stack]:
+async def running_stack(
+    infra: Infra, env: dict[str, str], *, keep_logs: bool = False
+) -> AsyncIterator[Stack]:
     """Start approval + agent on a fresh prefix and database; remove both afterwards."""
     logs = Path(tempfile.mkdtemp(prefix="hitl-bench-"))
     stack = Stack(
@@ -62,6 +66,14 @@ async def running_stack(infra: Infra, env: dict[str, str]) -> AsyncIterator[Stac
         for name in SERVICES:
             stack.start(name)
         yield stack
+    except BaseException:
+        print(f"[bench] service logs kept in {logs}", file=sys.stderr)
+        raise
+    else:
+        if keep_logs:
+            print(f"[bench] service logs in {logs}", file=sys.stderr)
+        else:
+            shutil.rmtree(logs, ignore_errors=True)
     finally:
         stack.close()
         await _drop(infra, stack)

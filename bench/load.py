@@ -74,13 +74,18 @@ class Decided:
 
 
 async def decide(client: httpx.AsyncClient, correlation_id: str, verb: str = "approve") -> Decided:
+    """POST one decision; status 0 means the connection failed (reported, not raised)."""
     sent = time.perf_counter()
-    response = await client.post(
-        f"/v1/approvals/{correlation_id}/decision",
-        json={"decision": verb, "comment": "bench"},
-    )
+    try:
+        response = await client.post(
+            f"/v1/approvals/{correlation_id}/decision",
+            json={"decision": verb, "comment": "bench"},
+        )
+        status = response.status_code
+    except httpx.TransportError:
+        status = 0
     answered, wall = time.perf_counter(), time.time()
-    return Decided(correlation_id, response.status_code, sent, answered, wall)
+    return Decided(correlation_id, status, sent, answered, wall)
 
 
 async def paced(

@@ -46,6 +46,14 @@ def print_summary(results: dict[str, Any]) -> None:
         )
         print(f"  request sent  -> resumed received : {_pcts(r['send_to_resumed'])}")
         print(f"  decision HTTP round trip          : {_pcts(r['decision_http'])}")
+        missing = sum(r["not_resumed_within_s"].values())
+        if missing:
+            print(f"  NOT resumed within {next(iter(r['not_resumed_within_s']))} s: {missing}")
+        if set(r["statuses"]) != {"200"}:
+            print(
+                f"  HTTP statuses {r['statuses']}; error answer -> resumed anyway: "
+                f"{_pcts(r['error_response_to_resumed'])}"
+            )
         quarters = "; ".join(
             f"p50 {q['p50_ms']} p99 {q['p99_ms']}" for q in r["response_to_resumed_by_quarter"]
         )

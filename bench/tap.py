@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 
 @dataclass(frozen=True)
@@ -58,20 +58,23 @@ class RunTap:
 @contextlib.asynccontextmanager
 async def tapping(bootstrap: str, topic: str) -> AsyncIterator[RunTap]:
     tap = RunTap()
+    # No group: every partition is assigned at once, reading from the end.
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=5
+        topic,
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="latest",
+        fetch_max_wait_ms=5,
     )
     await consumer.start()
     try:
-        await consumer.topics()  # fresh metadata: the topic was created a moment ago
-        partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            raise RuntimeError(f"topic {topic} does not exist")
-        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(assigned)
-        await consumer.seek_to_end(*assigned)
-        for tp in assigned:
-            await consumer.position(tp)  # resolve the end offsets before anything is sent
+        deadline = time.monotonic() + 30
+        while not consumer.assignment():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no partitions of {topic} assigned within 30 s")
+            await asyncio.sleep(0.05)
+        for tp in consumer.assignment():
+            await consumer.position(tp)  # fix the start offsets before anything is sent
 
         async def pump() -> None:
             async for message in consumer:
