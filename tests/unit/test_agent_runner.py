@@ -8,7 +8,7 @@ from hitl_agent.domain.policy import AgentPolicy
 from hitl_agent.domain.run import PendingKind, RunStatus, Style
 from hitl_agent.service_layer.executions import UNKNOWN_OUTCOME
 from hitl_agent.service_layer.runner import NotCancellable
-from hitl_shared.contracts import Decision
+from hitl_shared.contracts import Decision, TaskSubmitted
 
 from tests.unit.test_agent_support import Crash, call, decided, harness, plan, say, tool_calls
 
@@ -334,9 +334,27 @@ async def test_the_relay_delivers_what_a_failed_publish_left_behind() -> None:
     h.runner.outbox.publish_request = flaky
     await h.start()
     assert h.requests == []
+    assert len(h.store.markers) == 1, "the undelivered checkpoint keeps its marker"
     assert await h.runner.outbox.relay(grace=timedelta(seconds=-1)) == 1
     assert len(h.requests) == 1
+    assert h.store.markers == {}
     assert await h.runner.outbox.relay(grace=timedelta(seconds=-1)) == 0
+
+
+async def test_only_runs_in_progress_are_listed_for_rescue_and_a_stalled_one_is_carried_on() -> (
+    None
+):
+    h = harness([tool_calls(call("pay", amount=500)), say("x")])
+    task_run = await h.runner.submit(TaskSubmitted(task_id="stuck", input="do it", agent="test"))
+    assert list(h.store.in_progress) == [task_run.run_id], "queued: listed"
+    # Nobody ever consumes its task (say the publish after the REST call failed).
+    assert await h.runner.recover(stalled_after=timedelta(seconds=-1)) == 1
+    run = await h.run("stuck")
+    assert run.status is RunStatus.AWAITING_APPROVAL
+    assert h.store.in_progress == {}, "paused: no longer listed"
+    await h.runner.resume(decided(h.requests[0], Decision.APPROVED))
+    assert (await h.run("stuck")).status is RunStatus.COMPLETED
+    assert h.store.in_progress == {}
 
 
 async def test_a_replica_racing_on_a_non_idempotent_call_reuses_the_result() -> None:

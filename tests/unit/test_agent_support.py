@@ -13,7 +13,7 @@ from typing import Any
 
 from hitl_agent.adapters.approvals import ApprovalClient
 from hitl_agent.adapters.chat import Reply
-from hitl_agent.adapters.runs import Checkpoint, RunStore
+from hitl_agent.adapters.runs import Checkpoint, EventPage, RunStore, checkpoint_id
 from hitl_agent.domain.policy import AgentPolicy, PolicyArgs, ToolPolicy
 from hitl_agent.domain.run import Run, RunStatus
 from hitl_agent.service_layer.agents import AgentSpec, Builtin, build_catalog
@@ -37,6 +37,8 @@ from pydantic import Field, PrivateAttr, model_validator
 class MemoryStore(RunStore):
     def __init__(self) -> None:
         self.docs: dict[str, dict[str, Any]] = {}
+        self.markers: dict[str, dict[str, Any]] = {}
+        self.in_progress: dict[str, datetime] = {}
         self.execs: dict[str, dict[str, Any]] = {}
 
     async def ensure_indexes(self) -> None:
@@ -44,6 +46,8 @@ class MemoryStore(RunStore):
 
     async def append(self, checkpoint: Checkpoint) -> bool:
         await asyncio.sleep(0)  # let racing workers interleave, as real I/O would
+        if checkpoint.has_outbox:
+            self.markers.setdefault(checkpoint.id, {"_id": checkpoint.id, "at": checkpoint.at})
         if checkpoint.id in self.docs:
             return False
         self.docs[checkpoint.id] = checkpoint.to_document()
@@ -62,29 +66,36 @@ class MemoryStore(RunStore):
         docs = self._docs(run_id)
         return Run.model_validate(docs[-1]["state"]) if docs else None
 
-    async def events_after(
-        self, run_id: str, after: int
-    ) -> tuple[list[RunEvent], RunStatus | None]:
-        docs = self._docs(run_id)
-        events = [RunEvent.model_validate(e) for d in docs for e in d["events"]]
-        status = RunStatus(docs[-1]["state"]["status"]) if docs else None
-        return [e for e in events if (e.seq or 0) > after], status
+    async def event_page(self, run_id: str, seq: int) -> EventPage | None:
+        doc = self.docs.get(checkpoint_id(run_id, seq))
+        if doc is None:
+            return None
+        return EventPage(
+            [RunEvent.model_validate(e) for e in doc["events"]],
+            RunStatus(doc["state"]["status"]),
+        )
 
-    async def unpublished(self, before: datetime, limit: int = 100) -> list[Checkpoint]:
-        return [
-            Checkpoint.from_document(d)
-            for d in sorted(self.docs.values(), key=lambda d: (d["run_id"], d["seq"]))
-            if not d["published"] and d["at"] < before
-        ]
+    async def checkpoint(self, checkpoint_id_: str) -> Checkpoint | None:
+        doc = self.docs.get(checkpoint_id_)
+        return None if doc is None else Checkpoint.from_document(doc)
+
+    async def undelivered(self, before: datetime, limit: int = 100) -> list[dict[str, Any]]:
+        return [m for m in self.markers.values() if m["at"] < before]
 
     async def mark_sent(self, checkpoint: Checkpoint) -> None:
-        self.docs[checkpoint.id]["sent"] = True
+        self.markers[checkpoint.id]["sent"] = True
 
-    async def mark_published(self, checkpoint: Checkpoint) -> None:
-        self.docs[checkpoint.id].update(sent=True, published=True)
+    async def delivered(self, checkpoint_id_: str) -> None:
+        self.markers.pop(checkpoint_id_, None)
 
-    async def stalled(self, before: datetime, limit: int = 100) -> list[str]:
-        return []
+    async def set_active(self, run_id: str, since: datetime | None) -> None:
+        if since is None:
+            self.in_progress.pop(run_id, None)
+        else:
+            self.in_progress[run_id] = since
+
+    async def active_since(self, before: datetime, limit: int = 100) -> list[str]:
+        return [r for r, since in self.in_progress.items() if since < before]
 
     async def claim_execution(self, key: str, *, tool: str, owner: str) -> bool:
         if key in self.execs:

@@ -39,6 +39,9 @@ class Ledger:
     async def accounts(self) -> list[str]:
         return [doc["_id"] async for doc in self.db[ACCOUNTS].find({}, {"_id": 1}).sort("_id")]
 
+    async def exists(self, account: str) -> bool:
+        return await self.db[ACCOUNTS].find_one({"_id": account}, {"_id": 1}) is not None
+
     async def balance_cents(self, account: str) -> int:
         doc = await self.db[ACCOUNTS].find_one({"_id": account})
         if doc is None:

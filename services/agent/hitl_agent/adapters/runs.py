@@ -6,7 +6,14 @@ compare-and-swap that is atomic on MongoDB and FerretDB alike: of two replicas
 that both read seq N, exactly one can store what happened next, and the other
 learns it lost. The checkpoint also carries that step's lifecycle events and
 approval requests (the outbox), so state and "what to tell the world" are never
-separated by a crash. `runs` is a listing projection, repaired on every commit.
+separated by a crash.
+
+Every read on a hot path is by `_id`: FerretDB 1.x answers those from its index
+but scans the collection for anything else. So the latest state is found through
+`runs` (one document per run: a copy of its latest checkpoint, used as a starting
+point and checked by probing the next seq), undelivered outboxes through the small
+`run_outbox` collection (a marker per checkpoint in flight), and runs that may need
+rescuing through `run_active` (only runs queued or running).
 """
 
 import contextlib
@@ -23,6 +30,8 @@ from hitl_agent.domain.run import Run, RunStatus, utcnow
 
 STEPS = "run_steps"
 RUNS = "runs"
+OUTBOX = "run_outbox"
+ACTIVE = "run_active"
 EXECUTIONS = "tool_executions"
 
 
@@ -40,19 +49,13 @@ class Checkpoint:
     events: list[RunEvent] = field(default_factory=list)
     requests: list[ApprovalRequested] = field(default_factory=list)
     cancels: list[CancelOrder] = field(default_factory=list)
-    # Events and requests are on Kafka.
+    # Events and requests are on Kafka (only cancellations may be left).
     sent: bool = False
-    # Everything is delivered, cancellations included.
-    published: bool = False
     at: datetime = field(default_factory=utcnow)
 
     @property
     def id(self) -> str:
         return checkpoint_id(self.run.run_id, self.run.seq)
-
-    @property
-    def first_event(self) -> int:
-        return self.run.events - len(self.events) + 1
 
     @property
     def has_outbox(self) -> bool:
@@ -65,13 +68,10 @@ class Checkpoint:
             "seq": self.run.seq,
             "state": self.run.model_dump(mode="python"),
             "events": [e.model_dump(mode="json") for e in self.events],
-            "last_event": self.run.events,
             "requests": [r.model_dump(mode="json") for r in self.requests],
             "cancels": [
                 {"correlation_id": c.correlation_id, "comment": c.comment} for c in self.cancels
             ],
-            "sent": self.sent or not (self.events or self.requests),
-            "published": self.published or not self.has_outbox,
             "at": self.at,
         }
 
@@ -82,10 +82,16 @@ class Checkpoint:
             events=[RunEvent.model_validate(e) for e in doc.get("events", [])],
             requests=[ApprovalRequested.model_validate(r) for r in doc.get("requests", [])],
             cancels=[CancelOrder(**c) for c in doc.get("cancels", [])],
-            sent=bool(doc.get("sent")),
-            published=bool(doc.get("published")),
             at=doc["at"],
         )
+
+
+@dataclass(frozen=True)
+class EventPage:
+    """One checkpoint's events and the run's status once they happened."""
+
+    events: list[RunEvent]
+    status: RunStatus
 
 
 def checkpoint_id(run_id: str, seq: int) -> str:
@@ -97,22 +103,31 @@ class RunStore:
         self.db = db
         self.steps = db[STEPS]
         self.runs = db[RUNS]
+        self.outbox = db[OUTBOX]
+        self.active = db[ACTIVE]
         self.executions = db[EXECUTIONS]
 
     async def ensure_indexes(self) -> None:
-        await self.steps.create_index([("run_id", 1), ("seq", 1)])
-        await self.steps.create_index("published")
         await self.runs.create_index([("status", 1), ("updated_at", 1)])
 
     async def append(self, checkpoint: Checkpoint) -> bool:
         """Store the next checkpoint; False when another writer stored that seq first."""
+        if checkpoint.has_outbox:
+            # Before the checkpoint, so no stored checkpoint is ever without its marker.
+            # A marker left by a writer that lost (or died) only causes a re-delivery,
+            # which consumers de-duplicate by event_id.
+            await insert_once(
+                self.db,
+                OUTBOX,
+                {"_id": checkpoint.id, "run_id": checkpoint.run.run_id, "at": checkpoint.at},
+            )
         if not await insert_once(self.db, STEPS, checkpoint.to_document()):
             return False
         await self.project(checkpoint.run)
         return True
 
     async def project(self, run: Run) -> None:
-        """Best-effort listing row; only ever moves forward in seq."""
+        """Copy the run's latest state to `runs`; only ever moves forward in seq."""
         row = {
             "_id": run.run_id,
             "agent": run.agent,
@@ -120,6 +135,7 @@ class RunStore:
             "seq": run.seq,
             "created_at": run.created_at,
             "updated_at": run.updated_at,
+            "state": run.model_dump(mode="python"),
         }
         # DuplicateKeyError: a newer checkpoint is already projected.
         with contextlib.suppress(DuplicateKeyError):
@@ -128,56 +144,57 @@ class RunStore:
             )
 
     async def latest(self, run_id: str) -> Run | None:
-        doc = await self.steps.find_one({"run_id": run_id}, {"state": 1}, sort=[("seq", -1)])
-        return None if doc is None else Run.model_validate(doc["state"])
+        """The run after its last stored step: from the projection, then forward by seq."""
+        row = await self.runs.find_one({"_id": run_id}, {"state": 1})
+        run = None if row is None else Run.model_validate(row["state"])
+        seq = -1 if run is None else run.seq
+        while True:
+            doc = await self.steps.find_one({"_id": checkpoint_id(run_id, seq + 1)}, {"state": 1})
+            if doc is None:
+                return run
+            run, seq = Run.model_validate(doc["state"]), seq + 1
 
-    async def events_after(
-        self, run_id: str, after: int
-    ) -> tuple[list[RunEvent], RunStatus | None]:
-        """Events numbered above `after`, in order, and the run's status as of the last of
-        them (or, with no new events, its latest status)."""
-        latest = await self.steps.find_one(
-            {"run_id": run_id}, {"state.status": 1}, sort=[("seq", -1)]
+    async def event_page(self, run_id: str, seq: int) -> EventPage | None:
+        doc = await self.steps.find_one(
+            {"_id": checkpoint_id(run_id, seq)}, {"events": 1, "state.status": 1}
         )
-        status = None if latest is None else RunStatus(latest["state"]["status"])
-        events: list[RunEvent] = []
-        found = self.steps.find(
-            {"run_id": run_id, "last_event": {"$gt": after}},
-            {"events": 1, "last_event": 1, "state.status": 1},
-        ).sort("seq", 1)
-        async for doc in found:
-            number = int(doc["last_event"]) - len(doc["events"])
-            for raw in doc["events"]:
-                number += 1
-                if number > after:
-                    events.append(RunEvent.model_validate(raw))
-            # Read after `latest`, so possibly newer: the status that goes with these events.
-            status = RunStatus(doc["state"]["status"])
-        return events, status
+        if doc is None:
+            return None
+        return EventPage(
+            events=[RunEvent.model_validate(e) for e in doc.get("events", [])],
+            status=RunStatus(doc["state"]["status"]),
+        )
 
-    async def unpublished(self, before: datetime, limit: int = 100) -> list[Checkpoint]:
-        found = self.steps.find({"published": False, "at": {"$lt": before}}).sort(
-            [("run_id", 1), ("seq", 1)]
-        )
-        return [Checkpoint.from_document(doc) async for doc in found.limit(limit)]
+    async def checkpoint(self, checkpoint_id_: str) -> Checkpoint | None:
+        doc = await self.steps.find_one({"_id": checkpoint_id_})
+        return None if doc is None else Checkpoint.from_document(doc)
+
+    # The outbox: markers of checkpoints whose events are not all delivered yet.
+
+    async def undelivered(self, before: datetime, limit: int = 100) -> list[Document]:
+        found = self.outbox.find({"at": {"$lt": before}}).sort("at", 1).limit(limit)
+        return [doc async for doc in found]
 
     async def mark_sent(self, checkpoint: Checkpoint) -> None:
-        await self.steps.update_one({"_id": checkpoint.id}, {"$set": {"sent": True}})
+        await self.outbox.update_one({"_id": checkpoint.id}, {"$set": {"sent": True}})
 
-    async def mark_published(self, checkpoint: Checkpoint) -> None:
-        await self.steps.update_one(
-            {"_id": checkpoint.id}, {"$set": {"sent": True, "published": True}}
-        )
+    async def delivered(self, checkpoint_id_: str) -> None:
+        await self.outbox.delete_one({"_id": checkpoint_id_})
 
-    async def stalled(self, before: datetime, limit: int = 100) -> list[str]:
-        """Runs the projection shows as in progress but untouched since `before`."""
-        found = self.runs.find(
-            {
-                "status": {"$in": [RunStatus.QUEUED.value, RunStatus.RUNNING.value]},
-                "updated_at": {"$lt": before},
-            },
-            {"_id": 1},
-        ).limit(limit)
+    # Runs queued or running, the only ones a dead worker could leave behind.
+
+    async def set_active(self, run_id: str, since: datetime | None) -> None:
+        """Mark a run in progress since `since`, or (None) no longer in progress."""
+        if since is None:
+            await self.active.delete_one({"_id": run_id})
+            return
+        with contextlib.suppress(DuplicateKeyError):
+            await self.active.replace_one(
+                {"_id": run_id}, {"_id": run_id, "since": since}, upsert=True
+            )
+
+    async def active_since(self, before: datetime, limit: int = 100) -> list[str]:
+        found = self.active.find({"since": {"$lt": before}}, {"_id": 1}).limit(limit)
         return [str(doc["_id"]) async for doc in found]
 
     # Tool executions: claimed by one unique insert, finished by their owner only.

@@ -168,10 +168,16 @@ class Run(BaseModel):
     # Position in the run's checkpoint stream, and events emitted so far.
     seq: int = 0
     events: int = 0
+    # Listed among runs a replica may rescue (from submit until it first pauses or ends).
+    active: bool = False
 
     def model_post_init(self, context: Any, /) -> None:
         if self.limits is None:
             self.limits = Limits(steps=self.budget.max_steps, tokens=self.budget.max_tokens)
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status in (RunStatus.QUEUED, RunStatus.RUNNING)
 
     @property
     def ceilings(self) -> Limits:

@@ -70,21 +70,23 @@ async def run_events(
     settings = request.app.state.settings
     last = _start_after(after, last_event_id)
     deadline = time.monotonic() + settings.agent_sse_max_seconds
-    sent = False
+    seq, status, sent = 0, run.status, False
     yield ServerSentEvent(retry=RETRY_MS, comment=f"run {run.run_id}")
     while True:
-        # The status is the one that goes with the last event read, so a pause or an
-        # end is only acted on once its event has been sent.
-        events, status = await runner.store.events_after(run.run_id, last)
-        for event in events:
-            assert event.seq is not None
-            yield ServerSentEvent(
-                id=str(event.seq), event=sse_name(event.type), data=payload(event)
-            )
-            last, sent = event.seq, True
-        if status is None or status.terminal:
-            return
-        if status is RunStatus.AWAITING_APPROVAL and sent:
+        # Checkpoints are read one by one by id (cheap on FerretDB); each page's status
+        # is the run's as of its events, so a pause or an end is acted on only once
+        # its event has been sent.
+        page = await runner.store.event_page(run.run_id, seq)
+        if page is not None:
+            seq, status = seq + 1, page.status
+            for event in page.events:
+                if event.seq is not None and event.seq > last:
+                    yield ServerSentEvent(
+                        id=str(event.seq), event=sse_name(event.type), data=payload(event)
+                    )
+                    last, sent = event.seq, True
+            continue
+        if status.terminal or (status is RunStatus.AWAITING_APPROVAL and sent):
             return
         if time.monotonic() > deadline or await request.is_disconnected():
             return

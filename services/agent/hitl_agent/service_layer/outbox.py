@@ -18,6 +18,9 @@ from hitl_agent.domain.run import utcnow
 
 log = logging.getLogger(__name__)
 
+# A marker whose checkpoint never appeared: its writer is long gone.
+ORPHAN_AFTER = timedelta(minutes=10)
+
 RequestPublisher = Callable[[ApprovalRequested], Awaitable[None]]
 EventPublisher = Callable[[RunEvent], Awaitable[None]]
 
@@ -37,7 +40,7 @@ class Outbox:
         self.approvals = approvals
 
     async def deliver(self, checkpoint: Checkpoint) -> bool:
-        if checkpoint.published or not checkpoint.has_outbox:
+        if not checkpoint.has_outbox:
             return True
         ids = {"run_id": checkpoint.run.run_id}
         try:
@@ -46,8 +49,9 @@ class Outbox:
                     await self.publish_request(request)
                 for event in checkpoint.events:
                     await self.publish_event(event)
-                await self.store.mark_sent(checkpoint)
                 checkpoint.sent = True
+                if checkpoint.cancels:
+                    await self.store.mark_sent(checkpoint)
             for order in checkpoint.cancels:
                 await self._cancel(order, ids)
         except Exception as exc:
@@ -58,8 +62,7 @@ class Outbox:
                 extra=ids,
             )
             return False
-        await self.store.mark_published(checkpoint)
-        checkpoint.published = True
+        await self.store.delivered(checkpoint.id)
         return True
 
     async def _cancel(self, order: CancelOrder, ids: dict[str, str]) -> None:
@@ -73,9 +76,17 @@ class Outbox:
         )
 
     async def relay(self, *, grace: timedelta) -> int:
-        """Deliver checkpoints a crash (or an outage) left unpublished."""
+        """Deliver checkpoints a crash (or an outage) left undelivered."""
         delivered = 0
-        for checkpoint in await self.store.unpublished(utcnow() - grace):
+        now = utcnow()
+        for marker in await self.store.undelivered(now - grace):
+            checkpoint = await self.store.checkpoint(str(marker["_id"]))
+            if checkpoint is None:
+                # Its writer died before storing it, or lost the race for its seq.
+                if marker["at"] < now - ORPHAN_AFTER:
+                    await self.store.delivered(str(marker["_id"]))
+                continue
+            checkpoint.sent = bool(marker.get("sent"))
             await self.store.project(checkpoint.run)
             if await self.deliver(checkpoint):
                 delivered += 1

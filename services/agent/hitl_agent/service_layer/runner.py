@@ -89,7 +89,9 @@ class Runner:
                 {"role": "user", "content": task.input},
             ],
         )
+        run.active = True
         if await self.store.append(Checkpoint(run=run.model_copy(deep=True))):
+            await self.store.set_active(run.run_id, run.updated_at)
             return run
         existing = await self.store.latest(task.task_id)
         assert existing is not None
@@ -107,11 +109,11 @@ class Runner:
             if not await self.commit(run, changes):
                 return  # another delivery started it and drives it
         # Also reached by a redelivered task whose first attempt crashed mid-run.
-        await self.drive(run.run_id)
+        await self.drive(run.run_id, run)
 
-    async def drive(self, run_id: str) -> None:
+    async def drive(self, run_id: str, run: Run | None = None) -> None:
         """Take steps until the run pauses, ends, or another worker takes over."""
-        run = await self.store.latest(run_id)
+        run = run or await self.store.latest(run_id)
         for _ in range(MAX_ITERATIONS):
             if run is None or run.status is not RunStatus.RUNNING:
                 return
@@ -125,6 +127,7 @@ class Runner:
     async def resume(self, decided: ApprovalDecided) -> None:
         """Apply one decision once; carry on when every call of its turn is decided."""
         ids = {"run_id": decided.run_id, "correlation_id": decided.correlation_id}
+        applied: Run | None = None
         for _ in range(MAX_RACES):
             run = await self.store.latest(decided.run_id)
             if run is None:
@@ -140,12 +143,13 @@ class Runner:
             changes = Changes()
             await self.steps.apply(run, self.spec(run.agent), pending, decided, changes)
             if await self.commit(run, changes):
+                applied = run
                 break
         else:
             raise RuntimeError(f"could not apply decision {decided.correlation_id}: too many races")
         # A redelivery after a crash mid-run carries on here; otherwise this finds
         # the run paused or finished and does nothing.
-        await self.drive(decided.run_id)
+        await self.drive(decided.run_id, applied)
 
     async def cancel(self, run_id: str, reason: str) -> Run:
         for _ in range(MAX_RACES):
@@ -175,12 +179,14 @@ class Runner:
     async def recover(self, *, stalled_after: timedelta) -> int:
         """Carry on runs nobody advanced for a while (their worker died off-Kafka)."""
         count = 0
-        for run_id in await self.store.stalled(utcnow() - stalled_after):
+        cutoff = utcnow() - stalled_after
+        for run_id in await self.store.active_since(cutoff):
             run = await self.store.latest(run_id)
-            if run is None or run.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
-                if run is not None:
-                    await self.store.project(run)
+            if run is None or not run.in_progress:
+                await self.store.set_active(run_id, None)
                 continue
+            if run.updated_at >= cutoff:
+                continue  # still making progress
             log.warning("recovering a stalled run", extra={"run_id": run_id})
             await self._start(run)
             count += 1
@@ -191,6 +197,10 @@ class Runner:
         spec = self.spec(run.agent)
         run.seq += 1
         run.updated_at = utcnow()
+        # Listed for rescue from submit until it first pauses or ends. Later stretches
+        # of running start from a Kafka message, whose redelivery is the rescue.
+        unlist = run.active and not run.in_progress
+        run.active = run.active and run.in_progress
         events: list[RunEvent] = []
         for type_, detail in changes.events:
             run.events += 1
@@ -203,6 +213,8 @@ class Runner:
         )
         if not await self.store.append(checkpoint):
             return False
+        if unlist:
+            await self.store.set_active(run.run_id, None)
         for event in events:
             log.info("run %s: %s", event.type.value, event.detail, extra={"run_id": run.run_id})
         await self.outbox.deliver(checkpoint)

@@ -126,7 +126,5 @@ def banking_registry(
 
 
 async def _known(ledger: Ledger, account: str) -> None:
-    try:
-        await ledger.balance_cents(account)
-    except UnknownAccount as exc:
-        raise ToolError(str(exc)) from None
+    if not await ledger.exists(account):
+        raise ToolError(f"no account named {account!r}")
