@@ -269,7 +269,12 @@ async def test_a_decision_made_elsewhere_shows_up_on_an_open_page(
     )
     context, page = await signed_in(browser, stack)
     await page.goto(f"{stack.url('approval')}/ui")
-    await page.locator(f"tr[data-id='{cid}'] a").click()
+    # Keyboard only: the first Tab offers the skip link, and a row's link opens with Enter.
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    await page.locator(f"tr[data-id='{cid}'] a").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("h1")).to_contain_text("send_email")
     await expect(page.get_by_role("button", name="Approve as proposed")).to_be_enabled()
 
     async with stack.reviewer() as reviewer:
