@@ -30,8 +30,13 @@ class Sandbox:
     def __init__(self, root: Path) -> None:
         self.root = root.expanduser().resolve()
 
-    def ensure(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+    def ensure(self) -> bool:
+        """Create the root if missing; False (and the files agent reports errors) if it cannot."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return False
+        return True
 
     async def match(self, pattern: str, *, older_than_days: float | None = None) -> list[FileInfo]:
         return await asyncio.to_thread(self._match, pattern, older_than_days, time.time())
