@@ -11,6 +11,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from hitl_shared.contracts import TaskSubmitted
+from hitl_shared.topics import Topics, dlq
 
 from tests.e2e.test_agent_support import (
     age,
@@ -25,6 +27,7 @@ from tests.e2e.test_agent_support import (
     submit,
     wait_status,
 )
+from tests.e2e.test_approval_support import Bus, read_all
 from tests.support.fake_openai import Act, Call, Plan, Say, ScriptedLLM
 from tests.support.infra import Infra
 from tests.support.stack import Stack, approvals_of
@@ -438,3 +441,43 @@ async def test_a_rejected_deletion_deletes_nothing_and_the_run_reports_it(
         assert names(folder) == before
         state = await run_state(agent, run_id)
         assert state["pending_approvals"] == []
+
+
+async def test_bad_input_gets_a_clear_error_and_the_agent_keeps_consuming(
+    stack: Stack, infra: Infra, llm: tuple[ScriptedLLM, str]
+) -> None:
+    topics = Topics(stack.prefix)
+    async with stack.agent() as agent:
+        unknown = await agent.post("/v1/runs", json={"input": "hi", "agent": "nope"})
+        assert unknown.status_code == 422
+        assert "unknown agent 'nope'" in unknown.text
+        operator = await agent.post("/v1/runs", json={"input": "hi", "metadata": {"$where": 1}})
+        assert operator.status_code == 422
+        assert "may not start with '$'" in operator.text
+        assert (await agent.post("/v1/runs", json={"input": ""})).status_code == 422
+        assert (await agent.get("/v1/runs/nope/events")).status_code == 404
+        assert (await agent.get("/v1/runs/nope")).status_code == 404
+
+        async with Bus(infra, stack) as bus:
+            await bus.send(topics.approval_decided, b"{not json", key="x")
+            await bus.send(topics.agent_tasks, b'{"task_id": "t"}', key="t")
+            await bus.send(
+                topics.agent_tasks, TaskSubmitted(task_id=f"t-{marker()}", input="x", agent="nope")
+            )
+
+        async def dead_letters() -> list[str] | None:
+            tasks = await read_all(infra, dlq(topics.agent_tasks))
+            decided = await read_all(infra, dlq(topics.approval_decided))
+            errors = [d["error"] for d in tasks + decided]
+            return errors if len(errors) >= 3 else None
+
+        errors = await eventually(dead_letters, timeout=60, what="three dead letters")
+        assert any(e.startswith("invalid ApprovalDecided") for e in errors), errors
+        assert any(e.startswith("invalid TaskSubmitted: input: Field required") for e in errors)
+        assert any("rejected: unknown agent 'nope'" in e for e in errors), errors
+
+        tag = marker()
+        llm[0].script(tag, [Call("get_balance", {"account": "bob"})], Say("Final: {tool_results}"))
+        run_id = await submit(agent, f"Bob's balance {tag}")
+        done = await wait_status(agent, run_id, "completed")
+        assert done["output"].startswith("Final: Balance of bob:")
