@@ -114,11 +114,16 @@ async def test_fifty_concurrent_decisions_leave_one_winner_on_each_of_twenty_app
         runs = [await start_transfer(stack, llm[0], agent, a, "bob") for a in amounts]
         cids = [await pending_of(reviewer, run) for run in runs]
 
-    limits = httpx.Limits(max_connections=CONTENDERS, max_keepalive_connections=CONTENDERS)
     durations, winners = [], []
     started = time.perf_counter()
-    async with httpx.AsyncClient(base_url=stack.url("approval"), limits=limits, timeout=60) as http:
-        for cid in cids:
+    for cid in cids:
+        # A fresh pool per burst: an idle pooled connection the server closed between
+        # bursts would fail a request for reasons that have nothing to do with decisions.
+        async with httpx.AsyncClient(
+            base_url=stack.url("approval"),
+            limits=httpx.Limits(max_connections=CONTENDERS),
+            timeout=60,
+        ) as http:
 
             async def attempt(i: int, cid: str = cid) -> tuple[str, httpx.Response]:
                 verb = ("approve", "reject", "modify")[i % 3]
@@ -136,17 +141,17 @@ async def test_fifty_concurrent_decisions_leave_one_winner_on_each_of_twenty_app
             results = await asyncio.gather(*(attempt(i) for i in range(CONTENDERS)))
             durations.append(time.perf_counter() - burst)
 
-            codes = sorted(r.status_code for _, r in results)
-            assert codes == [200] + [409] * (CONTENDERS - 1), codes
-            ((name, won),) = [(n, r) for n, r in results if r.status_code == 200]
-            state = won.json()
-            assert state["decision"]["reviewer"] == name
-            winners.append(state)
-            for _, lost in results:
-                if lost.status_code == 409:
-                    current = lost.json()["approval"]
-                    assert current["status"] == state["status"], "losers see the winner"
-                    assert current["decision"]["reviewer"] == name
+        codes = sorted(r.status_code for _, r in results)
+        assert codes == [200] + [409] * (CONTENDERS - 1), codes
+        ((name, won),) = [(n, r) for n, r in results if r.status_code == 200]
+        state = won.json()
+        assert state["decision"]["reviewer"] == name
+        winners.append(state)
+        for _, lost in results:
+            if lost.status_code == 409:
+                current = lost.json()["approval"]
+                assert current["status"] == state["status"], "losers see the winner"
+                assert current["decision"]["reviewer"] == name
     total = time.perf_counter() - started
 
     attempts = APPROVALS * CONTENDERS

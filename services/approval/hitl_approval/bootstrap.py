@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
@@ -14,6 +15,7 @@ from hitl_shared.kafka import ensure_topics, make_broker, publish
 from hitl_shared.mongo import database, make_client
 
 from hitl_approval.adapters.idempotency import IdempotencyStore
+from hitl_approval.adapters.instances import InstanceRegistry
 from hitl_approval.adapters.metrics import ApprovalMetrics
 from hitl_approval.adapters.notes import NoteRepository
 from hitl_approval.adapters.repository import ApprovalRepository
@@ -50,7 +52,10 @@ def build_app(
     settings = settings or ApprovalSettings()
     mongo = make_client(settings)
     db = database(mongo, settings)
-    repo = ApprovalRepository(db)
+    # One id per process: outbox entries name the replica that publishes them.
+    repo = ApprovalRepository(
+        db, instance=f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    )
     notes = NoteRepository(db)
     idempotency = IdempotencyStore(db)
     broker = make_broker(settings, client_id="hitl-approval")
@@ -74,14 +79,18 @@ def build_app(
         policies=settings.policy_book(),
         reviewers=by_name(reviewers),
         metrics=ApprovalMetrics(),
+        instances=InstanceRegistry(db),
         outbox_grace=timedelta(seconds=settings.approval_outbox_grace_seconds),
+        replica_timeout=timedelta(seconds=settings.approval_replica_timeout_seconds),
         after_commit=after_commit,
     )
     consumer.register(broker, settings, service)
     retention = timedelta(seconds=settings.approval_idempotency_retention_seconds)
 
-    async def forget_idempotency_keys() -> int:
-        return await idempotency.forget_before(service.clock() - retention)
+    async def housekeeping() -> int:
+        now = service.clock()
+        forgotten = await idempotency.forget_before(now - retention)
+        return forgotten + await service.instances.forget_before(now - timedelta(days=1))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -90,7 +99,11 @@ def build_app(
         await idempotency.ensure_indexes()
         await ensure_topics(settings, settings.topics.all(), partitions=settings.kafka_partitions)
         await broker.start()
+        await service.heartbeat()
         jobs = [
+            asyncio.create_task(
+                _every(settings.approval_outbox_interval_seconds, "heartbeat", service.heartbeat)
+            ),
             asyncio.create_task(
                 _every(settings.approval_sweep_interval_seconds, "expiry sweep", service.expire_due)
             ),
@@ -99,7 +112,7 @@ def build_app(
                     settings.approval_outbox_interval_seconds, "outbox relay", service.relay_outbox
                 )
             ),
-            asyncio.create_task(_every(600, "idempotency key cleanup", forget_idempotency_keys)),
+            asyncio.create_task(_every(600, "housekeeping", housekeeping)),
         ]
         log.info("approval service ready on %s:%s", settings.approval_host, settings.approval_port)
         try:

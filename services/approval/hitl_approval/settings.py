@@ -17,6 +17,8 @@ class ApprovalSettings(CommonSettings):
     approval_outbox_interval_seconds: float = 1.0
     # An unpublished outbox entry younger than this is still being published inline.
     approval_outbox_grace_seconds: float = 2.0
+    # A replica silent this long is dead: others relay the decisions it stored.
+    approval_replica_timeout_seconds: float = 5.0
     # JSON list of {"name", "token_sha256", "roles", "groups"}; see README "Reviewers".
     approval_reviewers: str = ""
     approval_reviewers_file: str = ""

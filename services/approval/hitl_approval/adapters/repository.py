@@ -50,13 +50,14 @@ class Page:
 class OutboxItem:
     correlation_id: str
     entry: Entry
+    owner: str  # the replica that stored it and publishes it inline; "" if unknown
 
 
 def _entry_id(correlation_id: str, seq: int) -> str:
     return f"{correlation_id}:{seq:08d}"
 
 
-def _entry_doc(correlation_id: str, entry: Entry) -> Document:
+def _entry_doc(correlation_id: str, entry: Entry, owner: str = "") -> Document:
     doc: Document = {
         "_id": _entry_id(correlation_id, entry.seq),
         "correlation_id": correlation_id,
@@ -69,6 +70,7 @@ def _entry_doc(correlation_id: str, entry: Entry) -> Document:
     }
     if entry.publish:
         doc["published"] = False
+        doc["owner"] = owner
     return doc
 
 
@@ -98,7 +100,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 class ApprovalRepository:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], *, instance: str = "") -> None:
+        self.instance = instance
         self.db = db
         self.events = db[EVENTS]
         self.approvals = db[APPROVALS]
@@ -135,7 +138,8 @@ class ApprovalRepository:
 
     async def append(self, approval: Approval, entry: Entry) -> bool:
         """Append atomically; False when another writer took that seq first."""
-        return await insert_once(self.db, EVENTS, _entry_doc(approval.correlation_id, entry))
+        doc = _entry_doc(approval.correlation_id, entry, self.instance)
+        return await insert_once(self.db, EVENTS, doc)
 
     async def project(self, approval: Approval) -> None:
         """Bring the listing row up to this approval's version, or to the stream's if newer.
@@ -209,7 +213,14 @@ class ApprovalRepository:
 
     async def unpublished(self, *, before: datetime, limit: int = 200) -> list[OutboxItem]:
         found = self.events.find({"published": False, "at": {"$lt": before}}).limit(limit)
-        return [OutboxItem(doc["correlation_id"], _entry(doc)) async for doc in found]
+        return [
+            OutboxItem(doc["correlation_id"], _entry(doc), doc.get("owner", ""))
+            async for doc in found
+        ]
+
+    async def is_unpublished(self, correlation_id: str, seq: int) -> bool:
+        doc = await self.events.find_one({"_id": _entry_id(correlation_id, seq)}, {"published": 1})
+        return doc is not None and doc.get("published") is False
 
     async def mark_published(self, correlation_id: str, seq: int) -> None:
         await self.events.update_one(

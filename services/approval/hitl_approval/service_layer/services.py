@@ -18,6 +18,7 @@ from hitl_shared.contracts import (
     NotificationRecorded,
 )
 
+from hitl_approval.adapters.instances import InstanceRegistry
 from hitl_approval.adapters.metrics import ApprovalMetrics
 from hitl_approval.adapters.notes import NoteRepository
 from hitl_approval.adapters.repository import ApprovalRepository
@@ -110,8 +111,10 @@ class ApprovalService:
         policies: PolicyBook | None = None,
         reviewers: Mapping[str, Reviewer] | None = None,
         metrics: ApprovalMetrics | None = None,
+        instances: InstanceRegistry | None = None,
         clock: Clock = utcnow,
         outbox_grace: timedelta = timedelta(seconds=2),
+        replica_timeout: timedelta = timedelta(seconds=5),
         after_commit: AfterCommitHook | None = None,
     ) -> None:
         self.repo = repo
@@ -120,10 +123,14 @@ class ApprovalService:
         self.policies = policies or PolicyBook()
         self.reviewers: Mapping[str, Reviewer] = reviewers or {}
         self.metrics = metrics or ApprovalMetrics()
+        self.instances = instances or InstanceRegistry(repo.db)
         self.clock = clock
         self.outbox_grace = outbox_grace
+        self.replica_timeout = replica_timeout
         self.after_commit = after_commit
         self.on_decided: list[Callable[[Approval], None]] = []
+        # Outbox entries this process is publishing inline right now: not the relay's.
+        self.inflight: set[tuple[str, int]] = set()
 
     async def ingest(self, request: ApprovalRequested) -> bool:
         """Store a request; a redelivered one (or our own escalated copy) creates nothing new."""
@@ -227,10 +234,32 @@ class ApprovalService:
                     log.warning("approval expired: %s", entry.data.get("comment"), extra=extra)
         return handled
 
+    async def heartbeat(self) -> int:
+        """Tell the other replicas this one is alive (and publishing its own outbox)."""
+        await self.instances.beat(self.repo.instance, self.clock())
+        return 1
+
     async def relay_outbox(self) -> int:
-        """Publish what a crash (or a broker outage) left unpublished: at least once."""
+        """Publish what a crash (or a broker outage) left unpublished: at least once.
+
+        An entry is relayed by the replica that stored it once its inline publish is
+        over (it failed), or by any replica once its owner stopped beating (crashed).
+        Never while its live owner may still be publishing it: that would be a
+        duplicate `approval.decided` whenever a publish is merely slow.
+        """
+        now = self.clock()
+        alive = await self.instances.alive(now, within=self.replica_timeout)
         relayed = 0
-        for item in await self.repo.unpublished(before=self.clock() - self.outbox_grace):
+        for item in await self.repo.unpublished(before=now - self.outbox_grace):
+            if item.owner == self.repo.instance:
+                if (item.correlation_id, item.entry.seq) in self.inflight:
+                    continue
+            elif item.owner in alive:
+                continue
+            # The list may predate an inline publish that has since finished (it marks
+            # the entry before leaving `inflight`), so look again before publishing.
+            if not await self.repo.is_unpublished(item.correlation_id, item.entry.seq):
+                continue
             event = item.entry.event()
             approval = await self.repo.get(item.correlation_id)
             if approval is not None:
@@ -241,8 +270,9 @@ class ApprovalService:
             self.metrics.outbox_relayed.inc()
             relayed += 1
             log.info(
-                "relayed %s from the outbox",
+                "relayed %s from the outbox (stored by %s)",
                 item.entry.type,
+                item.owner or "an unknown replica",
                 extra={"correlation_id": item.correlation_id},
             )
         return relayed
@@ -256,14 +286,25 @@ class ApprovalService:
         return reviewer.groups
 
     async def _commit(self, approval: Approval, entry: Entry) -> bool:
-        if not await self.repo.append(approval, entry):
-            return False
-        approval.apply(entry)
-        await self.repo.project(approval)
-        self._observe(approval, entry)
-        event = entry.event() if entry.publish else None
-        if event is None:
+        key = (approval.correlation_id, entry.seq)
+        if entry.publish:
+            self.inflight.add(key)
+        try:
+            if not await self.repo.append(approval, entry):
+                return False
+            approval.apply(entry)
+            await self.repo.project(approval)
+            self._observe(approval, entry)
+            if entry.publish:
+                await self._publish(approval, entry)
             return True
+        finally:
+            self.inflight.discard(key)
+
+    async def _publish(self, approval: Approval, entry: Entry) -> None:
+        event = entry.event()
+        if event is None:
+            return
         if self.after_commit:
             await self.after_commit(event)
         try:
@@ -275,12 +316,11 @@ class ApprovalService:
                 entry.type,
                 extra={"correlation_id": approval.correlation_id},
             )
-            return True
+            return
         await self.repo.mark_published(approval.correlation_id, entry.seq)
         if isinstance(event, ApprovalDecided):
             for hook in self.on_decided:
                 hook(approval)
-        return True
 
     def _observe(self, approval: Approval, entry: Entry) -> None:
         extra = {"correlation_id": approval.correlation_id, "run_id": approval.request.run_id}

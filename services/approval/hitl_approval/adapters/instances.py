@@ -1,0 +1,30 @@
+"""Which approval-service replicas are alive: a heartbeat document per process.
+
+The outbox relay uses it to leave a live replica's unpublished decisions to that
+replica (it is publishing them right now, maybe slowly) and to take over only those
+of a replica that stopped beating (it crashed between store and publish).
+"""
+
+from datetime import datetime, timedelta
+
+from hitl_shared.mongo import Document
+from pymongo.asynchronous.database import AsyncDatabase
+
+INSTANCES = "approval_instances"
+
+
+class InstanceRegistry:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.instances = db[INSTANCES]
+
+    async def beat(self, instance: str, now: datetime) -> None:
+        # Only this process writes its own document, so the upsert has no rival.
+        await self.instances.update_one({"_id": instance}, {"$set": {"at": now}}, upsert=True)
+
+    async def alive(self, now: datetime, *, within: timedelta) -> set[str]:
+        found = self.instances.find({"at": {"$gte": now - within}}, {"_id": 1})
+        return {doc["_id"] async for doc in found}
+
+    async def forget_before(self, cutoff: datetime) -> int:
+        result = await self.instances.delete_many({"at": {"$lt": cutoff}})
+        return result.deleted_count
