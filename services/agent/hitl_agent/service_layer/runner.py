@@ -18,6 +18,7 @@ from hitl_shared.contracts import ApprovalDecided, RunEvent, RunEventType, TaskS
 from hitl_agent.adapters.runs import CancelOrder, Checkpoint, RunStore
 from hitl_agent.domain.run import Run, RunStatus, utcnow
 from hitl_agent.service_layer.agents import AgentSpec, UnknownAgent
+from hitl_agent.service_layer.decisions import apply_decision
 from hitl_agent.service_layer.outbox import Outbox
 from hitl_agent.service_layer.requests import approval_request
 from hitl_agent.service_layer.steps import Changes, Steps
@@ -141,7 +142,7 @@ class Runner:
                 log.info("decision already applied (duplicate delivery)", extra=ids)
                 break
             changes = Changes()
-            await self.steps.apply(run, self.spec(run.agent), pending, decided, changes)
+            await apply_decision(self.steps, run, self.spec(run.agent), pending, decided, changes)
             if await self.commit(run, changes):
                 applied = run
                 break

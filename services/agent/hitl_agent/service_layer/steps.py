@@ -1,4 +1,4 @@
-"""One step of a run at a time: call the model, handle its actions, apply a decision.
+"""One step of a run at a time: call the model, or handle the actions of its reply.
 
 Each step mutates the loaded run and records what to tell the world in `Changes`;
 the runner then stores the result as the next checkpoint. Nothing here decides
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from hitl_shared.contracts import ApprovalDecided, Decision, RiskLevel, RunEventType
+from hitl_shared.contracts import RiskLevel, RunEventType
 from pydantic import ValidationError
 
 from hitl_agent.adapters.chat import ChatModel, Reply
@@ -272,114 +272,6 @@ class Steps:
         self._hold(run, changes, pending)
         run.status = RunStatus.AWAITING_APPROVAL
         changes.emit(RunEventType.AWAITING_APPROVAL, approvals=[summary(pending)], guard=why)
-
-    # Decisions
-
-    async def apply(
-        self,
-        run: Run,
-        spec: AgentSpec,
-        pending: PendingCall,
-        decided: ApprovalDecided,
-        changes: Changes,
-    ) -> None:
-        pending.resolved = True
-        pending.decision = decided.decision.value
-        pending.comment = decided.comment
-        pending.reviewer = decided.reviewer
-        changes.emit(
-            RunEventType.DECISION_APPLIED,
-            correlation_id=pending.correlation_id,
-            tool=pending.tool,
-            decision=decided.decision.value,
-            reviewer=decided.reviewer,
-            comment=decided.comment,
-        )
-        if pending.kind is PendingKind.GUARD:
-            self._apply_guard(run, pending, decided, changes)
-            return
-        turn = run.turn
-        if turn is None or pending.tool_call_id not in turn.held:
-            log.error("decision for a call outside the current turn", extra={"run_id": run.run_id})
-            return
-        tool = spec.registry.get(pending.tool)
-        assert tool is not None, f"held call of unregistered tool {pending.tool}"
-        turn.add_result(
-            pending.tool_call_id, await self._decision_result(run, tool, pending, decided, changes)
-        )
-        if not run.open_calls():
-            run.status = RunStatus.RUNNING
-            run.close_turn()
-            changes.emit(RunEventType.RESUMED, correlation_id=pending.correlation_id)
-
-    async def _decision_result(
-        self,
-        run: Run,
-        tool: Tool,
-        pending: PendingCall,
-        decided: ApprovalDecided,
-        changes: Changes,
-    ) -> str:
-        who = f"{decided.reviewer} via {decided.channel.value}"
-        comment = decided.comment.strip()
-        decision = decided.decision
-        if decision.allows_execution and tool.answered_by_human:
-            if comment:
-                return f"The human operator ({who}) answered: {comment}"
-            return f"The human operator ({who}) acknowledged your request without an answer."
-        if decision is Decision.APPROVED:
-            # The reviewer approved what they saw, so execution uses what they saw.
-            args = tool.parse(pending.arguments)
-            return await self.execute(
-                run, tool, pending.tool_call_id, args, pending.context, changes
-            )
-        if decision is Decision.MODIFIED:
-            edited = decided.arguments or {}
-            try:
-                args = tool.parse(edited)
-            except ValidationError as exc:
-                return (
-                    f"The human operator's edited arguments were invalid "
-                    f"({describe_validation(exc)}), so this was treated as a rejection "
-                    "and nothing was executed."
-                )
-            result = await self.execute(run, tool, pending.tool_call_id, args, None, changes)
-            return (
-                f"A human operator ({who}) changed the arguments to "
-                f"{json.dumps(args.public_arguments())}. {result}"
-            )
-        if decision is Decision.EXPIRED:
-            return (
-                "The approval request timed out without a human decision, so this action "
-                "was not executed. Treat it as rejected."
-            )
-        if decision is Decision.CANCELLED:
-            return "The approval request was cancelled, so this action was not executed."
-        return f"The human operator rejected this: {comment or 'no reason given'}"
-
-    def _apply_guard(
-        self, run: Run, pending: PendingCall, decided: ApprovalDecided, changes: Changes
-    ) -> None:
-        why = str(pending.context.get("guard", pending.reason))
-        if decided.decision.allows_execution:
-            run.extend_limits()
-            answer = decided.comment.strip() or "go on"
-            run.messages.append(
-                {
-                    "role": "user",
-                    "content": f"A human operator reviewed this run after it was stopped "
-                    f"({why}) and says: {answer}",
-                }
-            )
-            run.status = RunStatus.RUNNING
-            changes.emit(RunEventType.RESUMED, correlation_id=pending.correlation_id, guard=why)
-            return
-        run.status = RunStatus.FAILED
-        run.error = (
-            f"stopped by the loop guard ({why}); the human operator did not let it go on "
-            f"({decided.decision.value}: {decided.comment or 'no comment'})"
-        )
-        changes.emit(RunEventType.FAILED, error=run.error)
 
 
 def _json_object(text: str) -> dict[str, Any]:

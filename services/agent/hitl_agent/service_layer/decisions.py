@@ -1,0 +1,131 @@
+"""Applying a reviewer's decision to a held call (or to a guard's question).
+
+Approved runs what the reviewer saw; modified runs the edited arguments after
+validating them again; anything else runs nothing and tells the model plainly.
+The run carries on only once every held call of its turn is decided.
+"""
+
+import json
+import logging
+
+from hitl_shared.contracts import ApprovalDecided, Decision, RunEventType
+from pydantic import ValidationError
+
+from hitl_agent.domain.run import PendingCall, PendingKind, Run, RunStatus
+from hitl_agent.service_layer.agents import AgentSpec
+from hitl_agent.service_layer.steps import Changes, Steps
+from hitl_agent.tools.registry import Tool, describe_validation
+
+log = logging.getLogger(__name__)
+
+
+async def apply_decision(
+    steps: Steps,
+    run: Run,
+    spec: AgentSpec,
+    pending: PendingCall,
+    decided: ApprovalDecided,
+    changes: Changes,
+) -> None:
+    pending.resolved = True
+    pending.decision = decided.decision.value
+    pending.comment = decided.comment
+    pending.reviewer = decided.reviewer
+    changes.emit(
+        RunEventType.DECISION_APPLIED,
+        correlation_id=pending.correlation_id,
+        tool=pending.tool,
+        decision=decided.decision.value,
+        reviewer=decided.reviewer,
+        comment=decided.comment,
+    )
+    if pending.kind is PendingKind.GUARD:
+        _apply_guard(run, pending, decided, changes)
+        return
+    turn = run.turn
+    if turn is None or pending.tool_call_id not in turn.held:
+        # Cannot happen with runs this code stored; never leave such a run stuck.
+        log.error("decision for a call outside the current turn", extra={"run_id": run.run_id})
+        if not run.open_calls():
+            run.status = RunStatus.RUNNING
+        return
+    tool = spec.registry.get(pending.tool)
+    if tool is None:
+        # The agent's tools changed while the run waited (a new deployment).
+        result = f"Error: the tool {pending.tool!r} is no longer available; nothing was executed."
+    else:
+        result = await _decision_result(steps, run, tool, pending, decided, changes)
+    turn.add_result(pending.tool_call_id, result)
+    if not run.open_calls():
+        run.status = RunStatus.RUNNING
+        run.close_turn()
+        changes.emit(RunEventType.RESUMED, correlation_id=pending.correlation_id)
+
+
+async def _decision_result(
+    steps: Steps,
+    run: Run,
+    tool: Tool,
+    pending: PendingCall,
+    decided: ApprovalDecided,
+    changes: Changes,
+) -> str:
+    who = f"{decided.reviewer} via {decided.channel.value}"
+    comment = decided.comment.strip()
+    decision = decided.decision
+    if decision.allows_execution and tool.answered_by_human:
+        if comment:
+            return f"The human operator ({who}) answered: {comment}"
+        return f"The human operator ({who}) acknowledged your request without an answer."
+    if decision is Decision.APPROVED:
+        # The reviewer approved what they saw, so execution uses what they saw.
+        args = tool.parse(pending.arguments)
+        return await steps.execute(run, tool, pending.tool_call_id, args, pending.context, changes)
+    if decision is Decision.MODIFIED:
+        edited = decided.arguments or {}
+        try:
+            args = tool.parse(edited)
+        except ValidationError as exc:
+            return (
+                f"The human operator's edited arguments were invalid "
+                f"({describe_validation(exc)}), so this was treated as a rejection "
+                "and nothing was executed."
+            )
+        result = await steps.execute(run, tool, pending.tool_call_id, args, None, changes)
+        return (
+            f"A human operator ({who}) changed the arguments to "
+            f"{json.dumps(args.public_arguments())}. {result}"
+        )
+    if decision is Decision.EXPIRED:
+        return (
+            "The approval request timed out without a human decision, so this action "
+            "was not executed. Treat it as rejected."
+        )
+    if decision is Decision.CANCELLED:
+        return "The approval request was cancelled, so this action was not executed."
+    return f"The human operator rejected this: {comment or 'no reason given'}"
+
+
+def _apply_guard(
+    run: Run, pending: PendingCall, decided: ApprovalDecided, changes: Changes
+) -> None:
+    why = str(pending.context.get("guard", pending.reason))
+    if decided.decision.allows_execution:
+        run.extend_limits()
+        answer = decided.comment.strip() or "go on"
+        run.messages.append(
+            {
+                "role": "user",
+                "content": f"A human operator reviewed this run after it was stopped "
+                f"({why}) and says: {answer}",
+            }
+        )
+        run.status = RunStatus.RUNNING
+        changes.emit(RunEventType.RESUMED, correlation_id=pending.correlation_id, guard=why)
+        return
+    run.status = RunStatus.FAILED
+    run.error = (
+        f"stopped by the loop guard ({why}); the human operator did not let it go on "
+        f"({decided.decision.value}: {decided.comment or 'no comment'})"
+    )
+    changes.emit(RunEventType.FAILED, error=run.error)
