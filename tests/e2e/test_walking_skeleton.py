@@ -79,6 +79,18 @@ async def test_large_transfer_pauses_then_approval_executes_it_once(
         assert await balances(agent) == before, "nothing moves before the decision"
 
         cid = approval["correlation_id"]
+        # The reviewer is told first: the notifier skips requests that are already decided.
+        hooks = await eventually(
+            lambda: _async(
+                [
+                    h
+                    for h in webhooks[0].matching("correlation_id", cid)
+                    if h.json()["kind"] == "approval.requested"
+                ]
+            ),
+            what="the webhook notification",
+        )
+        assert hooks[0].json()["tool"] == "transfer"
         decided = await reviewer.post(
             f"/v1/approvals/{cid}/decision", json={"decision": "approve", "comment": "fine"}
         )
@@ -102,20 +114,12 @@ async def test_large_transfer_pauses_then_approval_executes_it_once(
         assert await balances(agent) == after, "the second decision executed nothing"
         # The model was asked exactly twice: the plan, then the final answer after resume.
         assert len(llm[0].calls_for(tag)) == 2
-
-    # The notifier also follows up with `approval.decided`; count the requests.
-    hooks = await eventually(
-        lambda: _async(
-            [
-                h
-                for h in webhooks[0].matching("correlation_id", cid)
-                if h.json()["kind"] == "approval.requested"
-            ]
-        ),
-        what="the webhook notification",
-    )
-    assert len(hooks) == 1
-    assert hooks[0].json()["tool"] == "transfer"
+        requested = [
+            h
+            for h in webhooks[0].matching("correlation_id", cid)
+            if h.json()["kind"] == "approval.requested"
+        ]
+        assert len(requested) == 1, "one notification per request"
 
 
 async def test_rejection_moves_nothing_and_the_model_hears_the_comment(
