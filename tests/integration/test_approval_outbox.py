@@ -77,19 +77,19 @@ async def test_a_live_replicas_slow_publish_is_not_duplicated_by_another(
 ) -> None:
     a, b = Replica(db, "a"), Replica(db, "b")
     cid = await a.stored_unpublished_decision()
-    a.service.inflight.add((cid, 1))  # a is still publishing it inline
+    a.service.outbox.inflight.add((cid, 1))  # a is still publishing it inline
     for replica in (a, b):
         replica.now = T0 + timedelta(seconds=4)  # older than the grace
-        await replica.service.heartbeat()
+        await replica.service.outbox.heartbeat()
 
-    assert await b.service.relay_outbox() == 0, "a is alive: its decision is its own"
-    assert await a.service.relay_outbox() == 0, "a is still publishing it inline"
+    assert await b.service.outbox.relay() == 0, "a is alive: its decision is its own"
+    assert await a.service.outbox.relay() == 0, "a is still publishing it inline"
     assert a.published == b.published == []
 
-    a.service.inflight.clear()  # a's inline publish failed
-    assert await a.service.relay_outbox() == 1
+    a.service.outbox.inflight.clear()  # a's inline publish failed
+    assert await a.service.outbox.relay() == 1
     assert [e.correlation_id for e in a.published] == [cid]
-    assert await a.service.relay_outbox() == 0, "marked published: once"
+    assert await a.service.outbox.relay() == 0, "marked published: once"
 
 
 async def test_a_dead_replicas_decision_is_relayed_by_a_live_one(
@@ -97,14 +97,14 @@ async def test_a_dead_replicas_decision_is_relayed_by_a_live_one(
 ) -> None:
     a, b = Replica(db, "a"), Replica(db, "b")
     cid = await a.stored_unpublished_decision()
-    await a.service.heartbeat()  # a's last sign of life, then it is killed
+    await a.service.outbox.heartbeat()  # a's last sign of life, then it is killed
 
     b.now = T0 + timedelta(seconds=3)
-    await b.service.heartbeat()
-    assert await b.service.relay_outbox() == 0, "a might still be alive"
+    await b.service.outbox.heartbeat()
+    assert await b.service.outbox.relay() == 0, "a might still be alive"
 
     b.now = T0 + timedelta(seconds=6)
-    assert await b.service.relay_outbox() == 1
+    assert await b.service.outbox.relay() == 1
     (event,) = b.published
     assert event.correlation_id == cid
     decided = await b.service.get(cid)

@@ -90,7 +90,7 @@ def build_app(
     async def housekeeping() -> int:
         now = service.clock()
         forgotten = await idempotency.forget_before(now - retention)
-        return forgotten + await service.instances.forget_before(now - timedelta(days=1))
+        return forgotten + await service.outbox.instances.forget_before(now - timedelta(days=1))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -99,17 +99,19 @@ def build_app(
         await idempotency.ensure_indexes()
         await ensure_topics(settings, settings.topics.all(), partitions=settings.kafka_partitions)
         await broker.start()
-        await service.heartbeat()
+        await service.outbox.heartbeat()
         jobs = [
             asyncio.create_task(
-                _every(settings.approval_outbox_interval_seconds, "heartbeat", service.heartbeat)
+                _every(
+                    settings.approval_outbox_interval_seconds, "heartbeat", service.outbox.heartbeat
+                )
             ),
             asyncio.create_task(
                 _every(settings.approval_sweep_interval_seconds, "expiry sweep", service.expire_due)
             ),
             asyncio.create_task(
                 _every(
-                    settings.approval_outbox_interval_seconds, "outbox relay", service.relay_outbox
+                    settings.approval_outbox_interval_seconds, "outbox relay", service.outbox.relay
                 )
             ),
             asyncio.create_task(_every(600, "housekeeping", housekeeping)),

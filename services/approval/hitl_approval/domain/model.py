@@ -9,7 +9,6 @@ and under a quorum the vote that completes it is the decision.
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 from uuid import uuid4
 
@@ -22,106 +21,36 @@ from hitl_shared.contracts import (
 )
 
 from hitl_approval.domain.arguments import schema_problems
+from hitl_approval.domain.errors import (
+    AlreadyDecided,
+    AlreadyVoted,
+    ApprovalError,
+    Conflict,
+    InvalidDecision,
+    NotAllowed,
+    NotDue,
+    TooLate,
+)
 from hitl_approval.domain.policy import Policy
+from hitl_approval.domain.stream import Entry, EntryType, Status, Verb
+
+__all__ = [
+    "AlreadyDecided",
+    "AlreadyVoted",
+    "Approval",
+    "ApprovalError",
+    "Conflict",
+    "Entry",
+    "EntryType",
+    "InvalidDecision",
+    "NotAllowed",
+    "NotDue",
+    "Status",
+    "TooLate",
+    "Verb",
+]
 
 SYSTEM_ACTOR = "system"
-
-
-class Status(StrEnum):
-    PENDING = "pending"
-    APPROVED = "approved"
-    MODIFIED = "modified"
-    REJECTED = "rejected"
-    EXPIRED = "expired"
-    CANCELLED = "cancelled"
-
-    @property
-    def terminal(self) -> bool:
-        return self is not Status.PENDING
-
-
-class Verb(StrEnum):
-    APPROVE = "approve"
-    REJECT = "reject"
-    MODIFY = "modify"
-
-
-class ApprovalError(Exception):
-    """Root of the approval domain's errors."""
-
-
-class Conflict(ApprovalError):
-    """The approval's state refuses this action; `approval` is that state."""
-
-    def __init__(self, message: str, approval: "Approval") -> None:
-        super().__init__(message)
-        self.approval = approval
-
-
-class AlreadyDecided(Conflict):
-    def __init__(self, approval: "Approval") -> None:
-        super().__init__(
-            f"approval {approval.correlation_id} is already {approval.status}", approval
-        )
-
-
-class AlreadyVoted(Conflict):
-    def __init__(self, approval: "Approval", reviewer: str) -> None:
-        missing = approval.policy.quorum - len(approval.approvers)
-        super().__init__(
-            f"{reviewer} already approved {approval.correlation_id}; it needs {missing} more "
-            f"approval(s) from other reviewers",
-            approval,
-        )
-
-
-class NotAllowed(ApprovalError):
-    """The policy does not let this reviewer take this decision (HTTP 403)."""
-
-
-class InvalidDecision(ApprovalError):
-    """The decision itself is malformed (e.g. modify without arguments)."""
-
-
-class TooLate(ApprovalError):
-    """The deadline passed before the action: the timeout goes first; `timeout` records it."""
-
-    def __init__(self, timeout: "Entry") -> None:
-        super().__init__("the approval's deadline passed before this action arrived")
-        self.timeout = timeout
-
-
-class NotDue(ApprovalError):
-    """Expiry was attempted before the deadline."""
-
-
-class EntryType(StrEnum):
-    REQUESTED = "requested"
-    VOTE = "vote"
-    ESCALATED = "escalated"
-    DECIDED = "decided"
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One record of the approval's stream; `data` is what it carries."""
-
-    seq: int
-    type: EntryType
-    at: datetime
-    actor: str
-    channel: Channel
-    data: dict[str, Any]
-    # The entry carries an event to publish once it is stored (the outbox).
-    publish: bool = False
-
-    def event(self) -> ApprovalDecided | ApprovalRequested | None:
-        """The event this entry publishes: a decision, or an escalated request."""
-        if self.type is EntryType.DECIDED:
-            return ApprovalDecided.model_validate(self.data)
-        if self.type is EntryType.ESCALATED:
-            return ApprovalRequested.model_validate(self.data["event"])
-        return None
 
 
 @dataclass

@@ -1,18 +1,17 @@
-"""Use cases of the approval service: ingest, decide, cancel, expire, relay the outbox.
+"""Use cases of the approval service: ingest, decide, cancel, expire, history.
 
 Each use case reads the stream, asks the pure domain for the next entry and appends
 it with the unique-key insert. A lost race re-reads and asks the domain again, so
-the loser sees the winner's state (409) rather than overwriting it.
+the loser sees the winner's state (409) rather than overwriting it. Publishing is `outbox.py`'s.
 """
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from hitl_shared.contracts import (
-    ApprovalDecided,
     ApprovalRequested,
     Channel,
     NotificationRecorded,
@@ -36,12 +35,26 @@ from hitl_approval.domain.model import (
 )
 from hitl_approval.domain.policy import PolicyBook
 from hitl_approval.domain.reviewer import Reviewer, Role
+from hitl_approval.service_layer.outbox import (
+    AfterCommitHook,
+    EventPublisher,
+    Outbox,
+    OutboxEvent,
+)
+
+__all__ = [
+    "AfterCommitHook",
+    "ApprovalService",
+    "DecideCommand",
+    "EventPublisher",
+    "NotFound",
+    "OutboxEvent",
+    "VersionMismatch",
+]
 
 log = logging.getLogger(__name__)
 
 MAX_RACE_RETRIES = 64
-
-OutboxEvent = ApprovalDecided | ApprovalRequested
 
 
 class NotFound(ApprovalError):
@@ -55,14 +68,6 @@ class VersionMismatch(ApprovalError):
         )
         self.approval = approval
 
-
-class EventPublisher(Protocol):
-    """Publishes a decision on `approval.decided` or an escalated request on `approval.requested`."""
-
-    async def __call__(self, event: OutboxEvent) -> None: ...
-
-
-DecisionPublisher = EventPublisher
 
 Clock = Callable[[], datetime]
 
@@ -80,10 +85,6 @@ class DecideCommand:
     arguments: dict[str, Any] | None = None
     comment: str = ""
     if_match: int | None = None
-
-
-# Test-only fault hook: called between the store write and the publish.
-AfterCommitHook = Callable[[OutboxEvent], Awaitable[None]]
 
 
 class ApprovalService:
@@ -123,14 +124,17 @@ class ApprovalService:
         self.policies = policies or PolicyBook()
         self.reviewers: Mapping[str, Reviewer] = reviewers or {}
         self.metrics = metrics or ApprovalMetrics()
-        self.instances = instances or InstanceRegistry(repo.db)
         self.clock = clock
-        self.outbox_grace = outbox_grace
-        self.replica_timeout = replica_timeout
-        self.after_commit = after_commit
-        self.on_decided: list[Callable[[Approval], None]] = []
-        # Outbox entries this process is publishing inline right now: not the relay's.
-        self.inflight: set[tuple[str, int]] = set()
+        self.outbox = Outbox(
+            repo,
+            publish,
+            instances=instances or InstanceRegistry(repo.db),
+            metrics=self.metrics,
+            clock=clock,
+            grace=outbox_grace,
+            replica_timeout=replica_timeout,
+            after_commit=after_commit,
+        )
 
     async def ingest(self, request: ApprovalRequested) -> bool:
         """Store a request; a redelivered one (or our own escalated copy) creates nothing new."""
@@ -234,49 +238,6 @@ class ApprovalService:
                     log.warning("approval expired: %s", entry.data.get("comment"), extra=extra)
         return handled
 
-    async def heartbeat(self) -> int:
-        """Tell the other replicas this one is alive (and publishing its own outbox)."""
-        await self.instances.beat(self.repo.instance, self.clock())
-        return 1
-
-    async def relay_outbox(self) -> int:
-        """Publish what a crash (or a broker outage) left unpublished: at least once.
-
-        An entry is relayed by the replica that stored it once its inline publish is
-        over (it failed), or by any replica once its owner stopped beating (crashed).
-        Never while its live owner may still be publishing it: that would be a
-        duplicate `approval.decided` whenever a publish is merely slow.
-        """
-        now = self.clock()
-        alive = await self.instances.alive(now, within=self.replica_timeout)
-        relayed = 0
-        for item in await self.repo.unpublished(before=now - self.outbox_grace):
-            if item.owner == self.repo.instance:
-                if (item.correlation_id, item.entry.seq) in self.inflight:
-                    continue
-            elif item.owner in alive:
-                continue
-            # The list may predate an inline publish that has since finished (it marks
-            # the entry before leaving `inflight`), so look again before publishing.
-            if not await self.repo.is_unpublished(item.correlation_id, item.entry.seq):
-                continue
-            event = item.entry.event()
-            approval = await self.repo.get(item.correlation_id)
-            if approval is not None:
-                await self.repo.project(approval)
-            if event is not None:
-                await self.publish(event)
-            await self.repo.mark_published(item.correlation_id, item.entry.seq)
-            self.metrics.outbox_relayed.inc()
-            relayed += 1
-            log.info(
-                "relayed %s from the outbox (stored by %s)",
-                item.entry.type,
-                item.owner or "an unknown replica",
-                extra={"correlation_id": item.correlation_id},
-            )
-        return relayed
-
     def _groups_of(self, name: str) -> frozenset[str]:
         reviewer = self.reviewers.get(name)
         if reviewer is None:
@@ -286,41 +247,15 @@ class ApprovalService:
         return reviewer.groups
 
     async def _commit(self, approval: Approval, entry: Entry) -> bool:
-        key = (approval.correlation_id, entry.seq)
-        if entry.publish:
-            self.inflight.add(key)
-        try:
+        with self.outbox.publishing(approval, entry):
             if not await self.repo.append(approval, entry):
                 return False
             approval.apply(entry)
             await self.repo.project(approval)
             self._observe(approval, entry)
             if entry.publish:
-                await self._publish(approval, entry)
+                await self.outbox.publish_now(approval, entry)
             return True
-        finally:
-            self.inflight.discard(key)
-
-    async def _publish(self, approval: Approval, entry: Entry) -> None:
-        event = entry.event()
-        if event is None:
-            return
-        if self.after_commit:
-            await self.after_commit(event)
-        try:
-            await self.publish(event)
-        except Exception:
-            # Stored is decided: the outbox relay publishes it once the broker answers.
-            log.exception(
-                "publishing %s failed; the outbox relay will retry",
-                entry.type,
-                extra={"correlation_id": approval.correlation_id},
-            )
-            return
-        await self.repo.mark_published(approval.correlation_id, entry.seq)
-        if isinstance(event, ApprovalDecided):
-            for hook in self.on_decided:
-                hook(approval)
 
     def _observe(self, approval: Approval, entry: Entry) -> None:
         extra = {"correlation_id": approval.correlation_id, "run_id": approval.request.run_id}

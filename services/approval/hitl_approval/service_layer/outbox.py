@@ -1,0 +1,125 @@
+"""The outbox: publish a stored entry's event at once, and relay what was left behind.
+
+An entry that must reach Kafka (a decision, an escalated request) is stored with
+`published: false` and the replica that stored it, in the same insert as the state
+change. That replica publishes it right away and marks it. The relay covers the two
+ways this can fail: the publish raised (the broker was away), or the replica died in
+between. It never re-publishes an entry whose live owner may still be publishing it,
+so a slow publish is not a duplicate event.
+"""
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from hitl_shared.contracts import ApprovalDecided, ApprovalRequested
+
+from hitl_approval.adapters.instances import InstanceRegistry
+from hitl_approval.adapters.metrics import ApprovalMetrics
+from hitl_approval.adapters.repository import ApprovalRepository
+from hitl_approval.domain.model import Approval, Entry
+
+log = logging.getLogger(__name__)
+
+OutboxEvent = ApprovalDecided | ApprovalRequested
+
+# Test-only fault hook: called between the store write and the publish.
+AfterCommitHook = Callable[[OutboxEvent], Awaitable[None]]
+
+
+class EventPublisher(Protocol):
+    """Publishes a decision on `approval.decided` or an escalated request on `approval.requested`."""
+
+    async def __call__(self, event: OutboxEvent) -> None: ...
+
+
+class Outbox:
+    def __init__(
+        self,
+        repo: ApprovalRepository,
+        publish: EventPublisher,
+        *,
+        instances: InstanceRegistry,
+        metrics: ApprovalMetrics,
+        clock: Callable[[], datetime],
+        grace: timedelta,
+        replica_timeout: timedelta,
+        after_commit: AfterCommitHook | None = None,
+    ) -> None:
+        self.repo = repo
+        self.publish = publish
+        self.instances = instances
+        self.metrics = metrics
+        self.clock = clock
+        self.grace = grace
+        self.replica_timeout = replica_timeout
+        self.after_commit = after_commit
+        # Entries this process is publishing inline right now: not the relay's.
+        self.inflight: set[tuple[str, int]] = set()
+
+    @contextlib.contextmanager
+    def publishing(self, approval: Approval, entry: Entry) -> Iterator[None]:
+        """Hold `entry` as in flight from before its insert until its publish is over."""
+        key = (approval.correlation_id, entry.seq)
+        if entry.publish:
+            self.inflight.add(key)
+        try:
+            yield
+        finally:
+            self.inflight.discard(key)
+
+    async def publish_now(self, approval: Approval, entry: Entry) -> None:
+        event = entry.event()
+        if event is None:
+            return
+        if self.after_commit:
+            await self.after_commit(event)
+        try:
+            await self.publish(event)
+        except Exception:
+            # Stored is decided: the relay publishes it once the broker answers.
+            log.exception(
+                "publishing %s failed; the outbox relay will retry",
+                entry.type,
+                extra={"correlation_id": approval.correlation_id},
+            )
+            return
+        await self.repo.mark_published(approval.correlation_id, entry.seq)
+
+    async def heartbeat(self) -> int:
+        """Tell the other replicas this one is alive (and publishing its own outbox)."""
+        await self.instances.beat(self.repo.instance, self.clock())
+        return 1
+
+    async def relay(self) -> int:
+        """Publish what a failed publish or a dead replica left unpublished: at least once."""
+        now = self.clock()
+        alive = await self.instances.alive(now, within=self.replica_timeout)
+        relayed = 0
+        for item in await self.repo.unpublished(before=now - self.grace):
+            if item.owner == self.repo.instance:
+                if (item.correlation_id, item.entry.seq) in self.inflight:
+                    continue
+            elif item.owner in alive:
+                continue  # its owner publishes it, inline or through its own relay
+            # The list may predate an inline publish that has since finished (it marks
+            # the entry before leaving `inflight`), so look again before publishing.
+            if not await self.repo.is_unpublished(item.correlation_id, item.entry.seq):
+                continue
+            approval = await self.repo.get(item.correlation_id)
+            if approval is not None:
+                await self.repo.project(approval)
+            if (event := item.entry.event()) is not None:
+                await self.publish(event)
+            await self.repo.mark_published(item.correlation_id, item.entry.seq)
+            self.metrics.outbox_relayed.inc()
+            relayed += 1
+            log.info(
+                "relayed %s from the outbox (stored by %s)",
+                item.entry.type,
+                item.owner or "an unknown replica",
+                extra={"correlation_id": item.correlation_id},
+            )
+        return relayed
