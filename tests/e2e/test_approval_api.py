@@ -217,6 +217,35 @@ async def test_modify_must_fit_the_tools_schema(bus: Bus, stack: Stack) -> None:
         assert ok.json()["request"]["arguments_schema"] == SCHEMA
 
 
+async def test_hostile_edits_get_a_clear_answer_and_odd_json_round_trips(
+    bus: Bus, stack: Stack
+) -> None:
+    deep: Any = 1
+    for _ in range(600):
+        deep = {"a": deep}
+    cid = await pending(bus, stack)
+    async with client(stack, "ann") as ann:
+        headers = {"Content-Type": "application/json"}
+        for raw, fragment in [
+            (json.dumps({"decision": "modify", "arguments": {"d": deep}}), "nested deeper"),
+            ('{"decision": "modify", "arguments": {"x": NaN}}', "not a JSON number"),
+        ]:
+            response = await ann.post(f"/v1/approvals/{cid}/decision", content=raw, headers=headers)
+            assert response.status_code == 422, response.text
+            assert fragment in response.json()["detail"]
+        huge = json.dumps({"decision": "approve", "comment": "x" * (2 * 1024 * 1024)})
+        too_big = await ann.post(f"/v1/approvals/{cid}/decision", content=huge, headers=headers)
+        assert too_big.status_code == 413
+        assert (await ann.get(f"/v1/approvals/{cid}")).json()["status"] == "pending"
+
+        odd = {"$set": {"a.b": 1}, "big": 123456789012345678901234567890, "nul\u0000": "x"}
+        ok = await decide(ann, cid, "modify", arguments=odd)
+        assert ok.status_code == 200, ok.text
+        assert ok.json()["decision"]["arguments"] == odd
+        listed = await ann.get("/v1/approvals", params={"run_id": ok.json()["request"]["run_id"]})
+        assert listed.json()["items"][0]["decision"]["arguments"] == odd
+
+
 async def test_idempotency_key_replays_the_first_response(bus: Bus, stack: Stack) -> None:
     cid = await pending(bus, stack)
     key = {"Idempotency-Key": f"key-{uuid.uuid4()}"}

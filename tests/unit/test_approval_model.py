@@ -37,6 +37,13 @@ def request(**overrides: object) -> ApprovalRequested:
     return ApprovalRequested.model_validate({**fields, **overrides})
 
 
+def _nested(depth: int) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
 def decide(approval: Approval, verb: Verb, **kw: object) -> Approval:
     entry = approval.decide(verb, reviewer="ann", channel=Channel.API, now=T0, **kw)  # type: ignore[arg-type]
     return approval.apply(entry)
@@ -329,3 +336,18 @@ def test_cancel_records_the_caller_through_the_system_channel() -> None:
     )
     with pytest.raises(AlreadyDecided):
         approval.cancel(actor="x", now=T0)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "fragment"),
+    [
+        ({"x": float("nan")}, "arguments.x: nan is not a JSON number"),
+        ({"x": [1, float("inf")]}, "arguments.x.1: inf"),
+        ({"d": _nested(40)}, "nested deeper than 32 levels"),
+    ],
+)
+def test_edited_arguments_must_be_plain_json(arguments: dict[str, object], fragment: str) -> None:
+    with pytest.raises(InvalidDecision, match=fragment):
+        Approval.requested(request()).decide(
+            Verb.MODIFY, reviewer="a", channel=Channel.API, now=T0, arguments=arguments
+        )

@@ -21,6 +21,7 @@ from hitl_approval.adapters.notes import NoteRepository
 from hitl_approval.adapters.repository import ApprovalRepository
 from hitl_approval.entrypoints import api, consumer, decisions, errors, health
 from hitl_approval.entrypoints.auth import by_name, load_reviewers
+from hitl_approval.entrypoints.limits import BodyLimit
 from hitl_approval.integrations.router import router as integrations_router
 from hitl_approval.service_layer.services import AfterCommitHook, ApprovalService, OutboxEvent
 from hitl_approval.settings import ApprovalSettings
@@ -140,6 +141,7 @@ def build_app(
     app.state.reviewers = reviewers
     app.state.idempotency = idempotency
     app.add_exception_handler(RequestValidationError, errors.on_validation_error)
+    app.add_middleware(BodyLimit)
     app.include_router(api.router)
     app.include_router(decisions.router)
     app.include_router(health.router)

@@ -20,7 +20,7 @@ from hitl_shared.contracts import (
     OnTimeout,
 )
 
-from hitl_approval.domain.arguments import schema_problems
+from hitl_approval.domain.arguments import json_problems, schema_problems
 from hitl_approval.domain.errors import (
     AlreadyDecided,
     AlreadyVoted,
@@ -237,6 +237,8 @@ class Approval:
     def _check_arguments(self, arguments: dict[str, Any] | None) -> None:
         if not arguments:
             raise InvalidDecision("modify needs the edited arguments")
+        if problem := json_problems(arguments):
+            raise InvalidDecision(problem)
         schema = self.request.arguments_schema
         if schema is not None and (problem := schema_problems(arguments, schema)):
             raise InvalidDecision(

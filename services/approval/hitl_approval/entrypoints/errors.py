@@ -27,7 +27,9 @@ async def on_validation_error(request: Request, exc: Exception) -> Response:
     if not request.url.path.startswith(API_PREFIX):
         return await request_validation_exception_handler(request, exc)
     errors = list(exc.errors())
-    body = {"detail": summarize(errors), "errors": jsonable_encoder(errors)}
+    # Not the offending `input`: it can be huge, or not even representable as JSON.
+    listed = [{k: err[k] for k in ("type", "loc", "msg") if k in err} for err in errors]
+    body = {"detail": summarize(errors), "errors": jsonable_encoder(listed)}
     return JSONResponse(body, status_code=422)
 
 
@@ -45,6 +47,7 @@ INVALID: dict[int | str, dict[str, Any]] = {
 }
 UNREADABLE: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "The body cannot be read as JSON (e.g. not UTF-8)."},
+    413: {"model": ErrorBody, "description": "The body is over 1 MiB."},
 }
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {

@@ -4,8 +4,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 from hitl_shared.contracts import ApprovalDecided, ApprovalRequested
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from hitl_approval.domain.arguments import json_problems
 from hitl_approval.domain.history import HistoryEvent
 from hitl_approval.domain.model import Approval, Status
 from hitl_approval.domain.policy import Policy
@@ -30,6 +31,13 @@ class DecisionBody(BaseModel):
         "arguments_schema), ignored otherwise.",
     )
     comment: str = Field(default="", max_length=4000, description="Goes back to the agent.")
+
+    @field_validator("arguments")
+    @classmethod
+    def _plain_json(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and (problem := json_problems(value)):
+            raise ValueError(problem)
+        return value
 
 
 class CancelBody(BaseModel):
