@@ -5,6 +5,10 @@ event model; a message that cannot be parsed (or keeps failing in its handler) g
 to `<topic>.dlq` with the reason and consumption continues. Store or broker outages
 are not the message's fault: those are retried and, failing that, nacked so the
 message is read again instead of lost.
+
+Tracing and log context ride along: `publish` puts the current W3C `traceparent`
+in the headers; the consumer wrapper continues that trace in a span per message and
+binds the event's `correlation_id` / `run_id` for every line logged while handling it.
 """
 
 import asyncio
@@ -22,6 +26,7 @@ from faststream.message import StreamMessage
 from pydantic import BaseModel, ValidationError
 from pymongo.errors import PyMongoError
 
+from hitl_shared import context, telemetry
 from hitl_shared.contracts import DeadLetter, Event
 from hitl_shared.settings import CommonSettings
 from hitl_shared.topics import dlq
@@ -89,13 +94,15 @@ async def publish(
     all_headers = {"content-type": "application/json", **(headers or {})}
     if correlation_id:
         all_headers["correlation_id"] = correlation_id
-    await broker.publish(
-        encode(event),
-        topic=topic,
-        key=key.encode(),
-        headers=all_headers,
-        correlation_id=correlation_id,
-    )
+    with telemetry.producing(topic):
+        telemetry.inject(all_headers)
+        await broker.publish(
+            encode(event),
+            topic=topic,
+            key=key.encode(),
+            headers=all_headers,
+            correlation_id=correlation_id,
+        )
 
 
 async def _raw_body(msg: StreamMessage[Any]) -> bytes:
@@ -157,13 +164,27 @@ def subscribe(
     """Register `handler` for `model` events on `topic` with DLQ and retry semantics."""
 
     async def consume(body: bytes, message: KafkaMessage) -> None:
-        try:
-            event = parse(model, body)
-        except ValueError as exc:
-            await dead_letter(broker, message, f"invalid {model.__name__}: {exc}", group=group)
-            if on_dead_letter:
-                on_dead_letter(topic)
-            return
+        headers = message.headers
+        # Until the body parses, the header is all we know of what this is about.
+        with (
+            telemetry.consuming(topic, headers),
+            context.bound(correlation_id=_header(headers, "correlation_id")),
+        ):
+            try:
+                event = parse(model, body)
+            except ValueError as exc:
+                await dead_letter(broker, message, f"invalid {model.__name__}: {exc}", group=group)
+                if on_dead_letter:
+                    on_dead_letter(topic)
+                return
+            token = context.handling.set(event)
+            try:
+                with context.bound(**context.ids_of(event)):
+                    await handle(event, message)
+            finally:
+                context.handling.reset(token)
+
+    async def handle(event: E, message: KafkaMessage) -> None:
         for attempt in range(1, HANDLER_ATTEMPTS + 1):
             try:
                 await handler(event)
@@ -199,3 +220,10 @@ def subscribe(
         session_timeout_ms=6_000,
         heartbeat_interval_ms=1_000,
     )(consume)
+
+
+def _header(headers: dict[str, Any], name: str) -> str | None:
+    value = headers.get(name)
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    return str(value) if value else None

@@ -1,4 +1,9 @@
-"""Structured JSON logs to stderr, with correlation ids where a line has them."""
+"""Structured JSON logs to stderr, with correlation ids where a line has them.
+
+Ids come from `extra=` or, failing that, from what the current task is about
+(`hitl_shared.context`, bound by the consumer wrapper and the HTTP routes) and the
+current trace, so lines logged deep inside a handler carry them too.
+"""
 
 import json
 import logging
@@ -6,7 +11,28 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-_EXTRA_KEYS = ("correlation_id", "run_id", "task_id", "event", "decision", "reviewer")
+from hitl_shared import context, telemetry
+
+_EXTRA_KEYS = (
+    "correlation_id",
+    "run_id",
+    "task_id",
+    "event",
+    "decision",
+    "reviewer",
+    "trace_id",
+    "span_id",
+)
+
+
+class ContextFilter(logging.Filter):
+    """Adds the task's ids and the trace's ids to records that do not name them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in (context.ids() | telemetry.trace_ids()).items():
+            if getattr(record, key, None) is None:
+                setattr(record, key, value)
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -33,6 +59,7 @@ class JsonFormatter(logging.Formatter):
 def configure(service: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
+    handler.addFilter(ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -10,7 +10,9 @@ from typing import Any
 
 from fastapi import FastAPI
 from hitl_shared.contracts import ApprovalRequested, RunEvent, TaskSubmitted
+from hitl_shared.http_tracing import BIND_PATH_IDS, instrument
 from hitl_shared.kafka import ensure_topics, make_broker, publish
+from hitl_shared.metrics import endpoint
 from hitl_shared.mongo import database, make_client, ping
 
 from hitl_agent import catalog
@@ -21,6 +23,7 @@ from hitl_agent.adapters.llm import make_model
 from hitl_agent.adapters.runs import RunStore
 from hitl_agent.adapters.sandbox import Sandbox
 from hitl_agent.entrypoints import api, consumer, events
+from hitl_agent.metrics import AgentMetrics, MeteredModel
 from hitl_agent.service_layer.executions import Executions, crash_after
 from hitl_agent.service_layer.outbox import Outbox
 from hitl_agent.service_layer.runner import Runner
@@ -37,6 +40,7 @@ def build_app(settings: AgentSettings | None = None, *, model: ChatModel | None 
     store, ledger = RunStore(db), Ledger(db)
     sandbox = Sandbox(settings.agent_files_sandbox)
     broker = make_broker(settings, client_id="hitl-agent")
+    metrics = AgentMetrics(broker)
     topics = settings.topics
     approvals = ApprovalClient(settings.agent_approval_url, settings.agent_approval_token)
 
@@ -51,6 +55,7 @@ def build_app(settings: AgentSettings | None = None, *, model: ChatModel | None 
 
     async def publish_event(event: RunEvent) -> None:
         await publish(broker, topics.agent_runs, event, key=event.run_id)
+        metrics.published(event)
 
     async def submit_task(task: TaskSubmitted) -> None:
         await publish(broker, topics.agent_tasks, task, key=task.task_id)
@@ -63,11 +68,14 @@ def build_app(settings: AgentSettings | None = None, *, model: ChatModel | None 
         store=store,
         agents=catalog.agents(settings, ledger=ledger, sandbox=sandbox),
         steps=Steps(
-            model=model
-            or make_model(
-                api_key=settings.openai_api_key,
-                base_url=settings.openai_base_url,
-                model=settings.openai_model,
+            model=MeteredModel(
+                model
+                or make_model(
+                    api_key=settings.openai_api_key,
+                    base_url=settings.openai_base_url,
+                    model=settings.openai_model,
+                ),
+                metrics,
             ),
             executions=Executions(
                 store,
@@ -79,7 +87,7 @@ def build_app(settings: AgentSettings | None = None, *, model: ChatModel | None 
         ),
         outbox=outbox,
     )
-    consumer.register(broker, settings, runner)
+    consumer.register(broker, settings, runner, on_dead_letter=metrics.dead_lettered)
 
     async def relay_forever() -> None:
         grace = timedelta(seconds=settings.agent_outbox_grace_seconds)
@@ -116,7 +124,20 @@ def build_app(settings: AgentSettings | None = None, *, model: ChatModel | None 
             await approvals.close()
             await mongo.close()
 
-    app = FastAPI(title="hitl agent service", version="0.2.0", lifespan=lifespan)
+    app = FastAPI(
+        title="hitl agent service",
+        version="0.2.0",
+        lifespan=lifespan,
+        dependencies=[BIND_PATH_IDS],
+    )
+    instrument(app)
+    app.add_api_route(
+        "/metrics",
+        endpoint(metrics.registry, metrics.lag.refresh),
+        methods=["GET"],
+        tags=["health"],
+        summary="Prometheus metrics",
+    )
     app.state.settings = settings
     app.state.runner = runner
     app.state.ledger = ledger

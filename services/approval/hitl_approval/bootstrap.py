@@ -10,8 +10,11 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from hitl_shared import telemetry
 from hitl_shared.contracts import ApprovalDecided
+from hitl_shared.http_tracing import BIND_PATH_IDS, instrument
 from hitl_shared.kafka import ensure_topics, make_broker, publish
+from hitl_shared.metrics import ConsumerLag
 from hitl_shared.mongo import database, make_client
 
 from hitl_approval.adapters.idempotency import IdempotencyStore
@@ -19,6 +22,7 @@ from hitl_approval.adapters.instances import InstanceRegistry
 from hitl_approval.adapters.metrics import ApprovalMetrics
 from hitl_approval.adapters.notes import NoteRepository
 from hitl_approval.adapters.repository import ApprovalRepository
+from hitl_approval.adapters.traces import TraceStore
 from hitl_approval.entrypoints import api, consumer, decisions, errors, health
 from hitl_approval.entrypoints.auth import by_name, load_reviewers
 from hitl_approval.entrypoints.limits import BodyLimit
@@ -61,6 +65,8 @@ def build_app(
     idempotency = IdempotencyStore(db)
     broker = make_broker(settings, client_id="hitl-approval")
     reviewers = load_reviewers(settings)
+    traces = TraceStore(db)
+    metrics = ApprovalMetrics()
 
     async def publish_event(event: OutboxEvent) -> None:
         # A decision goes to approval.decided; an escalated request back to approval.requested.
@@ -69,7 +75,12 @@ def build_app(
             if isinstance(event, ApprovalDecided)
             else settings.topics.approval_requested
         )
-        await publish(broker, topic, event, key=event.run_id, correlation_id=event.correlation_id)
+        # Published in the trace the request came with, not the reviewer's request's.
+        traceparent = await traces.recall(event.correlation_id)
+        with telemetry.continuing(traceparent, f"approval {event.correlation_id} outcome"):
+            await publish(
+                broker, topic, event, key=event.run_id, correlation_id=event.correlation_id
+            )
 
     if after_commit is None and settings.approval_fault_crash_after_commit:
         after_commit = _crash_after_commit
@@ -79,13 +90,13 @@ def build_app(
         notes=notes,
         policies=settings.policy_book(),
         reviewers=by_name(reviewers),
-        metrics=ApprovalMetrics(),
+        metrics=metrics,
         instances=InstanceRegistry(db),
         outbox_grace=timedelta(seconds=settings.approval_outbox_grace_seconds),
         replica_timeout=timedelta(seconds=settings.approval_replica_timeout_seconds),
         after_commit=after_commit,
     )
-    consumer.register(broker, settings, service)
+    consumer.register(broker, settings, service, traces=traces)
     retention = timedelta(seconds=settings.approval_idempotency_retention_seconds)
 
     async def housekeeping() -> int:
@@ -133,13 +144,16 @@ def build_app(
         "emits approval.decided. Every /v1/approvals call needs `Authorization: Bearer "
         "<reviewer token>`.",
         lifespan=lifespan,
+        dependencies=[BIND_PATH_IDS],
     )
+    instrument(app)
     app.state.settings = settings
     app.state.service = service
     app.state.mongo = mongo
     app.state.broker = broker
     app.state.reviewers = reviewers
     app.state.idempotency = idempotency
+    app.state.consumer_lag = ConsumerLag(broker, metrics.registry)
     app.add_exception_handler(RequestValidationError, errors.on_validation_error)
     app.add_middleware(BodyLimit)
     app.include_router(api.router)

@@ -8,15 +8,17 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 from fastapi import FastAPI
+from hitl_shared.http_tracing import BIND_PATH_IDS, instrument
 from hitl_shared.kafka import ensure_topics, make_broker
+from hitl_shared.metrics import endpoint
 from hitl_shared.mongo import database, make_client
 
-from hitl_notifier.adapters.outcomes import OutcomePublisher
 from hitl_notifier.adapters.store import NotifierStore
 from hitl_notifier.channels.slack import SlackClient
 from hitl_notifier.channels.smtp import SmtpSender
 from hitl_notifier.channels.webhook import WebhookClient
 from hitl_notifier.entrypoints import consumer, http
+from hitl_notifier.metrics import MeteredOutcomes, NotifierMetrics
 from hitl_notifier.service_layer.channels import Channels
 from hitl_notifier.service_layer.dispatcher import Dispatcher, RetryPolicy
 from hitl_notifier.service_layer.handlers import NotifierService
@@ -44,6 +46,7 @@ def build_app(settings: NotifierSettings | None = None) -> FastAPI:
     mongo = make_client(settings)
     store = NotifierStore(database(mongo, settings))
     broker = make_broker(settings, client_id="hitl-notifier")
+    metrics = NotifierMetrics(broker)
     client = httpx.AsyncClient(timeout=settings.notifier_timeout_seconds)
     channels = Channels(
         slack=SlackClient(
@@ -70,7 +73,7 @@ def build_app(settings: NotifierSettings | None = None) -> FastAPI:
     dispatcher = Dispatcher(
         store,
         channels,
-        OutcomePublisher(broker, settings.topics),
+        MeteredOutcomes(broker, settings.topics, metrics),
         policy=RetryPolicy(
             attempts=settings.notifier_attempts,
             base_seconds=settings.notifier_backoff_base_seconds,
@@ -88,7 +91,7 @@ def build_app(settings: NotifierSettings | None = None) -> FastAPI:
         reminder_fraction=settings.notifier_reminder_fraction,
         email_follow_up=settings.notifier_email_follow_up,
     )
-    consumer.register(broker, settings, service)
+    consumer.register(broker, settings, service, on_dead_letter=metrics.dead_lettered)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -107,7 +110,17 @@ def build_app(settings: NotifierSettings | None = None) -> FastAPI:
             await client.aclose()
             await mongo.close()
 
-    app = FastAPI(title="hitl notifier", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="hitl notifier", version="0.1.0", lifespan=lifespan, dependencies=[BIND_PATH_IDS]
+    )
+    instrument(app)
+    app.add_api_route(
+        "/metrics",
+        endpoint(metrics.registry, metrics.lag.refresh),
+        methods=["GET"],
+        tags=["health"],
+        summary="Prometheus metrics",
+    )
     app.state.settings = settings
     app.state.service = service
     app.include_router(http.router)

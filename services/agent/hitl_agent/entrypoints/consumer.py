@@ -1,5 +1,7 @@
 """Kafka entrypoints: `agent.tasks` starts runs, `approval.decided` resumes them."""
 
+from collections.abc import Callable
+
 from faststream.kafka import KafkaBroker
 from hitl_shared.contracts import ApprovalDecided, TaskSubmitted
 from hitl_shared.kafka import PoisonMessage, subscribe
@@ -9,7 +11,13 @@ from hitl_agent.service_layer.runner import InvalidTask, Runner
 from hitl_agent.settings import AgentSettings
 
 
-def register(broker: KafkaBroker, settings: AgentSettings, runner: Runner) -> None:
+def register(
+    broker: KafkaBroker,
+    settings: AgentSettings,
+    runner: Runner,
+    *,
+    on_dead_letter: Callable[[str], None] | None = None,
+) -> None:
     async def on_task(task: TaskSubmitted) -> None:
         try:
             await runner.start(task)
@@ -27,6 +35,7 @@ def register(broker: KafkaBroker, settings: AgentSettings, runner: Runner) -> No
         group=group,
         model=TaskSubmitted,
         handler=on_task,
+        on_dead_letter=on_dead_letter,
     )
     subscribe(
         broker,
@@ -35,4 +44,5 @@ def register(broker: KafkaBroker, settings: AgentSettings, runner: Runner) -> No
         group=group,
         model=ApprovalDecided,
         handler=on_decided,
+        on_dead_letter=on_dead_letter,
     )

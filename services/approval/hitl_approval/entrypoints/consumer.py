@@ -4,13 +4,22 @@ from faststream.kafka import KafkaBroker
 from hitl_shared.contracts import ApprovalRequested, NotificationRecorded
 from hitl_shared.kafka import subscribe
 
+from hitl_approval.adapters.traces import TraceStore
 from hitl_approval.service_layer.services import ApprovalService
 from hitl_approval.settings import ApprovalSettings
 
 
-def register(broker: KafkaBroker, settings: ApprovalSettings, service: ApprovalService) -> None:
+def register(
+    broker: KafkaBroker,
+    settings: ApprovalSettings,
+    service: ApprovalService,
+    *,
+    traces: TraceStore | None = None,
+) -> None:
     async def on_requested(event: ApprovalRequested) -> None:
         await service.ingest(event)
+        if traces is not None:
+            await traces.remember(event.correlation_id)
 
     async def on_notification(event: NotificationRecorded) -> None:
         await service.record_note(event)

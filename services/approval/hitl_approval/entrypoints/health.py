@@ -46,4 +46,5 @@ async def metrics(request: Request) -> Response:
     service: ApprovalService = request.app.state.service
     registry: ApprovalMetrics = service.metrics
     pending = await service.repo.count_pending()
+    await request.app.state.consumer_lag.refresh()
     return Response(registry.render(pending), media_type=CONTENT_TYPE_LATEST)

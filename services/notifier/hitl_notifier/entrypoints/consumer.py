@@ -1,5 +1,7 @@
 """Kafka entrypoints: approval.requested and approval.decided -> the notifier's use cases."""
 
+from collections.abc import Callable
+
 from faststream.kafka import KafkaBroker
 from hitl_shared.contracts import ApprovalDecided, ApprovalRequested
 from hitl_shared.kafka import subscribe
@@ -8,7 +10,13 @@ from hitl_notifier.service_layer.handlers import NotifierService
 from hitl_notifier.settings import NotifierSettings
 
 
-def register(broker: KafkaBroker, settings: NotifierSettings, service: NotifierService) -> None:
+def register(
+    broker: KafkaBroker,
+    settings: NotifierSettings,
+    service: NotifierService,
+    *,
+    on_dead_letter: Callable[[str], None] | None = None,
+) -> None:
     async def on_requested(event: ApprovalRequested) -> None:
         await service.on_requested(event)
 
@@ -23,6 +31,7 @@ def register(broker: KafkaBroker, settings: NotifierSettings, service: NotifierS
         group=group,
         model=ApprovalRequested,
         handler=on_requested,
+        on_dead_letter=on_dead_letter,
     )
     subscribe(
         broker,
@@ -31,4 +40,5 @@ def register(broker: KafkaBroker, settings: NotifierSettings, service: NotifierS
         group=group,
         model=ApprovalDecided,
         handler=on_decided,
+        on_dead_letter=on_dead_letter,
     )
