@@ -47,7 +47,9 @@ def configure_tracing(service: str, settings: TracingSettings | None = None) -> 
         # The sampler comes from OTEL_TRACES_SAMPLER (default: parent-based, always on).
         provider = TracerProvider(resource=resource)
         if mode == "console":
-            provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+            # One JSON object a line, like the logs, so both can be read line by line.
+            exporter = ConsoleSpanExporter(formatter=lambda span: span.to_json(indent=None) + "\n")
+            provider.add_span_processor(SimpleSpanProcessor(exporter))
         else:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
