@@ -1,4 +1,5 @@
-"""The outbox relay on the real store: at least once, but never behind a live publisher."""
+"""The outbox relay on the real store: at least once, never behind a live publisher, and
+no scans while all is well."""
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -6,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from hitl_approval.adapters.repository import ApprovalRepository
-from hitl_approval.domain.model import Approval, Verb
-from hitl_approval.service_layer.services import ApprovalService, OutboxEvent
+from hitl_approval.domain.model import Verb
+from hitl_approval.service_layer.services import ApprovalService, DecideCommand, OutboxEvent
 from hitl_shared.contracts import ApprovalRequested, Channel, RequestContext
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -40,8 +41,11 @@ class Replica:
     def __init__(self, db: AsyncDatabase[dict[str, object]], name: str) -> None:
         self.now = T0
         self.published: list[OutboxEvent] = []
+        self.broker_down = False
 
         async def publish(event: OutboxEvent) -> None:
+            if self.broker_down:
+                raise ConnectionError("broker unreachable")
             self.published.append(event)
 
         self.service = ApprovalService(
@@ -52,8 +56,7 @@ class Replica:
             replica_timeout=timedelta(seconds=5),
         )
 
-    async def stored_unpublished_decision(self) -> str:
-        """A decision this replica stored but has not published (as if still publishing)."""
+    async def pending(self) -> str:
         request = ApprovalRequested(
             correlation_id=f"c-{uuid.uuid4()}",
             run_id="r",
@@ -65,31 +68,58 @@ class Replica:
             requested_at=self.now,
             expires_at=self.now + timedelta(hours=1),
         )
-        approval = Approval.requested(request)
-        await self.service.repo.add(approval)
-        entry = approval.decide(Verb.APPROVE, reviewer="ann", channel=Channel.API, now=self.now)
-        assert await self.service.repo.append(approval, entry)
+        await self.service.ingest(request)
         return request.correlation_id
 
+    async def approve(self, cid: str) -> None:
+        await self.service.decide(DecideCommand(cid, Verb.APPROVE, "ann", Channel.API))
 
-async def test_a_live_replicas_slow_publish_is_not_duplicated_by_another(
+    async def stored_unpublished_decision(self) -> str:
+        """A decision this replica stored but has not published (it died, or is slow)."""
+        cid = await self.pending()
+        approval = await self.service.get(cid)
+        entry = approval.decide(Verb.APPROVE, reviewer="ann", channel=Channel.API, now=self.now)
+        assert await self.service.repo.append(approval, entry)
+        return cid
+
+    def at(self, seconds: float) -> "Replica":
+        self.now = T0 + timedelta(seconds=seconds)
+        return self
+
+
+async def test_a_failed_publish_is_retried_by_its_replica_and_nobody_else(
+    db: AsyncDatabase[dict[str, object]],
+) -> None:
+    a, b = Replica(db, "a"), Replica(db, "b")
+    await a.service.outbox.heartbeat()
+    cid = await a.pending()
+    a.broker_down = True
+    await a.approve(cid)  # stored; the publish raised, the HTTP answer is still 200
+    assert a.published == []
+
+    await b.at(4).service.outbox.heartbeat()
+    await a.at(4).service.outbox.heartbeat()
+    assert await b.service.outbox.relay() == 0, "a is alive: its decision is its own"
+    with pytest.raises(ConnectionError):
+        await a.service.outbox.relay()  # the broker is still away: kept for later
+    a.broker_down = False
+    assert await a.service.outbox.relay() == 1
+    assert [e.correlation_id for e in a.published] == [cid]
+    assert await a.service.outbox.relay() == 0, "marked published: once"
+    assert b.published == []
+
+
+async def test_a_live_replicas_slow_publish_is_never_duplicated(
     db: AsyncDatabase[dict[str, object]],
 ) -> None:
     a, b = Replica(db, "a"), Replica(db, "b")
     cid = await a.stored_unpublished_decision()
     a.service.outbox.inflight.add((cid, 1))  # a is still publishing it inline
-    for replica in (a, b):
-        replica.now = T0 + timedelta(seconds=4)  # older than the grace
+    for replica in (a.at(4), b.at(4)):
         await replica.service.outbox.heartbeat()
-
-    assert await b.service.outbox.relay() == 0, "a is alive: its decision is its own"
-    assert await a.service.outbox.relay() == 0, "a is still publishing it inline"
+    assert await b.service.outbox.relay() == 0
+    assert await a.service.outbox.relay() == 0
     assert a.published == b.published == []
-
-    a.service.outbox.inflight.clear()  # a's inline publish failed
-    assert await a.service.outbox.relay() == 1
-    assert [e.correlation_id for e in a.published] == [cid]
-    assert await a.service.outbox.relay() == 0, "marked published: once"
 
 
 async def test_a_dead_replicas_decision_is_relayed_by_a_live_one(
@@ -99,13 +129,30 @@ async def test_a_dead_replicas_decision_is_relayed_by_a_live_one(
     cid = await a.stored_unpublished_decision()
     await a.service.outbox.heartbeat()  # a's last sign of life, then it is killed
 
-    b.now = T0 + timedelta(seconds=3)
-    await b.service.outbox.heartbeat()
+    await b.at(3).service.outbox.heartbeat()
     assert await b.service.outbox.relay() == 0, "a might still be alive"
 
-    b.now = T0 + timedelta(seconds=6)
+    b.at(6)
     assert await b.service.outbox.relay() == 1
     (event,) = b.published
     assert event.correlation_id == cid
-    decided = await b.service.get(cid)
-    assert decided.status.value == "approved"
+    assert (await b.service.get(cid)).status.value == "approved"
+
+
+async def test_the_relay_reads_no_collection_while_all_is_well(
+    db: AsyncDatabase[dict[str, object]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = Replica(db, "a")
+    await a.service.outbox.heartbeat()
+    assert await a.service.outbox.relay() == 0  # the look at start-up
+
+    async def no_scans(**_: object) -> list[object]:
+        raise AssertionError("scanned approval_events in steady state")
+
+    monkeypatch.setattr(a.service.repo, "unpublished", no_scans)
+    cid = await a.pending()
+    await a.approve(cid)
+    for second in range(1, 4):
+        await a.at(second).service.outbox.heartbeat()
+        assert await a.service.outbox.relay() == 0
+    assert [e.correlation_id for e in a.published] == [cid]

@@ -1,4 +1,5 @@
-"""Several replicas sweeping at once on the real store: each approval expires once."""
+"""Expiry on the real store: replicas sweeping at once expire each approval once, and a
+replica expires what it ingested from memory, without scanning."""
 
 import asyncio
 import uuid
@@ -7,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from hitl_approval.adapters.repository import ApprovalRepository
-from hitl_approval.domain.model import Approval, EntryType, Status
-from hitl_approval.service_layer.services import ApprovalService, OutboxEvent
-from hitl_shared.contracts import ApprovalDecided, ApprovalRequested, RequestContext
+from hitl_approval.domain.model import Approval, EntryType, Status, Verb
+from hitl_approval.service_layer.services import ApprovalService, DecideCommand, OutboxEvent
+from hitl_shared.contracts import ApprovalDecided, ApprovalRequested, Channel, RequestContext
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -73,7 +74,7 @@ async def test_replicas_sweeping_together_expire_or_escalate_each_approval_once(
     for r in requests:
         await replicas[0].repo.add(Approval.requested(r))
 
-    handled = await asyncio.gather(*(replica.expire_due() for replica in replicas))
+    handled = await asyncio.gather(*(replica.sweep_all() for replica in replicas))
 
     assert sum(handled) == APPROVALS, "each approval handled by exactly one replica"
     assert sorted(e.correlation_id for e in published) == sorted(r.correlation_id for r in requests)
@@ -87,3 +88,39 @@ async def test_replicas_sweeping_together_expire_or_escalate_each_approval_once(
             assert [e.type for e in approval.entries] == [EntryType.REQUESTED, EntryType.ESCALATED]
     kinds = {type(e) for e in published}
     assert kinds == ({ApprovalDecided} if on_timeout == "reject" else {ApprovalRequested})
+
+
+async def test_a_replica_expires_what_it_ingested_without_scanning(
+    db: AsyncDatabase[dict[str, object]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    published: list[OutboxEvent] = []
+
+    async def publish(event: OutboxEvent) -> None:
+        published.append(event)
+
+    now = [T0]
+    service = ApprovalService(ApprovalRepository(db, instance="a"), publish, clock=lambda: now[0])
+
+    async def no_scans(*_: object, **__: object) -> list[str]:
+        raise AssertionError("scanned the store for due approvals")
+
+    monkeypatch.setattr(service.repo, "due", no_scans)
+    rejecting = request()
+    escalating = request(on_timeout="escalate", escalation_seconds=10)
+    decided = request()
+    for r in (rejecting, escalating, decided):
+        await service.ingest(r)
+    await service.decide(DecideCommand(decided.correlation_id, Verb.APPROVE, "ann", Channel.API))
+
+    assert await service.expire_due() == 0, "nothing is due yet"
+    now[0] = T0 + timedelta(seconds=2)
+    assert await service.expire_due() == 2, "the rejecting one expires, the other escalates"
+    assert (await service.get(rejecting.correlation_id)).status is Status.EXPIRED
+    assert (await service.get(escalating.correlation_id)).escalated
+    assert await service.expire_due() == 0
+
+    now[0] = T0 + timedelta(seconds=13)
+    assert await service.expire_due() == 1, "the escalation's new deadline was remembered"
+    assert (await service.get(escalating.correlation_id)).status is Status.EXPIRED
+    assert (await service.get(decided.correlation_id)).status is Status.APPROVED
+    assert len(service.deadlines) == 0

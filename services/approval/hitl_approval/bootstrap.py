@@ -100,9 +100,7 @@ def build_app(
     retention = timedelta(seconds=settings.approval_idempotency_retention_seconds)
 
     async def housekeeping() -> int:
-        now = service.clock()
-        forgotten = await idempotency.forget_before(now - retention)
-        return forgotten + await service.outbox.instances.forget_before(now - timedelta(days=1))
+        return await idempotency.forget_before(service.clock() - retention)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -120,6 +118,11 @@ def build_app(
             ),
             asyncio.create_task(
                 _every(settings.approval_sweep_interval_seconds, "expiry sweep", service.expire_due)
+            ),
+            asyncio.create_task(
+                _every(
+                    settings.approval_full_sweep_interval_seconds, "full sweep", service.sweep_all
+                )
             ),
             asyncio.create_task(
                 _every(

@@ -13,7 +13,10 @@ class ApprovalSettings(CommonSettings):
     approval_port: int = 8081
     # Public base URL used in links sent to reviewers.
     approval_public_url: str = "http://127.0.0.1:8081"
+    # How often this replica expires what it knows is due (from memory, cheap).
     approval_sweep_interval_seconds: float = 1.0
+    # How often the store is scanned for any overdue approval (other replicas', restarts).
+    approval_full_sweep_interval_seconds: float = 30.0
     approval_outbox_interval_seconds: float = 1.0
     # An unpublished outbox entry younger than this is still being published inline.
     approval_outbox_grace_seconds: float = 2.0

@@ -1,8 +1,9 @@
 """Which approval-service replicas are alive: a heartbeat document per process.
 
 The outbox relay uses it to leave a live replica's unpublished decisions to that
-replica (it is publishing them right now, maybe slowly) and to take over only those
-of a replica that stopped beating (it crashed between store and publish).
+replica (it is publishing them right now, maybe slowly), and to notice a replica that
+stopped beating (it may have crashed between store and publish) so its leftovers are
+looked for once, rather than scanning for leftovers all the time.
 """
 
 from datetime import datetime, timedelta
@@ -25,6 +26,11 @@ class InstanceRegistry:
         found = self.instances.find({"at": {"$gte": now - within}}, {"_id": 1})
         return {doc["_id"] async for doc in found}
 
-    async def forget_before(self, cutoff: datetime) -> int:
-        result = await self.instances.delete_many({"at": {"$lt": cutoff}})
-        return result.deleted_count
+    async def dead(self, now: datetime, *, within: timedelta) -> set[str]:
+        """Replicas that stopped beating and whose leftovers nobody has collected yet."""
+        found = self.instances.find({"at": {"$lt": now - within}}, {"_id": 1})
+        return {doc["_id"] async for doc in found}
+
+    async def forget(self, instances: set[str]) -> None:
+        for instance in instances:
+            await self.instances.delete_one({"_id": instance})

@@ -132,8 +132,14 @@ class ApprovalRepository:
         return created
 
     async def get(self, correlation_id: str) -> Approval | None:
-        cursor = self.events.find({"correlation_id": correlation_id}).sort("seq", ASCENDING)
-        entries = [_entry(doc) async for doc in cursor]
+        # Entry by entry on its `_id`, until the first gap: FerretDB 1.x answers only an
+        # `_id` equality without reading the whole collection, and a stream holds a few
+        # entries. Entries are only ever appended, so the result is a consistent prefix.
+        entries: list[Entry] = []
+        while (
+            doc := await self.events.find_one({"_id": _entry_id(correlation_id, len(entries))})
+        ) is not None:
+            entries.append(_entry(doc))
         return Approval.from_entries(entries) if entries else None
 
     async def append(self, approval: Approval, entry: Entry) -> bool:
@@ -157,12 +163,8 @@ class ApprovalRepository:
                     {"_id": approval.correlation_id, "version": {"$lt": approval.version}},
                     {"$set": doc},
                 )
-            latest = await self.events.find_one(
-                {"correlation_id": approval.correlation_id},
-                {"seq": 1},
-                sort=[("seq", DESCENDING)],
-            )
-            if latest is None or latest["seq"] <= approval.version:
+            following = _entry_id(approval.correlation_id, approval.version + 1)
+            if await self.events.find_one({"_id": following}, {"_id": 1}) is None:
                 return
             fresher = await self.get(approval.correlation_id)
             if fresher is None:

@@ -3,9 +3,12 @@
 An entry that must reach Kafka (a decision, an escalated request) is stored with
 `published: false` and the replica that stored it, in the same insert as the state
 change. That replica publishes it right away and marks it. The relay covers the two
-ways this can fail: the publish raised (the broker was away), or the replica died in
-between. It never re-publishes an entry whose live owner may still be publishing it,
-so a slow publish is not a duplicate event.
+ways this can fail: the publish raised (the broker was away: the replica retries it
+from memory), or the replica died in between (found by a look through the store at
+start-up and whenever a replica stops beating). It never re-publishes an entry whose
+live owner may still be publishing it, so a slow publish is not a duplicate event.
+Nothing scans the store while all is well: on FerretDB 1.x every scan reads the whole
+collection.
 """
 
 import contextlib
@@ -22,6 +25,9 @@ from hitl_approval.adapters.repository import ApprovalRepository
 from hitl_approval.domain.model import Approval, Entry
 
 log = logging.getLogger(__name__)
+
+# Leftovers handled per relay pass; a full page means look again next pass.
+LEFTOVER_PAGE = 200
 
 OutboxEvent = ApprovalDecided | ApprovalRequested
 
@@ -58,6 +64,10 @@ class Outbox:
         self.after_commit = after_commit
         # Entries this process is publishing inline right now: not the relay's.
         self.inflight: set[tuple[str, int]] = set()
+        # Entries whose inline publish failed, retried by the relay.
+        self.failed: dict[tuple[str, int], Entry] = {}
+        # Look through the store once at start-up: a previous incarnation's leftovers.
+        self.look_for_leftovers = True
 
     @contextlib.contextmanager
     def publishing(self, approval: Approval, entry: Entry) -> Iterator[None]:
@@ -85,6 +95,7 @@ class Outbox:
                 entry.type,
                 extra={"correlation_id": approval.correlation_id},
             )
+            self.failed[(approval.correlation_id, entry.seq)] = entry
             return
         await self.repo.mark_published(approval.correlation_id, entry.seq)
 
@@ -95,31 +106,51 @@ class Outbox:
 
     async def relay(self) -> int:
         """Publish what a failed publish or a dead replica left unpublished: at least once."""
+        relayed = await self._retry_failed()
         now = self.clock()
+        dead = await self.instances.dead(now, within=self.replica_timeout)
+        if not (self.look_for_leftovers or dead):
+            return relayed
         alive = await self.instances.alive(now, within=self.replica_timeout)
-        relayed = 0
-        for item in await self.repo.unpublished(before=now - self.grace):
+        leftovers = await self.repo.unpublished(before=now - self.grace, limit=LEFTOVER_PAGE)
+        for item in leftovers:
             if item.owner == self.repo.instance:
                 if (item.correlation_id, item.entry.seq) in self.inflight:
                     continue
             elif item.owner in alive:
                 continue  # its owner publishes it, inline or through its own relay
-            # The list may predate an inline publish that has since finished (it marks
-            # the entry before leaving `inflight`), so look again before publishing.
-            if not await self.repo.is_unpublished(item.correlation_id, item.entry.seq):
-                continue
-            approval = await self.repo.get(item.correlation_id)
-            if approval is not None:
-                await self.repo.project(approval)
-            if (event := item.entry.event()) is not None:
-                await self.publish(event)
-            await self.repo.mark_published(item.correlation_id, item.entry.seq)
-            self.metrics.outbox_relayed.inc()
-            relayed += 1
-            log.info(
-                "relayed %s from the outbox (stored by %s)",
-                item.entry.type,
-                item.owner or "an unknown replica",
-                extra={"correlation_id": item.correlation_id},
-            )
+            if await self._relay(item.correlation_id, item.entry):
+                relayed += 1
+                log.info(
+                    "relayed %s from the outbox (stored by %s)",
+                    item.entry.type,
+                    item.owner or "an unknown replica",
+                    extra={"correlation_id": item.correlation_id},
+                )
+        if len(leftovers) < LEFTOVER_PAGE:
+            # Everything the dead left behind is out; they need no more looking after.
+            self.look_for_leftovers = False
+            await self.instances.forget(dead)
         return relayed
+
+    async def _retry_failed(self) -> int:
+        relayed = 0
+        for (correlation_id, seq), entry in list(self.failed.items()):
+            if await self._relay(correlation_id, entry):
+                relayed += 1
+            del self.failed[(correlation_id, seq)]
+        return relayed
+
+    async def _relay(self, correlation_id: str, entry: Entry) -> bool:
+        # A listing of leftovers may predate an inline publish that has since finished
+        # (it marks the entry before leaving `inflight`), so look again first.
+        if not await self.repo.is_unpublished(correlation_id, entry.seq):
+            return False
+        approval = await self.repo.get(correlation_id)
+        if approval is not None:
+            await self.repo.project(approval)
+        if (event := entry.event()) is not None:
+            await self.publish(event)
+        await self.repo.mark_published(correlation_id, entry.seq)
+        self.metrics.outbox_relayed.inc()
+        return True

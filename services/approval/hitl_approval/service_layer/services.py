@@ -35,6 +35,7 @@ from hitl_approval.domain.model import (
 )
 from hitl_approval.domain.policy import PolicyBook
 from hitl_approval.domain.reviewer import Reviewer, Role
+from hitl_approval.service_layer.deadlines import Deadlines
 from hitl_approval.service_layer.outbox import (
     AfterCommitHook,
     EventPublisher,
@@ -125,6 +126,7 @@ class ApprovalService:
         self.reviewers: Mapping[str, Reviewer] = reviewers or {}
         self.metrics = metrics or ApprovalMetrics()
         self.clock = clock
+        self.deadlines = Deadlines()
         self.outbox = Outbox(
             repo,
             publish,
@@ -140,6 +142,8 @@ class ApprovalService:
         """Store a request; a redelivered one (or our own escalated copy) creates nothing new."""
         approval = Approval.requested(request, self.policies.resolve(request))
         created = await self.repo.add(approval)
+        # Also on redelivery: a wrong guess only costs one read when it falls due.
+        self.deadlines.set(approval.correlation_id, approval.expires_at)
         if created:
             what = "stored"
         elif request.escalated:
@@ -210,9 +214,17 @@ class ApprovalService:
         raise RuntimeError(f"gave up cancelling {correlation_id} after {MAX_RACE_RETRIES} races")
 
     async def expire_due(self) -> int:
-        """Escalate or expire every pending approval past its deadline; safe on many replicas."""
+        """Escalate or expire what this replica knows is due; no scan of the store."""
+        return await self._expire(self.deadlines.due(self.clock()))
+
+    async def sweep_all(self) -> int:
+        """Escalate or expire everything overdue in the store (what other replicas knew)."""
+        return await self._expire(await self.repo.due(self.clock()))
+
+    async def _expire(self, correlation_ids: list[str]) -> int:
+        # Safe on many replicas at once: each expiry is the same unique-key append.
         handled = 0
-        for correlation_id in await self.repo.due(self.clock()):
+        for correlation_id in correlation_ids:
             approval = await self.repo.get(correlation_id)
             if approval is None:
                 continue
@@ -222,6 +234,7 @@ class ApprovalService:
                 await self.repo.project(approval)  # repair a projection a crash left behind
                 continue
             except NotDue:
+                self.deadlines.set(correlation_id, approval.expires_at)
                 await self.repo.project(approval)  # e.g. an escalation the projection missed
                 continue
             if await self._commit(approval, entry):
@@ -252,6 +265,10 @@ class ApprovalService:
                 return False
             approval.apply(entry)
             await self.repo.project(approval)
+            if approval.status.terminal:
+                self.deadlines.forget(approval.correlation_id)
+            elif entry.type is EntryType.ESCALATED:
+                self.deadlines.set(approval.correlation_id, approval.expires_at)
             self._observe(approval, entry)
             if entry.publish:
                 await self.outbox.publish_now(approval, entry)
