@@ -134,7 +134,14 @@ class HistoryItem(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    detail: str = Field(description="What went wrong, for a person.")
+    detail: str = Field(
+        description="What went wrong, for a person.",
+        examples=[
+            "no approval with correlation id 'c0ffee-1234'",
+            "four-eyes policy: 'carol' submitted this task and may not approve it; another "
+            "reviewer must (rejecting is allowed)",
+        ],
+    )
 
 
 class InvalidBody(BaseModel):
@@ -148,7 +155,10 @@ class InvalidBody(BaseModel):
 
 
 class ConflictBody(BaseModel):
-    detail: str
+    detail: str = Field(
+        description="Why this action lost; `approval` is the state that holds.",
+        examples=["approval c0ffee-1234 is already approved"],
+    )
     approval: ApprovalView
 
 
