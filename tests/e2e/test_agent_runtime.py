@@ -237,13 +237,13 @@ async def test_the_event_stream_of_a_paused_then_approved_run(
         rest = await read_events(agent, run_id, last_event_id=3)
         assert [e["event"] for e in rest] == [
             "decision_applied",
-            "tool_executed",
             "resumed",
+            "tool_executed",
             "model_replied",
             "completed",
         ]
         assert [e["id"] for e in rest] == [4, 5, 6, 7, 8]
-        assert rest[1]["detail"]["result"].startswith("Transferred 250.00 from checking to alice")
+        assert rest[2]["detail"]["result"].startswith("Transferred 250.00 from checking to alice")
         assert rest[-1]["detail"]["output"].startswith("Done: Transferred 250.00")
         again = await read_events(agent, run_id, last_event_id=8)
         assert again == [], "a finished run's stream ends at once"

@@ -158,7 +158,12 @@ async def test_a_crash_after_executing_and_before_storing_is_finished_by_the_red
     h.world.crash_after.add("pay")
     with pytest.raises(Crash):
         await h.runner.resume(approval)
-    assert (await h.run(run_id)).status is RunStatus.AWAITING_APPROVAL
+    # The decision was recorded (and `resumed` told) before the tool ran; its outcome was not.
+    crashed = await h.run(run_id)
+    assert crashed.status is RunStatus.RUNNING
+    assert crashed.turn is not None
+    assert crashed.turn.results == []
+    assert h.types(run_id).count("resumed") == 1
     await h.runner.resume(approval)  # Kafka redelivers the uncommitted decision
     run = await h.run(run_id)
     assert run.status is RunStatus.COMPLETED

@@ -1,8 +1,10 @@
 """Applying a reviewer's decision to a held call (or to a guard's question).
 
-Approved runs what the reviewer saw; modified runs the edited arguments after
-validating them again; anything else runs nothing and tells the model plainly.
-The run carries on only once every held call of its turn is decided.
+Two checkpoints: the decision is recorded first (and `resumed` told as soon as the
+last open call is decided), then its outcome. Approved runs what the reviewer saw;
+modified runs the edited arguments after validating them again; anything else runs
+nothing and tells the model plainly. The run carries on only once every held call
+of its turn has its result.
 """
 
 import json
@@ -19,14 +21,15 @@ from hitl_agent.tools.registry import Tool, describe_validation
 log = logging.getLogger(__name__)
 
 
-async def apply_decision(
-    steps: Steps,
-    run: Run,
-    spec: AgentSpec,
-    pending: PendingCall,
-    decided: ApprovalDecided,
-    changes: Changes,
+def record_decision(
+    run: Run, pending: PendingCall, decided: ApprovalDecided, changes: Changes
 ) -> None:
+    """Mark the held call decided; no I/O, so its checkpoint is stored at once.
+
+    When this was the run's last open call the run has resumed: it is running again
+    and `resumed` goes out with this checkpoint, before the tool runs
+    (`complete_decision`) and before the next model call.
+    """
     pending.resolved = True
     pending.decision = decided.decision.value
     pending.comment = decided.comment
@@ -42,13 +45,54 @@ async def apply_decision(
     if pending.kind is PendingKind.GUARD:
         _apply_guard(run, pending, decided, changes)
         return
-    turn = run.turn
-    if turn is None or pending.tool_call_id not in turn.held:
+    if not awaits_result(run, pending):
         # Cannot happen with runs this code stored; never leave such a run stuck.
         log.error("decision for a call outside the current turn", extra={"run_id": run.run_id})
         if not run.open_calls():
             run.status = RunStatus.RUNNING
         return
+    if not run.open_calls():
+        run.status = RunStatus.RUNNING
+        changes.emit(RunEventType.RESUMED, correlation_id=pending.correlation_id)
+
+
+def outcomes_outstanding(run: Run) -> bool:
+    """Every held call is decided but some outcome is not in: its handler is on it."""
+    turn = run.turn
+    return (
+        turn is not None
+        and not turn.unhandled()
+        and not run.open_calls()
+        and any(turn.result_of(call_id) is None for call_id in turn.held)
+    )
+
+
+def awaits_result(run: Run, pending: PendingCall) -> bool:
+    """A held tool call of the current turn whose result is not in yet."""
+    turn = run.turn
+    return (
+        pending.kind is PendingKind.TOOL
+        and turn is not None
+        and pending.tool_call_id in turn.held
+        and turn.result_of(pending.tool_call_id) is None
+    )
+
+
+async def complete_decision(
+    steps: Steps,
+    run: Run,
+    spec: AgentSpec,
+    pending: PendingCall,
+    decided: ApprovalDecided,
+    changes: Changes,
+) -> None:
+    """Run (or not) what was decided; the run goes on once its turn has every result.
+
+    Executions are keyed by the call, so a second attempt (a redelivered decision
+    after a crash between the two checkpoints, or a racing replica) reuses the first.
+    """
+    turn = run.turn
+    assert turn is not None
     tool = spec.registry.get(pending.tool)
     if tool is None:
         # The agent's tools changed while the run waited (a new deployment).
@@ -57,9 +101,7 @@ async def apply_decision(
         result = await _decision_result(steps, run, tool, pending, decided, changes)
     turn.add_result(pending.tool_call_id, result)
     if not run.open_calls():
-        run.status = RunStatus.RUNNING
         run.close_turn()
-        changes.emit(RunEventType.RESUMED, correlation_id=pending.correlation_id)
 
 
 async def _decision_result(

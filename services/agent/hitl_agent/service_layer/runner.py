@@ -18,7 +18,12 @@ from hitl_shared.contracts import ApprovalDecided, RunEvent, RunEventType, TaskS
 from hitl_agent.adapters.runs import CancelOrder, Checkpoint, RunStore
 from hitl_agent.domain.run import Run, RunStatus, utcnow
 from hitl_agent.service_layer.agents import AgentSpec, UnknownAgent
-from hitl_agent.service_layer.decisions import apply_decision
+from hitl_agent.service_layer.decisions import (
+    awaits_result,
+    complete_decision,
+    outcomes_outstanding,
+    record_decision,
+)
 from hitl_agent.service_layer.outbox import Outbox
 from hitl_agent.service_layer.requests import approval_request
 from hitl_agent.service_layer.steps import Changes, Steps
@@ -118,6 +123,10 @@ class Runner:
         for _ in range(MAX_ITERATIONS):
             if run is None or run.status is not RunStatus.RUNNING:
                 return
+            if outcomes_outstanding(run):
+                # Resumed, but a decision's handler is still completing its outcome;
+                # that handler drives the run on once the turn has every result.
+                return
             changes = Changes()
             await self.steps.advance(run, self.spec(run.agent), changes)
             if not await self.commit(run, changes):
@@ -126,11 +135,16 @@ class Runner:
         log.error("run did not settle after %d steps", MAX_ITERATIONS, extra={"run_id": run_id})
 
     async def resume(self, decided: ApprovalDecided) -> None:
-        """Apply one decision once; carry on when every call of its turn is decided."""
+        """Apply one decision once; carry on when every call of its turn is decided.
+
+        First the decision is recorded (its checkpoint carries `resumed` when it was
+        the last open call), then its outcome; a crash in between leaves the decision
+        recorded and the redelivered message completes it.
+        """
         ids = {"run_id": decided.run_id, "correlation_id": decided.correlation_id}
         applied: Run | None = None
+        run = await self.store.latest(decided.run_id)
         for _ in range(MAX_RACES):
-            run = await self.store.latest(decided.run_id)
             if run is None:
                 log.warning("decision for an unknown run; ignored", extra=ids)
                 return
@@ -138,14 +152,25 @@ class Runner:
             if pending is None:
                 log.warning("decision for an approval this run never asked for", extra=ids)
                 return
-            if pending.resolved or run.status.terminal:
+            changes = Changes()
+            if run.status.terminal:
                 log.info("decision already applied (duplicate delivery)", extra=ids)
                 break
-            changes = Changes()
-            await apply_decision(self.steps, run, self.spec(run.agent), pending, decided, changes)
-            if await self.commit(run, changes):
-                applied = run
+            if not pending.resolved:
+                record_decision(run, pending, decided, changes)
+            elif awaits_result(run, pending):
+                spec = self.spec(run.agent)
+                await complete_decision(self.steps, run, spec, pending, decided, changes)
+            else:
+                log.info("decision already applied (duplicate delivery)", extra=ids)
                 break
+            if await self.commit(run, changes):
+                # Carry on from what was just stored: no need to read it back.
+                applied = run
+                if not awaits_result(run, pending):
+                    break
+            else:
+                applied, run = None, await self.store.latest(decided.run_id)
         else:
             raise RuntimeError(f"could not apply decision {decided.correlation_id}: too many races")
         # A redelivery after a crash mid-run carries on here; otherwise this finds
