@@ -18,7 +18,8 @@ import httpx
 from tests.support.http_server import free_port
 from tests.support.stack import MODULES, Stack
 
-START_TIMEOUT = 90.0
+START_TIMEOUT = 150.0
+ATTEMPT_TIMEOUT = 60.0
 
 
 @dataclass
@@ -48,22 +49,27 @@ class Fleet:
         return f"http://127.0.0.1:{self.replicas[name].port}"
 
     async def start(self, name: str) -> None:
-        """Start (again) until healthy; a start that dies (store or broker away) is retried."""
+        """Start (again) until healthy. A start that dies or hangs (the store or the broker
+        is away) is killed and tried again, within START_TIMEOUT."""
         replica = self.replicas[name]
         deadline = time.monotonic() + START_TIMEOUT
         async with httpx.AsyncClient(timeout=1) as http:
             while True:
                 proc = self._spawn(replica)
-                while proc.poll() is None and time.monotonic() < deadline:
+                attempt_ends = min(deadline, time.monotonic() + ATTEMPT_TIMEOUT)
+                while proc.poll() is None and time.monotonic() < attempt_ends:
                     with contextlib.suppress(httpx.HTTPError):
                         if (await http.get(self.url(name) + "/healthz")).status_code == 200:
                             return
                     await asyncio.sleep(0.1)
+                if proc.poll() is None:
+                    proc.kill()
+                    await asyncio.to_thread(proc.wait, 10)
                 if time.monotonic() >= deadline:
                     raise RuntimeError(
                         f"{name} not healthy after {START_TIMEOUT}s:\n{self.tail(name)}"
                     )
-                await asyncio.sleep(0.5)  # it exited during start-up: try again
+                await asyncio.sleep(0.5)
 
     def _spawn(self, replica: Replica) -> subprocess.Popen[bytes]:
         env = {**self.stack.env, _port_variable(replica.module): str(replica.port)}

@@ -2,7 +2,7 @@
 
 The schedule (what, in which order, at which moment, how long a killed service stays
 down) is drawn from the run's seeded generator; faults run one after another while
-the load goes on, each service back and healthy before the next fault starts.
+the load goes on; every killed service is back and healthy when `unleash` returns.
 """
 
 import asyncio
@@ -64,17 +64,26 @@ async def unleash(
     bad_input: Callable[[int], Awaitable[int]],
     journal: Journal,
 ) -> None:
-    """Run the faults in order, each at its moment or as soon as the previous one is over."""
+    """Run each fault at its moment. A killed service comes back in the background, so
+    faults overlap (a kill during a broker restart); a broker or store restart, and a
+    second kill of the same replica, wait for what is already under way."""
     started = time.monotonic()
+    revivals: dict[str, asyncio.Task[None]] = {}
+
+    async def revive(name: str, downtime: float) -> None:
+        await asyncio.sleep(downtime)
+        await fleet.start(name)
+        journal.note(f"{name} restarted and healthy")
+
     for fault in faults:
         await asyncio.sleep(max(0.0, fault.at - (time.monotonic() - started)))
         if fault.action == "kill":
+            if fault.target in revivals:
+                await revivals.pop(fault.target)
             fleet.kill(fault.target)
             journal.kills[fault.target] += 1
             journal.note(f"SIGKILL {fault.target}; down for {fault.downtime:.1f}s")
-            await asyncio.sleep(fault.downtime)
-            await fleet.start(fault.target)
-            journal.note(f"{fault.target} restarted and healthy")
+            revivals[fault.target] = asyncio.create_task(revive(fault.target, fault.downtime))
         elif fault.action == "restart":
             journal.note(f"restarting {fault.target}")
             away = await infra.restart(fault.target)
@@ -83,3 +92,4 @@ async def unleash(
         else:
             count = await bad_input(int(fault.target))
             journal.note(f"bad input wave {fault.target}: {count} malformed messages sent")
+    await asyncio.gather(*revivals.values())
