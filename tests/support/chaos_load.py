@@ -61,7 +61,7 @@ def plan(rng: random.Random, count: int, *, window: float) -> list[Task]:
                 account=f"chaos{index:04d}",
                 amount=amount,
                 verdict=rng.choices(VERDICTS, VERDICT_WEIGHTS)[0] if big else None,
-                modified_amount=rng.randint(1, amount - 1),
+                modified_amount=rng.randint(1, amount - 1) if big else 0,
                 think=rng.uniform(0.1, 2.0),
                 at=rng.uniform(0, window),
             )
