@@ -5,15 +5,23 @@ indexes or $lookup. Atomic steps are single-document inserts guarded by a unique
 key, the only compare-and-swap that is atomic on both.
 """
 
+import logging
 from typing import Any
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from hitl_shared.settings import CommonSettings
 
 Document = dict[str, Any]
+
+log = logging.getLogger(__name__)
+
+# Server codes for "an index of that name exists with another definition".
+_INDEX_CONFLICTS = {85, 86}  # IndexOptionsConflict, IndexKeySpecsConflict
+_INDEX_NOT_FOUND = 27
 
 
 def make_client(settings: CommonSettings) -> AsyncMongoClient[Document]:
@@ -42,3 +50,27 @@ async def insert_once(db: AsyncDatabase[Document], collection: str, doc: Documen
 
 async def ping(client: AsyncMongoClient[Document]) -> None:
     await client.admin.command("ping")
+
+
+async def ensure_index(collection: AsyncCollection[Document], keys: Any, **options: Any) -> str:
+    """`create_index`, idempotent across upgrades.
+
+    A database written by an older hitl may hold an index of the same name with
+    another definition; MongoDB and FerretDB then refuse to start the service.
+    That index is ours, so it is replaced (several replicas may race here: a
+    drop that finds nothing and a create that finds the new one are both fine).
+    """
+    model = IndexModel(keys, **options)
+    name = str(model.document["name"])
+    try:
+        return await collection.create_index(keys, **options)
+    except OperationFailure as exc:
+        if exc.code not in _INDEX_CONFLICTS:
+            raise
+    log.warning("replacing index %s on %s: its definition changed", name, collection.name)
+    try:
+        await collection.drop_index(name)
+    except OperationFailure as exc:
+        if exc.code != _INDEX_NOT_FOUND:
+            raise
+    return await collection.create_index(keys, **options)

@@ -7,7 +7,7 @@ half-way, on MongoDB and FerretDB alike (no multi-document transactions needed).
 
 from datetime import UTC, datetime
 
-from hitl_shared.mongo import Document, insert_once
+from hitl_shared.mongo import Document, ensure_index, insert_once
 from pymongo.asynchronous.database import AsyncDatabase
 
 ACCOUNTS = "accounts"
@@ -27,8 +27,8 @@ class Ledger:
         self.db = db
 
     async def ensure_indexes(self) -> None:
-        await self.db[LEDGER].create_index("from")
-        await self.db[LEDGER].create_index("to")
+        await ensure_index(self.db[LEDGER], "from")
+        await ensure_index(self.db[LEDGER], "to")
 
     async def seed(self, opening: dict[str, float]) -> None:
         for account, amount in opening.items():

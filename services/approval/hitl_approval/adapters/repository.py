@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from hitl_shared.contracts import Channel
-from hitl_shared.mongo import Document, insert_once
+from hitl_shared.mongo import Document, ensure_index, insert_once
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -107,20 +107,25 @@ class ApprovalRepository:
         self.approvals = db[APPROVALS]
 
     async def ensure_indexes(self) -> None:
-        await self.events.create_index(
-            [("correlation_id", ASCENDING), ("seq", ASCENDING)], unique=True, name="stream"
+        await ensure_index(
+            self.events,
+            [("correlation_id", ASCENDING), ("seq", ASCENDING)],
+            unique=True,
+            name="stream",
         )
-        await self.events.create_index([("published", ASCENDING), ("at", ASCENDING)], name="outbox")
+        await ensure_index(
+            self.events, [("published", ASCENDING), ("at", ASCENDING)], name="outbox"
+        )
         newest = [("requested_at", DESCENDING), ("_id", DESCENDING)]
-        await self.approvals.create_index(newest, name="newest")
+        await ensure_index(self.approvals, newest, name="newest")
         # One index per filter, ending in the listing's sort order, so a filtered page
         # is an index range scan rather than a sort of every match.
         for key in FILTER_KEYS:
-            await self.approvals.create_index([(key, ASCENDING), *newest], name=f"by_{key}")
-        await self.approvals.create_index(
-            [("status", ASCENDING), ("expires_at", ASCENDING)], name="due"
+            await ensure_index(self.approvals, [(key, ASCENDING), *newest], name=f"by_{key}")
+        await ensure_index(
+            self.approvals, [("status", ASCENDING), ("expires_at", ASCENDING)], name="due"
         )
-        await self.approvals.create_index([("expires_at", ASCENDING)], name="expires_at")
+        await ensure_index(self.approvals, [("expires_at", ASCENDING)], name="expires_at")
 
     async def add(self, approval: Approval) -> bool:
         """Store a new request; False when this correlation id already exists."""

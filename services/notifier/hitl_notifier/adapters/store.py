@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from hitl_shared.contracts import ApprovalDecided, ApprovalRequested, NotificationKind
-from hitl_shared.mongo import Document, insert_once
+from hitl_shared.mongo import Document, ensure_index, insert_once
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -70,12 +70,12 @@ class NotifierStore:
         self.deliveries = db[DELIVERIES]
 
     async def ensure_indexes(self) -> None:
-        await self.approvals.create_index(
-            [("status", ASCENDING), ("remind_at", ASCENDING)], name="reminders"
+        await ensure_index(
+            self.approvals, [("status", ASCENDING), ("remind_at", ASCENDING)], name="reminders"
         )
-        await self.deliveries.create_index([("correlation_id", ASCENDING)], name="approval")
-        await self.deliveries.create_index(
-            [("status", ASCENDING), ("lease_until", ASCENDING)], name="leases"
+        await ensure_index(self.deliveries, [("correlation_id", ASCENDING)], name="approval")
+        await ensure_index(
+            self.deliveries, [("status", ASCENDING), ("lease_until", ASCENDING)], name="leases"
         )
 
     # approvals

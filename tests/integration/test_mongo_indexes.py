@@ -1,0 +1,59 @@
+"""Index creation survives upgrades: a same-named index with an old definition is replaced."""
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from pymongo import ASCENDING, AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from hitl_shared.mongo import ensure_index
+from tests.support.infra import Infra, provide
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def infra() -> Iterator[Infra]:
+    with provide() as endpoints:
+        yield endpoints
+
+
+@pytest.fixture
+async def db(infra: Infra) -> AsyncIterator[AsyncDatabase[dict[str, object]]]:
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(infra.mongodb_url)
+    name = f"hitl_idx_{uuid.uuid4().hex[:8]}"
+    yield client[name]
+    await client.drop_database(name)
+    await client.close()
+
+
+async def _keys(db: AsyncDatabase[dict[str, object]], name: str) -> dict[str, object]:
+    info = await db.events.index_information()
+    return dict(info[name]["key"])
+
+
+async def test_an_index_from_an_older_release_is_replaced(
+    db: AsyncDatabase[dict[str, object]],
+) -> None:
+    await db.events.create_index([("published", ASCENDING)], name="outbox")
+    await db.events.insert_one({"_id": "a", "published": False, "at": 1})
+
+    await ensure_index(db.events, [("published", ASCENDING), ("at", ASCENDING)], name="outbox")
+
+    assert await _keys(db, "outbox") == {"published": 1, "at": 1}
+    assert await db.events.count_documents({}) == 1, "replacing an index loses no data"
+
+
+async def test_ensure_index_is_idempotent(db: AsyncDatabase[dict[str, object]]) -> None:
+    for _ in range(3):
+        name = await ensure_index(db.events, [("seq", ASCENDING)], unique=True)
+    assert name == "seq_1"
+    assert await _keys(db, "seq_1") == {"seq": 1}
+
+
+async def test_unrelated_index_errors_still_raise(db: AsyncDatabase[dict[str, object]]) -> None:
+    from pymongo.errors import OperationFailure
+
+    with pytest.raises(OperationFailure):
+        await ensure_index(db.events, [("x", "no-such-index-type")])
