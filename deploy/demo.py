@@ -111,5 +111,16 @@ async def main() -> None:
         show("balances after", (await agent.get("/v1/accounts")).json())
 
 
+async def drop_database() -> None:
+    """Remove the demo's own database (deploy/demo.sh calls this after a plain run)."""
+    from pymongo import AsyncMongoClient
+
+    name = os.environ["MONGODB_DATABASE"]
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(os.environ["MONGODB_URL"])
+    await client.drop_database(name)
+    await client.close()
+    print(f"dropped demo database {name}")
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(drop_database() if "--drop-database" in sys.argv else main())

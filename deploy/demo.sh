@@ -21,6 +21,11 @@ case "${1:-}" in
 esac
 
 sync_env
+if [[ $mode != up && -z "${MONGODB_DATABASE:-}" ]]; then
+  # Every demo starts from the opening balances, in a database of its own.
+  export MONGODB_DATABASE="hitl_demo_$(date +%Y%m%d_%H%M%S)"
+  say "demo database: $MONGODB_DATABASE"
+fi
 started_infra=0
 if ensure_infra; then started_infra=1; fi
 deploy/local/services.sh start
@@ -32,7 +37,14 @@ if [[ $mode == up ]]; then
 fi
 if [[ $mode == run ]]; then
   # Stop what this run started; infrastructure that was already up stays up.
-  trap 'deploy/local/services.sh stop; if [[ $started_infra == 1 ]]; then deploy/local/infra.sh stop; fi' EXIT
+  cleanup() {
+    deploy/local/services.sh stop
+    if [[ "${MONGODB_DATABASE:-}" == hitl_demo_* ]]; then
+      "${UV[@]}" run --locked python deploy/demo.py --drop-database || true
+    fi
+    if [[ $started_infra == 1 ]]; then deploy/local/infra.sh stop; fi
+  }
+  trap cleanup EXIT
 fi
 "${UV[@]}" run --locked python deploy/demo.py
 if [[ $mode == keep ]]; then say "stack left running; stop it with: deploy/demo.sh --down"; fi
