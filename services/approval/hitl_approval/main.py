@@ -1,8 +1,6 @@
 """`hitl-approval`: run the approval service."""
 
-import uvicorn
-from hitl_shared.logs import configure
-from hitl_shared.telemetry import configure_tracing
+from hitl_shared.serve import serve
 
 from hitl_approval.bootstrap import build_app
 from hitl_approval.settings import ApprovalSettings
@@ -10,14 +8,12 @@ from hitl_approval.settings import ApprovalSettings
 
 def main() -> None:
     settings = ApprovalSettings()
-    configure("approval", settings.log_level)
-    configure_tracing("approval")
-    uvicorn.run(
-        build_app(settings),
+    serve(
+        "approval",
+        lambda: build_app(settings),
         host=settings.approval_host,
         port=settings.approval_port,
-        log_config=None,
-        access_log=False,
+        log_level=settings.log_level,
     )
 
 

@@ -1,0 +1,18 @@
+"""The one way a hitl service process starts: JSON logs, tracing, then uvicorn."""
+
+from collections.abc import Callable
+from typing import Any
+
+from hitl_shared.logs import configure
+from hitl_shared.telemetry import configure_tracing
+
+
+def serve(
+    service: str, build_app: Callable[[], Any], *, host: str, port: int, log_level: str
+) -> None:
+    """Run `build_app()` under uvicorn; logging is configured before the app is built."""
+    import uvicorn  # each service depends on uvicorn; shared's contracts do not need it
+
+    configure(service, log_level)
+    configure_tracing(service)
+    uvicorn.run(build_app(), host=host, port=port, log_config=None, access_log=False)
