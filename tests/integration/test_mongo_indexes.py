@@ -4,10 +4,10 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from hitl_shared.mongo import ensure_index
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from hitl_shared.mongo import ensure_index
 from tests.support.infra import Infra, provide
 
 pytestmark = pytest.mark.integration
