@@ -42,7 +42,7 @@ SEED = int(os.environ.get("HITL_CHAOS_SEED") or random.SystemRandom().randrange(
 # Seconds over which tasks are submitted and faults happen.
 WINDOW = float(os.environ.get("HITL_CHAOS_WINDOW") or max(40.0, 0.9 * TASKS))
 APPROVAL_TIMEOUT = float(os.environ.get("HITL_CHAOS_APPROVAL_TIMEOUT") or 10)
-KILLS_PER_REPLICA = 1 + TASKS // 100
+KILLS_PER_REPLICA = 2 + TASKS // 100
 BAD_INPUT_WAVES = 1 + TASKS // 100
 SETTLE_TIMEOUT = 180.0 + TASKS
 PARTITIONS = 3
