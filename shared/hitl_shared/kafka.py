@@ -18,6 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from aiokafka import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream import AckPolicy
@@ -39,6 +40,8 @@ E = TypeVar("E", bound=Event)
 MAX_DEAD_LETTER_ORIGINAL = 256 * 1024
 MAX_EVENT_BYTES = 1024 * 1024
 HANDLER_ATTEMPTS = 3
+BATCH_MAX_RECORDS = 500
+BATCH_TIMEOUT_MS = 10
 
 
 class PoisonMessage(Exception):
@@ -117,8 +120,13 @@ async def dead_letter(
     broker: KafkaBroker, message: KafkaMessage, error: str, *, group: str
 ) -> None:
     raw = message.raw_message
-    body = message.body
     record = raw[0] if isinstance(raw, tuple) else raw
+    await dead_letter_record(broker, record, message.body, error, group=group)
+
+
+async def dead_letter_record(
+    broker: KafkaBroker, record: ConsumerRecord[Any, Any], body: bytes, error: str, *, group: str
+) -> None:
     letter = DeadLetter(
         topic=record.topic,
         partition=record.partition,
@@ -220,6 +228,114 @@ def subscribe(
         session_timeout_ms=6_000,
         heartbeat_interval_ms=1_000,
     )(consume)
+
+
+def subscribe_batch(
+    broker: KafkaBroker,
+    settings: CommonSettings,
+    *,
+    topic: str,
+    group: str,
+    model: type[E],
+    handler: Callable[[list[E]], Awaitable[None]],
+    after_each: Callable[[E], Awaitable[None]] | None = None,
+    on_dead_letter: Callable[[str], None] | None = None,
+    max_records: int = BATCH_MAX_RECORDS,
+) -> None:
+    """Like `subscribe`, but `handler` gets every valid event of a fetched batch at once.
+
+    Each record is still validated on its own: a malformed one is dead-lettered with
+    its reason and the rest of the batch handled. A transient failure of the handler
+    nacks the whole batch (every partition rewinds to its first record), so `handler`
+    must be idempotent. Any other failure is narrowed down by handling the events one
+    at a time, dead-lettering only those that still fail. `after_each` runs per event
+    inside that record's own trace span and log context (e.g. to keep its trace).
+    """
+
+    async def consume(_: list[bytes], message: KafkaMessage) -> None:
+        raw = message.raw_message
+        records = raw if isinstance(raw, tuple) else (raw,)
+        events: list[tuple[E, ConsumerRecord[Any, Any]]] = []
+        for record in records:
+            body: bytes = record.value or b""
+            try:
+                events.append((parse(model, body), record))
+            except ValueError as exc:
+                error = f"invalid {model.__name__}: {exc}"
+                await dead_letter_record(broker, record, body, error, group=group)
+                if on_dead_letter:
+                    on_dead_letter(topic)
+        if not events:
+            return
+        if not await handle_all([event for event, _ in events]):
+            for event, record in events:
+                await handle_one(event, record)
+        if after_each is not None:
+            for event, record in events:
+                with (
+                    telemetry.consuming(topic, _record_headers(record)),
+                    context.bound(**context.ids_of(event)),
+                ):
+                    await after_each(event)
+
+    async def handle_all(events: list[E]) -> bool:
+        """True when the batch was handled; False to narrow a permanent failure down."""
+        for attempt in range(1, HANDLER_ATTEMPTS + 1):
+            try:
+                await handler(events)
+                return True
+            except PoisonMessage:
+                return False
+            except Exception as exc:
+                if attempt < HANDLER_ATTEMPTS:
+                    log.warning("batch attempt %d on %s failed: %r", attempt, topic, exc)
+                    await asyncio.sleep(0.2 * 2**attempt)
+                    continue
+                if _is_transient(exc):
+                    # Not the messages' fault: read the batch again later rather than lose it.
+                    log.error("infrastructure error on %s, will redeliver: %r", topic, exc)
+                    await asyncio.sleep(1.0)
+                    raise
+                log.warning("batch on %s failed, handling one by one: %r", topic, exc)
+                return False
+        return False
+
+    async def handle_one(event: E, record: ConsumerRecord[Any, Any]) -> None:
+        body: bytes = record.value or b""
+        with context.bound(**context.ids_of(event)):
+            try:
+                await handler([event])
+            except PoisonMessage as exc:
+                error = f"rejected: {exc}"
+            except Exception as exc:
+                if _is_transient(exc):
+                    raise
+                log.exception("handler for %s failed permanently", topic)
+                error = f"handler failed: {exc!r}"
+            else:
+                return
+            await dead_letter_record(broker, record, body, error, group=group)
+            if on_dead_letter:
+                on_dead_letter(topic)
+
+    broker.subscriber(
+        topic,
+        group_id=group,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=_raw_body,
+        batch=True,
+        max_records=max_records,
+        # Returns as soon as records are there; this only bounds an idle poll.
+        batch_timeout_ms=BATCH_TIMEOUT_MS,
+        session_timeout_ms=6_000,
+        heartbeat_interval_ms=1_000,
+    )(consume)
+
+
+def _record_headers(record: ConsumerRecord[Any, Any]) -> dict[str, Any]:
+    return {key: value for key, value in record.headers or ()}
 
 
 def _header(headers: dict[str, Any], name: str) -> str | None:

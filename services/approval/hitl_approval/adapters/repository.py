@@ -16,7 +16,9 @@ from typing import Any
 from hitl_shared.contracts import Channel
 from hitl_shared.mongo import Document, ensure_index, insert_once
 from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from hitl_approval.adapters.storable import dumps, loads, readable
 from hitl_approval.domain.model import Approval, Entry, EntryType, Status
@@ -86,6 +88,24 @@ def _entry(doc: Document) -> Entry:
     )
 
 
+DUPLICATE_KEY = 11000
+
+
+async def insert_new(collection: AsyncCollection[Document], docs: list[Document]) -> set[int]:
+    """Insert all `docs` unordered; the indexes of those whose `_id` already existed."""
+    if not docs:
+        return set()
+    try:
+        await collection.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        others = [e for e in errors if e.get("code") != DUPLICATE_KEY]
+        if others or exc.details.get("writeConcernErrors") or not errors:
+            raise
+        return {int(e["index"]) for e in errors}
+    return set()
+
+
 def encode_cursor(requested_at: datetime, correlation_id: str) -> str:
     raw = json.dumps([requested_at.isoformat(), correlation_id]).encode()
     return base64.urlsafe_b64encode(raw).decode()
@@ -134,6 +154,28 @@ class ApprovalRepository:
         )
         # Also on redelivery: a crash may have come between the stream and the projection.
         await self.project(approval)
+        return created
+
+    async def add_many(self, approvals: list[Approval]) -> list[bool]:
+        """`add` for many new requests in two round trips; True for each one stored now.
+
+        Both inserts are unordered, so one duplicate does not stop the rest. A stream
+        that already existed (a redelivery, or the same id twice in the batch) goes
+        through `project` like `add` does, to repair a projection a crash left behind.
+        """
+        if not approvals:
+            return []
+        docs = [_entry_doc(a.correlation_id, a.entries[0]) for a in approvals]
+        taken = await insert_new(self.events, docs)
+        created = [i not in taken for i in range(len(approvals))]
+        # Only rows of streams created just now: nothing newer can be lost by an insert.
+        await insert_new(
+            self.approvals,
+            [self._projection(a) for a, new in zip(approvals, created, strict=True) if new],
+        )
+        for approval, new in zip(approvals, created, strict=True):
+            if not new:
+                await self.project(approval)
         return created
 
     async def get(self, correlation_id: str) -> Approval | None:

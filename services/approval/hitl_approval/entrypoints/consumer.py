@@ -1,8 +1,8 @@
-"""Kafka entrypoints: `approval.requested` -> ingest, `notifications` -> history notes."""
+"""Kafka entrypoints: `approval.requested` -> ingest (in batches), `notifications` -> history notes."""
 
 from faststream.kafka import KafkaBroker
 from hitl_shared.contracts import ApprovalRequested, NotificationRecorded
-from hitl_shared.kafka import subscribe
+from hitl_shared.kafka import subscribe, subscribe_batch
 
 from hitl_approval.adapters.traces import TraceStore
 from hitl_approval.service_layer.services import ApprovalService
@@ -16,21 +16,25 @@ def register(
     *,
     traces: TraceStore | None = None,
 ) -> None:
-    async def on_requested(event: ApprovalRequested) -> None:
-        await service.ingest(event)
+    async def on_requested(events: list[ApprovalRequested]) -> None:
+        await service.ingest_many(events)
+
+    async def remember_trace(event: ApprovalRequested) -> None:
         if traces is not None:
             await traces.remember(event.correlation_id)
 
     async def on_notification(event: NotificationRecorded) -> None:
         await service.record_note(event)
 
-    subscribe(
+    # In batches: one insert per collection for all new requests of a fetch, not two a request.
+    subscribe_batch(
         broker,
         settings,
         topic=settings.topics.approval_requested,
         group=settings.group_id("approval"),
         model=ApprovalRequested,
         handler=on_requested,
+        after_each=remember_trace if traces is not None else None,
         on_dead_letter=service.metrics.dead_lettered,
     )
     subscribe(

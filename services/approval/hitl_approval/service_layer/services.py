@@ -142,6 +142,31 @@ class ApprovalService:
         """Store a request; a redelivered one (or our own escalated copy) creates nothing new."""
         approval = Approval.requested(request, self.policies.resolve(request))
         created = await self.repo.add(approval)
+        self._ingested(approval, created)
+        return created
+
+    async def ingest_many(self, requests: list[ApprovalRequested]) -> list[bool]:
+        """`ingest` for a batch, new requests stored in one insert per collection.
+
+        Escalated copies (our own re-publications) take the one-by-one path of `ingest`
+        unchanged. True for each request that created an approval now.
+        """
+        results = [False] * len(requests)
+        fresh = [i for i, r in enumerate(requests) if not r.escalated]
+        approvals = [
+            Approval.requested(requests[i], self.policies.resolve(requests[i])) for i in fresh
+        ]
+        created = await self.repo.add_many(approvals)
+        for i, approval, new in zip(fresh, approvals, created, strict=True):
+            self._ingested(approval, new)
+            results[i] = new
+        for i, request in enumerate(requests):
+            if request.escalated:
+                results[i] = await self.ingest(request)
+        return results
+
+    def _ingested(self, approval: Approval, created: bool) -> None:
+        request = approval.request
         # Also on redelivery: a wrong guess only costs one read when it falls due.
         self.deadlines.set(approval.correlation_id, approval.expires_at)
         if created:
@@ -155,7 +180,6 @@ class ApprovalService:
             what,
             extra={"correlation_id": request.correlation_id, "run_id": request.run_id},
         )
-        return created
 
     async def record_note(self, event: NotificationRecorded) -> bool:
         return await self.notes.record(event)

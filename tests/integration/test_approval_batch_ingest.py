@@ -1,0 +1,120 @@
+"""Batch ingestion on the real store: each new request stored once, in one insert per
+collection; duplicates (in the batch or already stored) and escalated copies create nothing."""
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hitl_approval.adapters.repository import ApprovalRepository
+from hitl_approval.domain.model import Status, Verb
+from hitl_approval.service_layer.services import ApprovalService, DecideCommand, OutboxEvent
+from hitl_shared.contracts import ApprovalRequested, Channel, RequestContext
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from tests.support.infra import Infra, provide
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime.now(UTC)
+
+
+@pytest.fixture(scope="module")
+def infra() -> Iterator[Infra]:
+    with provide() as endpoints:
+        yield endpoints
+
+
+@pytest.fixture
+async def db(infra: Infra) -> AsyncIterator[AsyncDatabase[dict[str, object]]]:
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(infra.mongodb_url, tz_aware=True)
+    name = f"hitl_it_{uuid.uuid4().hex[:8]}"
+    yield client[name]
+    await client.drop_database(name)
+    await client.close()
+
+
+@pytest.fixture
+async def service(db: AsyncDatabase[dict[str, object]]) -> ApprovalService:
+    published: list[OutboxEvent] = []
+
+    async def publish(event: OutboxEvent) -> None:
+        published.append(event)
+
+    repo = ApprovalRepository(db, instance="it")
+    await repo.ensure_indexes()
+    return ApprovalService(repo, publish)
+
+
+def request(**overrides: object) -> ApprovalRequested:
+    fields: dict[str, object] = {
+        "correlation_id": f"c-{uuid.uuid4()}",
+        "run_id": "r",
+        "agent": "banking",
+        "tool": "transfer",
+        "arguments": {"amount": 500},
+        "reason": "big",
+        "context": RequestContext(user_request="u"),
+        "requested_at": T0,
+        "expires_at": T0 + timedelta(hours=1),
+    }
+    return ApprovalRequested.model_validate({**fields, **overrides})
+
+
+async def test_a_batch_stores_each_new_request_once_and_duplicates_create_nothing(
+    service: ApprovalService, db: AsyncDatabase[dict[str, object]]
+) -> None:
+    earlier = request()
+    assert await service.ingest(earlier)
+    new = [request() for _ in range(5)]
+    batch = [new[0], earlier, new[1], new[1], *new[2:]]
+
+    created = await service.ingest_many(batch)
+
+    assert created == [True, False, True, False, True, True, True]
+    for req in [earlier, *new]:
+        approval = await service.get(req.correlation_id)
+        assert approval.status is Status.PENDING
+        assert approval.version == 0
+    assert await db["approval_events"].count_documents({}) == 6
+    assert await db["approvals"].count_documents({}) == 6
+    assert await service.ingest_many(batch) == [False] * len(batch), "a redelivered batch"
+    assert await db["approval_events"].count_documents({}) == 6
+    assert sorted(service.deadlines.due(T0 + timedelta(hours=2))) == sorted(
+        r.correlation_id for r in [earlier, *new]
+    )
+
+
+async def test_a_redelivered_batch_repairs_a_listing_row_a_crash_left_behind(
+    service: ApprovalService, db: AsyncDatabase[dict[str, object]]
+) -> None:
+    req = request()
+    assert await service.ingest_many([req]) == [True]
+    await db["approvals"].delete_one({"_id": req.correlation_id})  # crashed before projecting
+
+    assert await service.ingest_many([req, request()]) == [False, True]
+
+    row = await db["approvals"].find_one({"_id": req.correlation_id})
+    assert row is not None
+    assert row["status"] == "pending"
+
+
+async def test_an_escalated_copy_in_a_batch_leaves_a_decided_approval_as_it_is(
+    service: ApprovalService, db: AsyncDatabase[dict[str, object]]
+) -> None:
+    req = request()
+    assert await service.ingest_many([req]) == [True]
+    await service.decide(
+        DecideCommand(req.correlation_id, Verb.APPROVE, reviewer="ann", channel=Channel.API)
+    )
+    copy = req.model_copy(update={"escalated": True})
+
+    assert await service.ingest_many([copy, request()]) == [False, True]
+
+    approval = await service.get(req.correlation_id)
+    assert approval.status is Status.APPROVED
+    row = await db["approvals"].find_one({"_id": req.correlation_id})
+    assert row is not None
+    assert row["status"] == "approved"
+    assert row["version"] == approval.version
