@@ -112,16 +112,32 @@ async def test_duplicate_decisions_and_two_agent_replicas_move_the_money_once(
             assert after["alice"] == before["alice"] + 1500
             assert after["checking"] == before["checking"] - 1500
 
-            # Each decision arrived four times (the real one + one per partition):
-            # every extra delivery was recognised and refused, on either replica.
-            logs = (stack.logs / "agent.log").read_text() + second.log.read_text()
-            for approval in approvals:
-                refused = [
-                    line
+            # Each decision arrived four times (the real one + one per partition).
+            # A run can complete before the copies on other partitions are read (the
+            # second replica may still be joining the group), so wait until every
+            # extra delivery was recognised and refused, on either replica...
+            def refusals(correlation_id: str) -> int:
+                logs = (stack.logs / "agent.log").read_text() + second.log.read_text()
+                return sum(
+                    1
                     for line in logs.splitlines()
-                    if approval["correlation_id"] in line and "already applied" in line
-                ]
-                assert len(refused) >= 2, approval["correlation_id"]
+                    if correlation_id in line and "already applied" in line
+                )
+
+            for approval in approvals:
+                cid = approval["correlation_id"]
+
+                async def refused(cid: str = cid) -> bool:
+                    return refusals(cid) >= 2
+
+                await eventually(refused, timeout=60, what=f"duplicates of {cid} refused")
+
+            # ...and only then check that those late copies moved nothing either.
+            assert await balances(agent) == after
+            for run_id in runs:
+                assert await ledger_entries(store, run_id) == 1
+                types = [e["event"] for e in await read_events(agent, run_id)]
+                assert types.count("tool_executed") == 1, types
     finally:
         second.stop()
 
