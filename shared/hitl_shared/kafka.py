@@ -159,6 +159,41 @@ def _summarize(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+async def _attempt(
+    call: Callable[[], Awaitable[None]], topic: str, *, attempts: int = HANDLER_ATTEMPTS
+) -> Exception | None:
+    """Run a handler with retries: None when it succeeded, else why it failed for good.
+
+    A PoisonMessage fails at once. Store or broker errors that outlast the retries
+    are raised, so the message is nacked and read again rather than dead-lettered:
+    they are not the message's fault.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            await call()
+            return None
+        except PoisonMessage as exc:
+            return exc
+        except Exception as exc:
+            if attempt < attempts:
+                log.warning("handler attempt %d on %s failed: %r", attempt, topic, exc)
+                await asyncio.sleep(0.2 * 2**attempt)
+                continue
+            if _is_transient(exc):
+                log.error("infrastructure error on %s, will redeliver: %r", topic, exc)
+                await asyncio.sleep(1.0)
+                raise
+            return exc
+    raise AssertionError("attempts must be at least 1")
+
+
+def _reason(failure: Exception, topic: str) -> str:
+    if isinstance(failure, PoisonMessage):
+        return f"rejected: {failure}"
+    log.error("handler for %s failed permanently", topic, exc_info=failure)
+    return f"handler failed: {failure!r}"
+
+
 def subscribe(
     broker: KafkaBroker,
     settings: CommonSettings,
@@ -181,9 +216,7 @@ def subscribe(
             try:
                 event = parse(model, body)
             except ValueError as exc:
-                await dead_letter(broker, message, f"invalid {model.__name__}: {exc}", group=group)
-                if on_dead_letter:
-                    on_dead_letter(topic)
+                await rejected(message, f"invalid {model.__name__}: {exc}")
                 return
             token = context.handling.set(event)
             try:
@@ -193,29 +226,14 @@ def subscribe(
                 context.handling.reset(token)
 
     async def handle(event: E, message: KafkaMessage) -> None:
-        for attempt in range(1, HANDLER_ATTEMPTS + 1):
-            try:
-                await handler(event)
-                return
-            except PoisonMessage as exc:
-                await dead_letter(broker, message, f"rejected: {exc}", group=group)
-                if on_dead_letter:
-                    on_dead_letter(topic)
-                return
-            except Exception as exc:
-                if attempt < HANDLER_ATTEMPTS:
-                    log.warning("handler attempt %d on %s failed: %r", attempt, topic, exc)
-                    await asyncio.sleep(0.2 * 2**attempt)
-                    continue
-                if _is_transient(exc):
-                    # Not the message's fault: read it again later rather than lose it.
-                    log.error("infrastructure error on %s, will redeliver: %r", topic, exc)
-                    await asyncio.sleep(1.0)
-                    raise
-                log.exception("handler for %s failed permanently", topic)
-                await dead_letter(broker, message, f"handler failed: {exc!r}", group=group)
-                if on_dead_letter:
-                    on_dead_letter(topic)
+        failure = await _attempt(lambda: handler(event), topic)
+        if failure is not None:
+            await rejected(message, _reason(failure, topic))
+
+    async def rejected(message: KafkaMessage, error: str) -> None:
+        await dead_letter(broker, message, error, group=group)
+        if on_dead_letter:
+            on_dead_letter(topic)
 
     broker.subscriber(
         topic,
@@ -261,10 +279,7 @@ def subscribe_batch(
             try:
                 events.append((parse(model, body), record))
             except ValueError as exc:
-                error = f"invalid {model.__name__}: {exc}"
-                await dead_letter_record(broker, record, body, error, group=group)
-                if on_dead_letter:
-                    on_dead_letter(topic)
+                await rejected(record, body, f"invalid {model.__name__}: {exc}")
         if not events:
             return
         if not await handle_all([event for event, _ in events]):
@@ -280,43 +295,22 @@ def subscribe_batch(
 
     async def handle_all(events: list[E]) -> bool:
         """True when the batch was handled; False to narrow a permanent failure down."""
-        for attempt in range(1, HANDLER_ATTEMPTS + 1):
-            try:
-                await handler(events)
-                return True
-            except PoisonMessage:
-                return False
-            except Exception as exc:
-                if attempt < HANDLER_ATTEMPTS:
-                    log.warning("batch attempt %d on %s failed: %r", attempt, topic, exc)
-                    await asyncio.sleep(0.2 * 2**attempt)
-                    continue
-                if _is_transient(exc):
-                    # Not the messages' fault: read the batch again later rather than lose it.
-                    log.error("infrastructure error on %s, will redeliver: %r", topic, exc)
-                    await asyncio.sleep(1.0)
-                    raise
-                log.warning("batch on %s failed, handling one by one: %r", topic, exc)
-                return False
-        return False
+        failure = await _attempt(lambda: handler(events), topic)
+        if failure is not None:
+            log.warning("batch on %s failed, handling one by one: %r", topic, failure)
+        return failure is None
 
     async def handle_one(event: E, record: ConsumerRecord[Any, Any]) -> None:
-        body: bytes = record.value or b""
+        # The batch already had its retries: one try each, transient errors still raise.
         with context.bound(**context.ids_of(event)):
-            try:
-                await handler([event])
-            except PoisonMessage as exc:
-                error = f"rejected: {exc}"
-            except Exception as exc:
-                if _is_transient(exc):
-                    raise
-                log.exception("handler for %s failed permanently", topic)
-                error = f"handler failed: {exc!r}"
-            else:
-                return
-            await dead_letter_record(broker, record, body, error, group=group)
-            if on_dead_letter:
-                on_dead_letter(topic)
+            failure = await _attempt(lambda: handler([event]), topic, attempts=1)
+        if failure is not None:
+            await rejected(record, record.value or b"", _reason(failure, topic))
+
+    async def rejected(record: ConsumerRecord[Any, Any], body: bytes, error: str) -> None:
+        await dead_letter_record(broker, record, body, error, group=group)
+        if on_dead_letter:
+            on_dead_letter(topic)
 
     broker.subscriber(
         topic,

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
+import httpx
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from hitl_shared import telemetry
@@ -56,6 +57,8 @@ def build_app(
 ) -> FastAPI:
     settings = settings or ApprovalSettings()
     mongo = make_client(settings)
+    # One connection pool for the service's outbound HTTP (Slack's response_url).
+    http = httpx.AsyncClient(timeout=5.0)
     db = database(mongo, settings)
     # One id per process: outbox entries name the replica that publishes them.
     repo = ApprovalRepository(
@@ -138,6 +141,7 @@ def build_app(
             for job in jobs:
                 job.cancel()
             await broker.stop()
+            await http.aclose()
             await mongo.close()
 
     app = FastAPI(
@@ -153,6 +157,7 @@ def build_app(
     app.state.settings = settings
     app.state.service = service
     app.state.mongo = mongo
+    app.state.http = http
     app.state.broker = broker
     app.state.reviewers = reviewers
     app.state.idempotency = idempotency

@@ -69,6 +69,7 @@ async def interactions(request: Request, background: BackgroundTasks) -> Respons
     if reviewer is None:
         background.add_task(
             _respond,
+            request.app.state.http,
             response_url,
             _ephemeral(
                 f"<@{slack_user}> is not a hitl reviewer: an admin adds "
@@ -88,11 +89,14 @@ async def interactions(request: Request, background: BackgroundTasks) -> Respons
         text = deciding.outcome_text(outcome.approval)
         status = outcome.approval.status.value
         line = f"{_EMOJI.get(status, ':information_source:')} *{text}*"
-        background.add_task(_respond, response_url, _replace(payload, line))
+        background.add_task(_respond, request.app.state.http, response_url, _replace(payload, line))
     else:
         state = f" ({deciding.outcome_text(outcome.current)})" if outcome.current else ""
         background.add_task(
-            _respond, response_url, _ephemeral(f"Not recorded: {outcome.refusal}{state}")
+            _respond,
+            request.app.state.http,
+            response_url,
+            _ephemeral(f"Not recorded: {outcome.refusal}{state}"),
         )
     return Response(status_code=200)
 
@@ -109,13 +113,12 @@ def _ephemeral(text: str) -> dict[str, Any]:
     return {"response_type": "ephemeral", "replace_original": False, "text": text}
 
 
-async def _respond(response_url: str, message: dict[str, Any]) -> None:
+async def _respond(http: httpx.AsyncClient, response_url: str, message: dict[str, Any]) -> None:
     if not response_url:
         return
     try:
-        async with httpx.AsyncClient(timeout=5.0) as client:
-            response = await client.post(response_url, json=message)
-            response.raise_for_status()
+        response = await http.post(response_url, json=message, timeout=5.0)
+        response.raise_for_status()
     except httpx.HTTPError as exc:
         # The decision stands; the notifier also updates the message on approval.decided.
         log.warning("could not update the Slack message via response_url: %r", exc)
