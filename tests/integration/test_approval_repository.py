@@ -2,7 +2,7 @@
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -24,10 +24,10 @@ from hitl_shared.contracts import (
     NotificationStatus,
     RequestContext,
 )
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from tests.support.infra import Infra, provide
+from tests.integration.conftest import fresh_database
+from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration
 
@@ -35,18 +35,9 @@ T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
-def infra() -> Iterator[Infra]:
-    with provide() as endpoints:
-        yield endpoints
-
-
-@pytest.fixture(scope="module")
 async def db(infra: Infra) -> AsyncIterator[AsyncDatabase[dict[str, object]]]:
-    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(infra.mongodb_url, tz_aware=True)
-    name = f"hitl_it_{uuid.uuid4().hex[:8]}"
-    yield client[name]
-    await client.drop_database(name)
-    await client.close()
+    async with fresh_database(infra) as database:
+        yield database
 
 
 @pytest.fixture(scope="module")

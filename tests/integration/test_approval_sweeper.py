@@ -3,7 +3,6 @@ replica expires what it ingested from memory, without scanning."""
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,31 +10,13 @@ from hitl_approval.adapters.repository import ApprovalRepository
 from hitl_approval.domain.model import Approval, EntryType, Status, Verb
 from hitl_approval.service_layer.services import ApprovalService, DecideCommand, OutboxEvent
 from hitl_shared.contracts import ApprovalDecided, ApprovalRequested, Channel, RequestContext
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-
-from tests.support.infra import Infra, provide
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 APPROVALS = 15
 REPLICAS = 3
-
-
-@pytest.fixture(scope="module")
-def infra() -> Iterator[Infra]:
-    with provide() as endpoints:
-        yield endpoints
-
-
-@pytest.fixture
-async def db(infra: Infra) -> AsyncIterator[AsyncDatabase[dict[str, object]]]:
-    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(infra.mongodb_url, tz_aware=True)
-    name = f"hitl_it_{uuid.uuid4().hex[:8]}"
-    yield client[name]
-    await client.drop_database(name)
-    await client.close()
 
 
 def request(**overrides: object) -> ApprovalRequested:

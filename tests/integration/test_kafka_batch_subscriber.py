@@ -4,7 +4,6 @@ down to the one event that causes it (dead-lettered), the rest of the batch is h
 import base64
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,16 +12,10 @@ from hitl_shared.contracts import NotificationRecorded
 from hitl_shared.kafka import ensure_topics, make_broker, subscribe_batch
 from hitl_shared.settings import CommonSettings
 
-from tests.support.infra import Infra, provide
+from tests.support.infra import Infra
 from tests.support.wait import eventually
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def infra() -> Iterator[Infra]:
-    with provide() as endpoints:
-        yield endpoints
 
 
 def note(correlation_id: str) -> bytes:

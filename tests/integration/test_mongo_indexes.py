@@ -1,31 +1,11 @@
 """Index creation survives upgrades: a same-named index with an old definition is replaced."""
 
-import uuid
-from collections.abc import AsyncIterator, Iterator
-
 import pytest
 from hitl_shared.mongo import ensure_index
-from pymongo import ASCENDING, AsyncMongoClient
+from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from tests.support.infra import Infra, provide
-
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def infra() -> Iterator[Infra]:
-    with provide() as endpoints:
-        yield endpoints
-
-
-@pytest.fixture
-async def db(infra: Infra) -> AsyncIterator[AsyncDatabase[dict[str, object]]]:
-    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(infra.mongodb_url)
-    name = f"hitl_idx_{uuid.uuid4().hex[:8]}"
-    yield client[name]
-    await client.drop_database(name)
-    await client.close()
 
 
 async def _keys(db: AsyncDatabase[dict[str, object]], name: str) -> dict[str, object]:
