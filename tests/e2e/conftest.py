@@ -38,6 +38,22 @@ def webhooks() -> Iterator[tuple[recorder.Recorder, str]]:
         yield received, url
 
 
+# Per module: a stand-in for Slack's Web API, and a plain webhook receiver.
+@pytest.fixture(scope="module")
+def slack() -> Iterator[tuple[recorder.Recorder, str]]:
+    rec = recorder.Recorder()
+    rec.act_as_slack()
+    with serve(recorder.app_for(rec)) as url:
+        yield rec, url
+
+
+@pytest.fixture(scope="module")
+def hooks() -> Iterator[tuple[recorder.Recorder, str]]:
+    rec = recorder.Recorder()
+    with serve(recorder.app_for(rec)) as url:
+        yield rec, url
+
+
 @pytest.fixture(scope="module")
 def stack(
     infra: Infra,

@@ -22,7 +22,6 @@ from hitl_shared import links
 
 from tests.support import recorder
 from tests.support.fake_openai import Call, Say, ScriptedLLM
-from tests.support.http_server import serve
 from tests.support.infra import Infra
 from tests.support.notifier import publish, request, reviewer_entry
 from tests.support.smtp import SmtpServer, smtp_server
@@ -35,21 +34,6 @@ WEBHOOK_SECRET = "test-webhook-secret"
 POST = "/api/chat.postMessage"
 UPDATE = "/api/chat.update"
 ALICE = reviewer_entry("alice", "alice-token", email="alice@example.com", slack_user_id="U_ALICE")
-
-
-@pytest.fixture(scope="module")
-def slack() -> Iterator[tuple[recorder.Recorder, str]]:
-    rec = recorder.Recorder()
-    rec.act_as_slack()
-    with serve(recorder.app_for(rec)) as url:
-        yield rec, url
-
-
-@pytest.fixture(scope="module")
-def hooks() -> Iterator[tuple[recorder.Recorder, str]]:
-    rec = recorder.Recorder()
-    with serve(recorder.app_for(rec)) as url:
-        yield rec, url
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from tests.support import recorder
-from tests.support.http_server import serve
 from tests.support.infra import Infra
 from tests.support.notifier import TopicTail, publish, request
 from tests.support.smtp import SmtpServer, smtp_server
@@ -39,21 +38,6 @@ ROUTES = [
         "escalation": {"slack": ["C_BOSS"], "email": ["boss@example.com"]},
     },
 ]
-
-
-@pytest.fixture(scope="module")
-def slack() -> Iterator[tuple[recorder.Recorder, str]]:
-    rec = recorder.Recorder()
-    rec.act_as_slack()
-    with serve(recorder.app_for(rec)) as url:
-        yield rec, url
-
-
-@pytest.fixture(scope="module")
-def hooks() -> Iterator[tuple[recorder.Recorder, str]]:
-    rec = recorder.Recorder()
-    with serve(recorder.app_for(rec)) as url:
-        yield rec, url
 
 
 @pytest.fixture(scope="module")
