@@ -18,13 +18,9 @@ export HITL_MONGO_PORT="${HITL_BENCH_MONGO_PORT:-27019}"
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$HITL_ROOT"
 
-started=0
-cleanup() {
-  if [[ $started == 1 && "${HITL_KEEP_INFRA:-0}" != 1 ]]; then deploy/local/infra.sh stop || true; fi
-}
-trap cleanup EXIT
+trap stop_infra_if_started EXIT
 
 sync_env
-if ensure_infra; then started=1; fi
+use_infra
 say "benchmark (python -m bench.run $*)"
 "${UV[@]}" run --locked python -m bench.run "$@"

@@ -26,8 +26,7 @@ if [[ $mode != up && -z "${MONGODB_DATABASE:-}" ]]; then
   export MONGODB_DATABASE="hitl_demo_$(date +%Y%m%d_%H%M%S)"
   say "demo database: $MONGODB_DATABASE"
 fi
-started_infra=0
-if ensure_infra; then started_infra=1; fi
+use_infra
 deploy/local/services.sh start
 
 if [[ $mode == up ]]; then
@@ -42,7 +41,7 @@ if [[ $mode == run ]]; then
     if [[ "${MONGODB_DATABASE:-}" == hitl_demo_* ]]; then
       "${UV[@]}" run --locked python deploy/demo.py --drop-database || true
     fi
-    if [[ $started_infra == 1 ]]; then deploy/local/infra.sh stop; fi
+    stop_infra_if_started
   }
   trap cleanup EXIT
 fi

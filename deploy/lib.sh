@@ -49,3 +49,15 @@ ensure_chromium() {
   "${sudo[@]}" apt-get update -qq
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 }
+
+# Start infrastructure for the rest of this script and stop it again on exit, but
+# only if this script started it (and HITL_KEEP_INFRA is not 1).
+HITL_STARTED_INFRA=0
+use_infra() {
+  if ensure_infra; then HITL_STARTED_INFRA=1; fi
+}
+stop_infra_if_started() {
+  if [[ $HITL_STARTED_INFRA == 1 && "${HITL_KEEP_INFRA:-0}" != 1 ]]; then
+    "$HITL_ROOT/deploy/local/infra.sh" stop || true
+  fi
+}

@@ -7,15 +7,11 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$HITL_ROOT"
 
-started=0
-cleanup() {
-  if [[ $started == 1 && "${HITL_KEEP_INFRA:-0}" != 1 ]]; then deploy/local/infra.sh stop || true; fi
-}
-trap cleanup EXIT
+trap stop_infra_if_started EXIT
 
 sync_env
 ensure_chromium
-if ensure_infra; then started=1; fi
+use_infra
 
 say "ruff"
 "${UV[@]}" run --locked ruff check .
