@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaProducer
-from hitl_shared.contracts import ApprovalRequested, RequestContext, RiskLevel
-from hitl_shared.contracts.base import utcnow
+from hitl_contracts import ApprovalRequested, RequestContext, RiskLevel
+from hitl_contracts.base import utcnow
 from hitl_shared.kafka import encode
 
 

@@ -24,11 +24,11 @@ from aiokafka.errors import TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.message import StreamMessage
+from hitl_contracts import DeadLetter, Event
 from pydantic import BaseModel, ValidationError
 from pymongo.errors import PyMongoError
 
 from hitl_shared import context, telemetry
-from hitl_shared.contracts import DeadLetter, Event
 from hitl_shared.settings import CommonSettings
 from hitl_shared.topics import dlq
 

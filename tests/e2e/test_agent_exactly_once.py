@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
-from hitl_shared.contracts import ApprovalDecided, Channel, Decision
+from hitl_contracts import ApprovalDecided, Channel, Decision
 from hitl_shared.kafka import encode
 
 from tests.e2e.test_agent_support import (

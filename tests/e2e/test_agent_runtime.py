@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from hitl_shared.contracts import TaskSubmitted
+from hitl_contracts import TaskSubmitted
 from hitl_shared.topics import Topics, dlq
 
 from tests.e2e.test_agent_support import (

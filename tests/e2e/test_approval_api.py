@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hitl_shared.contracts import (
+from hitl_contracts import (
     ApprovalRequested,
     NotificationKind,
     NotificationRecorded,

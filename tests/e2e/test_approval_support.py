@@ -19,7 +19,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from hitl_approval.entrypoints.auth import hash_token
-from hitl_shared.contracts import ApprovalRequested, RequestContext
+from hitl_contracts import ApprovalRequested, RequestContext
 from hitl_shared.topics import Topics, dlq
 from pydantic import BaseModel
 from pymongo import MongoClient

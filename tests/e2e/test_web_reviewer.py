@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
-from hitl_shared.contracts import ApprovalRequested, RequestContext, RiskLevel
+from hitl_contracts import ApprovalRequested, RequestContext, RiskLevel
 from hitl_shared.topics import Topics
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 

@@ -8,7 +8,7 @@ import pytest
 from hitl_approval.adapters.repository import ApprovalRepository
 from hitl_approval.domain.model import Verb
 from hitl_approval.service_layer.services import ApprovalService, DecideCommand, OutboxEvent
-from hitl_shared.contracts import ApprovalRequested, Channel, RequestContext
+from hitl_contracts import ApprovalRequested, Channel, RequestContext
 from pymongo.asynchronous.database import AsyncDatabase
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,7 @@ from hitl_approval.adapters.repository import (
 )
 from hitl_approval.domain.model import Approval, Status, Verb
 from hitl_approval.domain.policy import Policy
-from hitl_shared.contracts import (
+from hitl_contracts import (
     ApprovalRequested,
     Channel,
     NotificationKind,

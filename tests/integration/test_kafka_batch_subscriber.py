@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from hitl_shared.contracts import NotificationRecorded
+from hitl_contracts import NotificationRecorded
 from hitl_shared.kafka import ensure_topics, make_broker, subscribe_batch
 from hitl_shared.settings import CommonSettings
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata
-from hitl_shared.contracts import TaskSubmitted
+from hitl_contracts import TaskSubmitted
 from hitl_shared.kafka import encode
 
 THRESHOLD = 100  # AGENT_TRANSFER_APPROVAL_THRESHOLD: above it a human must approve

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from hitl_shared.contracts import ApprovalRequested, RequestContext, RiskLevel
+from hitl_contracts import ApprovalRequested, RequestContext, RiskLevel
 
 
 def request(

@@ -17,7 +17,7 @@ from hitl_agent.domain.policy import (
 from hitl_agent.domain.run import Budget, Run, Style
 from hitl_agent.service_layer.agents import Builtin, UnknownAgent, build_catalog
 from hitl_agent.tools.banking import transfer_args
-from hitl_shared.contracts import RiskLevel
+from hitl_contracts import RiskLevel
 
 from tests.unit.test_agent_support import World
 

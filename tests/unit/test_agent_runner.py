@@ -8,7 +8,7 @@ from hitl_agent.domain.policy import AgentPolicy
 from hitl_agent.domain.run import PendingKind, RunStatus, Style
 from hitl_agent.service_layer.executions import UNKNOWN_OUTCOME
 from hitl_agent.service_layer.runner import NotCancellable
-from hitl_shared.contracts import Decision, TaskSubmitted
+from hitl_contracts import Decision, TaskSubmitted
 
 from tests.unit.test_agent_support import Crash, call, decided, harness, plan, say, tool_calls
 

@@ -22,7 +22,7 @@ from hitl_agent.service_layer.outbox import Outbox
 from hitl_agent.service_layer.runner import Runner
 from hitl_agent.service_layer.steps import Steps
 from hitl_agent.tools.registry import Execution, Registry, Tool, ToolError
-from hitl_shared.contracts import (
+from hitl_contracts import (
     ApprovalDecided,
     ApprovalRequested,
     Channel,

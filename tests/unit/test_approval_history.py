@@ -6,7 +6,7 @@ from hitl_approval.adapters.storable import dumps, loads, readable
 from hitl_approval.domain.history import Note, history
 from hitl_approval.domain.model import Approval, Verb
 from hitl_approval.domain.policy import Policy
-from hitl_shared.contracts import ApprovalRequested, Channel, RequestContext
+from hitl_contracts import ApprovalRequested, Channel, RequestContext
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

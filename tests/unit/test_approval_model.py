@@ -17,7 +17,7 @@ from hitl_approval.domain.model import (
     Verb,
 )
 from hitl_approval.domain.policy import Policy
-from hitl_shared.contracts import ApprovalRequested, Channel, Decision, RequestContext
+from hitl_contracts import ApprovalRequested, Channel, Decision, RequestContext
 
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
 

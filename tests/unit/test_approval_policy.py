@@ -8,7 +8,7 @@ import pytest
 from hitl_approval.domain.policy import Policy, PolicyBook
 from hitl_approval.entrypoints.auth import by_name, hash_token, load_reviewers
 from hitl_approval.settings import ApprovalSettings
-from hitl_shared.contracts import ApprovalRequested, OnTimeout, RequestContext
+from hitl_contracts import ApprovalRequested, OnTimeout, RequestContext
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

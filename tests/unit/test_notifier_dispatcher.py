@@ -4,6 +4,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from hitl_contracts import NotificationDeadLetter, NotificationKind, NotificationRecorded
 from hitl_notifier.adapters.outcomes import OutcomePublisher
 from hitl_notifier.adapters.store import ApprovalState, NotifierStore
 from hitl_notifier.channels.errors import DeliveryError
@@ -11,7 +12,6 @@ from hitl_notifier.domain.deliveries import Delivery, Target
 from hitl_notifier.domain.notice import Notice
 from hitl_notifier.service_layer.channels import Channels
 from hitl_notifier.service_layer.dispatcher import Dispatcher, RetryPolicy
-from hitl_shared.contracts import NotificationDeadLetter, NotificationKind, NotificationRecorded
 
 from tests.support.notifier import request
 

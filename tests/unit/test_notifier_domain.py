@@ -4,12 +4,12 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hitl_contracts import NotificationKind, RiskLevel
 from hitl_notifier.domain.deliveries import Delivery, Target
 from hitl_notifier.domain.notice import time_left
 from hitl_notifier.domain.routing import Route, Router, Targets
 from hitl_notifier.domain.schedule import backoff, remind_at
 from hitl_notifier.settings import NotifierSettings
-from hitl_shared.contracts import NotificationKind, RiskLevel
 
 from tests.support.notifier import request
 

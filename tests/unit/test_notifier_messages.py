@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from hitl_approval.integrations import slack_signature
+from hitl_contracts import ApprovalDecided, Channel, Decision, NotificationKind
 from hitl_notifier.channels import email_compose, slack_blocks, webhook
 from hitl_notifier.domain.notice import Notice
 from hitl_shared import links
-from hitl_shared.contracts import ApprovalDecided, Channel, Decision, NotificationKind
 
 from tests.support.notifier import request
 

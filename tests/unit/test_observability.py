@@ -7,8 +7,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from hitl_agent.metrics import AgentMetrics
+from hitl_contracts import ApprovalDecided, Channel, Decision, RunEvent, RunEventType
 from hitl_shared import context, telemetry
-from hitl_shared.contracts import ApprovalDecided, Channel, Decision, RunEvent, RunEventType
 from hitl_shared.logs import ContextFilter, JsonFormatter
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
-from hitl_shared.contracts import ApprovalRequested, RunEvent, TaskSubmitted
+from hitl_contracts import ApprovalRequested, RunEvent, TaskSubmitted
 from hitl_shared.http_tracing import BIND_PATH_IDS, instrument
 from hitl_shared.kafka import ensure_topics, make_broker, publish
 from hitl_shared.metrics import endpoint

@@ -9,8 +9,8 @@ import time
 from typing import Any
 
 from faststream.kafka import KafkaBroker
+from hitl_contracts import ApprovalDecided, RunEvent, RunEventType
 from hitl_shared import context
-from hitl_shared.contracts import ApprovalDecided, RunEvent, RunEventType
 from hitl_shared.metrics import ConsumerLag, dead_letter_counter
 from prometheus_client import CollectorRegistry, Counter, Histogram
 

@@ -15,6 +15,8 @@ class AgentSettings(CommonSettings):
     openai_api_key: str = ""
     openai_base_url: str | None = None
     openai_model: str = "gpt-4o-mini"
+    # Tasks that name no agent (older producers) run as this one.
+    agent_default_agent: str = "banking"
     # Guards per run (agents may override in AGENT_POLICIES_FILE); tripping one
     # pauses the run with a request_human_intervention approval.
     agent_max_steps: int = Field(default=12, ge=1)

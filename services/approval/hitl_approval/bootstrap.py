@@ -11,8 +11,8 @@ from datetime import timedelta
 import httpx
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from hitl_contracts import ApprovalDecided
 from hitl_shared import telemetry
-from hitl_shared.contracts import ApprovalDecided
 from hitl_shared.http_tracing import BIND_PATH_IDS, instrument
 from hitl_shared.kafka import ensure_topics, make_broker, publish
 from hitl_shared.metrics import ConsumerLag

@@ -5,7 +5,7 @@ delivery are counted exactly as the approval's history shows them.
 """
 
 from faststream.kafka import KafkaBroker
-from hitl_shared.contracts import NotificationDeadLetter, NotificationRecorded
+from hitl_contracts import NotificationDeadLetter, NotificationRecorded
 from hitl_shared.metrics import ConsumerLag, dead_letter_counter
 from hitl_shared.topics import Topics
 from prometheus_client import CollectorRegistry, Counter

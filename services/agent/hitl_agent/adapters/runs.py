@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from hitl_shared.contracts import ApprovalRequested, RunEvent
+from hitl_contracts import ApprovalRequested, RunEvent
 from hitl_shared.mongo import Document, ensure_index, insert_once
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from hitl_shared.contracts import RiskLevel
+from hitl_contracts import RiskLevel
 from pydantic import BaseModel, ConfigDict, Field
 
 from hitl_agent.domain.run import Style

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from hitl_shared.contracts import RiskLevel
+from hitl_contracts import RiskLevel
 from pydantic import BaseModel, Field, computed_field
 
 

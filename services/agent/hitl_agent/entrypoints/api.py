@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
-from hitl_shared.contracts import TaskSubmitted
+from hitl_contracts import TaskSubmitted
 from pydantic import BaseModel, ConfigDict, Field
 
 from hitl_agent.adapters.ledger import Ledger

@@ -3,7 +3,7 @@
 from collections.abc import Callable
 
 from faststream.kafka import KafkaBroker
-from hitl_shared.contracts import ApprovalDecided, TaskSubmitted
+from hitl_contracts import ApprovalDecided, TaskSubmitted
 from hitl_shared.kafka import PoisonMessage, subscribe
 
 from hitl_agent.service_layer.agents import UnknownAgent
@@ -19,6 +19,9 @@ def register(
     on_dead_letter: Callable[[str], None] | None = None,
 ) -> None:
     async def on_task(task: TaskSubmitted) -> None:
+        if not task.agent:
+            # Older producers left the agent out: the deployment's default agent runs it.
+            task = task.model_copy(update={"agent": settings.agent_default_agent})
         try:
             await runner.start(task)
         except (UnknownAgent, InvalidTask) as exc:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from hitl_shared.contracts import RunEvent, RunEventType
+from hitl_contracts import RunEvent, RunEventType
 
 from hitl_agent.domain.run import RunStatus
 from hitl_agent.entrypoints.api import NOT_FOUND, RunDep, RunnerDep

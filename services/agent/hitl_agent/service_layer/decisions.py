@@ -10,7 +10,7 @@ of its turn has its result.
 import json
 import logging
 
-from hitl_shared.contracts import ApprovalDecided, Decision, RunEventType
+from hitl_contracts import ApprovalDecided, Decision, RunEventType
 from pydantic import ValidationError
 
 from hitl_agent.domain.run import PendingCall, PendingKind, Run, RunStatus

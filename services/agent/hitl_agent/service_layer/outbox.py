@@ -10,7 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from hitl_shared.contracts import ApprovalRequested, RunEvent
+from hitl_contracts import ApprovalRequested, RunEvent
 
 from hitl_agent.adapters.approvals import ApprovalClient
 from hitl_agent.adapters.runs import CancelOrder, Checkpoint, RunStore

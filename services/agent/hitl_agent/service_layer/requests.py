@@ -1,6 +1,6 @@
 """What a reviewer gets: the approval request built from a held call."""
 
-from hitl_shared.contracts import ApprovalRequested, RequestContext
+from hitl_contracts import ApprovalRequested, RequestContext
 
 from hitl_agent.domain.run import PendingCall, Run
 from hitl_agent.service_layer.agents import AgentSpec

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from hitl_shared.contracts import ApprovalDecided, RunEvent, RunEventType, TaskSubmitted
+from hitl_contracts import ApprovalDecided, RunEvent, RunEventType, TaskSubmitted
 
 from hitl_agent.adapters.runs import CancelOrder, Checkpoint, RunStore
 from hitl_agent.domain.run import Run, RunStatus, utcnow

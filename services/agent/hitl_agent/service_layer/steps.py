@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from hitl_shared.contracts import RiskLevel, RunEventType
+from hitl_contracts import RiskLevel, RunEventType
 from pydantic import ValidationError
 
 from hitl_agent.adapters.chat import ChatModel, Reply

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from hitl_shared.contracts import RiskLevel
+from hitl_contracts import RiskLevel
 from pydantic import Field, PrivateAttr, model_validator
 
 from hitl_agent.adapters.ledger import Ledger, UnknownAccount, to_cents

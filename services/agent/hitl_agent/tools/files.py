@@ -7,7 +7,7 @@ with edited arguments the match is worked out afresh.
 
 import time
 
-from hitl_shared.contracts import RiskLevel
+from hitl_contracts import RiskLevel
 from pydantic import Field
 
 from hitl_agent.adapters.sandbox import FileInfo, Sandbox, SandboxError

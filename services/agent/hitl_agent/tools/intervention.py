@@ -4,7 +4,7 @@ Nothing executes: the reviewer's free-text answer (the decision's comment) comes
 back to the model as this tool's result.
 """
 
-from hitl_shared.contracts import RiskLevel
+from hitl_contracts import RiskLevel
 from pydantic import Field
 
 from hitl_agent.domain.policy import ToolPolicy

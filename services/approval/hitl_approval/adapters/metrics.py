@@ -4,7 +4,7 @@ Counters count what this replica did; the pending gauge is read from the store o
 each scrape, so every replica reports the same, true number.
 """
 
-from hitl_shared.contracts import ApprovalDecided
+from hitl_contracts import ApprovalDecided
 from prometheus_client import (
     CollectorRegistry,
     Counter,

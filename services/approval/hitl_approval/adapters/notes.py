@@ -5,7 +5,7 @@ a seq a decision needs. `_id` is the notification's `event_id`, so a redelivered
 `notifications` event is stored once.
 """
 
-from hitl_shared.contracts import NotificationRecorded
+from hitl_contracts import NotificationRecorded
 from hitl_shared.mongo import Document, ensure_index, insert_once
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from hitl_shared.contracts import Channel
+from hitl_contracts import Channel
 from hitl_shared.mongo import Document, ensure_index, insert_once
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection

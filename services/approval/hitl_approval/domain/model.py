@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-from hitl_shared.contracts import (
+from hitl_contracts import (
     ApprovalDecided,
     ApprovalRequested,
     Channel,

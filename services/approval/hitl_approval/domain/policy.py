@@ -8,7 +8,7 @@ the terms of a request a reviewer is already looking at.
 
 from typing import Any
 
-from hitl_shared.contracts import ApprovalRequested, OnTimeout, RiskLevel
+from hitl_contracts import ApprovalRequested, OnTimeout, RiskLevel
 from pydantic import BaseModel, ConfigDict, Field
 
 

@@ -5,7 +5,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from hitl_shared.contracts import ApprovalDecided, ApprovalRequested, Channel
+from hitl_contracts import ApprovalDecided, ApprovalRequested, Channel
 
 
 class Status(StrEnum):

@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
-from hitl_shared.contracts import RiskLevel
+from hitl_contracts import RiskLevel
 
 from hitl_approval.adapters.repository import Filters
 from hitl_approval.domain.model import Status

@@ -1,7 +1,7 @@
 """Kafka entrypoints: `approval.requested` -> ingest (in batches), `notifications` -> history notes."""
 
 from faststream.kafka import KafkaBroker
-from hitl_shared.contracts import ApprovalRequested, NotificationRecorded
+from hitl_contracts import ApprovalRequested, NotificationRecorded
 from hitl_shared.kafka import subscribe, subscribe_batch
 
 from hitl_approval.adapters.traces import TraceStore

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
-from hitl_shared.contracts import Channel
+from hitl_contracts import Channel
 
 from hitl_approval.adapters.idempotency import IdempotencyStore, StoredResponse, fingerprint
 from hitl_approval.domain.model import Approval, Conflict, InvalidDecision, NotAllowed, Verb

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any, Literal
 
-from hitl_shared.contracts import ApprovalDecided, ApprovalRequested
+from hitl_contracts import ApprovalDecided, ApprovalRequested
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hitl_approval.domain.arguments import json_problems

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from hitl_shared.contracts import Channel
+from hitl_contracts import Channel
 
 from hitl_approval.domain.model import Approval, ApprovalError, Conflict, Verb
 from hitl_approval.domain.reviewer import Reviewer

@@ -14,8 +14,8 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
+from hitl_contracts import Channel
 from hitl_shared import links
-from hitl_shared.contracts import Channel
 from hitl_shared.mongo import insert_once
 
 from hitl_approval.domain.model import Verb

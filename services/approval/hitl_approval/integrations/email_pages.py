@@ -3,7 +3,7 @@
 import json
 from html import escape
 
-from hitl_shared.contracts import ApprovalRequested
+from hitl_contracts import ApprovalRequested
 
 _STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:44rem;margin:2rem auto;padding:0 1rem;"

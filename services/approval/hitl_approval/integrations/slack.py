@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 import httpx
 from fastapi import APIRouter, BackgroundTasks, Request, Response
 from fastapi.responses import JSONResponse
-from hitl_shared.contracts import Channel
+from hitl_contracts import Channel
 
 from hitl_approval.domain.model import Verb
 from hitl_approval.domain.reviewer import Reviewer

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from hitl_shared.contracts import ApprovalDecided, ApprovalRequested
+from hitl_contracts import ApprovalDecided, ApprovalRequested
 
 from hitl_approval.adapters.instances import InstanceRegistry
 from hitl_approval.adapters.metrics import ApprovalMetrics

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hitl_shared.contracts import (
+from hitl_contracts import (
     ApprovalRequested,
     Channel,
     NotificationRecorded,

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
-from hitl_shared.contracts import Channel
+from hitl_contracts import Channel
 
 from hitl_approval.domain.history import HistoryEvent
 from hitl_approval.domain.model import (

@@ -3,7 +3,7 @@
 import logging
 
 from faststream.kafka import KafkaBroker
-from hitl_shared.contracts import NotificationDeadLetter, NotificationRecorded
+from hitl_contracts import NotificationDeadLetter, NotificationRecorded
 from hitl_shared.kafka import publish
 from hitl_shared.topics import Topics, dlq
 

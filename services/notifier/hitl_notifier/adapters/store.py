@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from hitl_shared.contracts import ApprovalDecided, ApprovalRequested, NotificationKind
+from hitl_contracts import ApprovalDecided, ApprovalRequested, NotificationKind
 from hitl_shared.mongo import Document, ensure_index, insert_once
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 import httpx
-from hitl_shared.contracts import NotificationKind
+from hitl_contracts import NotificationKind
 
 from hitl_notifier.channels.errors import DeliveryError, retry_after_seconds
 from hitl_notifier.domain.notice import Notice

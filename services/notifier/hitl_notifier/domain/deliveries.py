@@ -7,7 +7,7 @@ the store inserts a key once, so a recipient never hears the same thing twice.
 from dataclasses import dataclass
 from typing import Literal
 
-from hitl_shared.contracts import NotificationKind
+from hitl_contracts import NotificationKind
 
 ChannelName = Literal["slack", "email", "webhook"]
 CHANNELS: tuple[ChannelName, ...] = ("slack", "email", "webhook")

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from hitl_shared.contracts import ApprovalDecided, ApprovalRequested, NotificationKind
+from hitl_contracts import ApprovalDecided, ApprovalRequested, NotificationKind
 
 _VERDICT = {
     "approved": "Approved",

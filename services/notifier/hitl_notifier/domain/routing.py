@@ -9,7 +9,7 @@ the approval escalates on timeout; without one, the rule's own targets are.
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from hitl_shared.contracts import ApprovalRequested, RiskLevel
+from hitl_contracts import ApprovalRequested, RiskLevel
 from pydantic import BaseModel, ConfigDict, Field
 
 from hitl_notifier.domain.deliveries import CHANNELS, Target

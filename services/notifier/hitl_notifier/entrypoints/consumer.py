@@ -3,7 +3,7 @@
 from collections.abc import Callable
 
 from faststream.kafka import KafkaBroker
-from hitl_shared.contracts import ApprovalDecided, ApprovalRequested
+from hitl_contracts import ApprovalDecided, ApprovalRequested
 from hitl_shared.kafka import subscribe
 
 from hitl_notifier.service_layer.handlers import NotifierService

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from hitl_shared.contracts import (
+from hitl_contracts import (
     NotificationDeadLetter,
     NotificationKind,
     NotificationRecorded,

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime
 
-from hitl_shared.contracts import ApprovalDecided, ApprovalRequested, NotificationKind
+from hitl_contracts import ApprovalDecided, ApprovalRequested, NotificationKind
 
 from hitl_notifier.adapters.store import ApprovalState, NotifierStore
 from hitl_notifier.domain.deliveries import Delivery, Target

@@ -1,7 +1,7 @@
 """Event contracts of DESIGN.md: frozen pydantic models, JSON on the wire."""
 
-from hitl_shared.contracts.agent import RunEvent, RunEventType, TaskSubmitted
-from hitl_shared.contracts.approval import (
+from hitl_contracts.agent import RunEvent, RunEventType, TaskSubmitted
+from hitl_contracts.approval import (
     ApprovalDecided,
     ApprovalRequested,
     Channel,
@@ -10,9 +10,9 @@ from hitl_shared.contracts.approval import (
     RequestContext,
     RiskLevel,
 )
-from hitl_shared.contracts.base import Event, UnsupportedSchemaVersion
-from hitl_shared.contracts.dlq import DeadLetter
-from hitl_shared.contracts.notification import (
+from hitl_contracts.base import Event, UnsupportedSchemaVersion
+from hitl_contracts.dlq import DeadLetter
+from hitl_contracts.notification import (
     NotificationDeadLetter,
     NotificationKind,
     NotificationRecorded,

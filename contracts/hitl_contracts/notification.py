@@ -5,7 +5,7 @@ from typing import Any
 
 from pydantic import Field
 
-from hitl_shared.contracts.base import Event
+from hitl_contracts.base import Event
 
 
 class NotificationKind(StrEnum):

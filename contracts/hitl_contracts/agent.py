@@ -5,7 +5,8 @@ from typing import Any
 
 from pydantic import Field
 
-from hitl_shared.contracts.base import Event
+from hitl_contracts.base import Event
+from hitl_contracts.plain import PlainObject
 
 
 class TaskSubmitted(Event):
@@ -13,8 +14,20 @@ class TaskSubmitted(Event):
 
     task_id: str = Field(description="Producer-chosen id; also the run id.")
     input: str = Field(description="The request in plain language.", min_length=1)
-    agent: str = Field(default="banking", examples=["banking", "files"])
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    agent: str = Field(
+        default="",
+        description="The agent to run. Empty (older messages): the deployment's default "
+        "agent handles it.",
+        examples=["banking", "invoices"],
+    )
+    metadata: PlainObject = Field(default_factory=dict)
+    submitted_by: str = Field(
+        default="",
+        description="The authenticated principal that submitted the task (the agent "
+        "service's API sets it from the caller's token; on Kafka only producers the ACLs "
+        "allow to write agent.tasks may send tasks, and they vouch for it). Four-eyes "
+        "keeps this person from approving the run.",
+    )
 
 
 class RunEventType(StrEnum):
@@ -28,6 +41,9 @@ class RunEventType(StrEnum):
     MODEL_REPLIED = "model_replied"
     DECISION_APPLIED = "decision_applied"
     CANCELLED = "cancelled"
+    # Added (second round): a decision the agent refused to act on (bad signature, or
+    # not about the call it holds); the run stays as it was.
+    DECISION_REFUSED = "decision_refused"
 
 
 class RunEvent(Event):

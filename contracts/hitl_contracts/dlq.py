@@ -2,7 +2,7 @@
 
 from pydantic import Field
 
-from hitl_shared.contracts.base import Event
+from hitl_contracts.base import Event
 
 
 class DeadLetter(Event):
