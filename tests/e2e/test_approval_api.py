@@ -229,6 +229,12 @@ async def test_hostile_edits_get_a_clear_answer_and_odd_json_round_trips(
         for raw, fragment in [
             (json.dumps({"decision": "modify", "arguments": {"d": deep}}), "nested deeper"),
             ('{"decision": "modify", "arguments": {"x": NaN}}', "not a JSON number"),
+            ('{"decision": "modify", "arguments": {"x": 1e400}}', "not a JSON number"),
+            ('{"decision": "modify", "arguments": {"nul\\u0000": 1}}', "NUL character"),
+            (
+                '{"decision": "modify", "arguments": {"big": 123456789012345678901234567890}}',
+                "does not fit in 64 bits",
+            ),
         ]:
             response = await ann.post(f"/v1/approvals/{cid}/decision", content=raw, headers=headers)
             assert response.status_code == 422, response.text
@@ -238,7 +244,7 @@ async def test_hostile_edits_get_a_clear_answer_and_odd_json_round_trips(
         assert too_big.status_code == 413
         assert (await ann.get(f"/v1/approvals/{cid}")).json()["status"] == "pending"
 
-        odd = {"$set": {"a.b": 1}, "big": 123456789012345678901234567890, "nul\u0000": "x"}
+        odd = {"$set": {"a.b": 1}, "big": 2**62, "$where": "x"}
         ok = await decide(ann, cid, "modify", arguments=odd)
         assert ok.status_code == 200, ok.text
         assert ok.json()["decision"]["arguments"] == odd

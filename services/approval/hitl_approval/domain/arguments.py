@@ -1,32 +1,19 @@
 """Edited arguments: plain JSON of a sane shape, fitting the tool's JSON schema."""
 
-import math
 from typing import Any
 
+from hitl_contracts.plain import plain_json_problem
 from jsonschema import exceptions, validators
 
 MAX_PROBLEMS = 5
-# Tool arguments are shallow; this bounds what a reviewer's edit may nest, well inside
-# what the JSON libraries on the way to the agent can serialize.
-MAX_DEPTH = 32
 
 
-def json_problems(value: Any, *, path: str = "arguments", depth: int = 0) -> str | None:
-    """Why `value` is not plain JSON we can store and pass on; None when it is."""
-    if depth > MAX_DEPTH:
-        return f"{path}: nested deeper than {MAX_DEPTH} levels"
-    if isinstance(value, float) and not math.isfinite(value):
-        return f"{path}: {value} is not a JSON number"
-    if isinstance(value, dict):
-        items = value.items()
-    elif isinstance(value, list):
-        items = enumerate(value)  # type: ignore[assignment]
-    else:
-        return None
-    for key, item in items:
-        if problem := json_problems(item, path=f"{path}.{key}", depth=depth + 1):
-            return problem
-    return None
+def json_problems(value: Any) -> str | None:
+    """Why edited arguments are not plain JSON every store and consumer takes; None if they are.
+
+    The same rule the contracts apply to every free-form value (hitl_contracts.plain).
+    """
+    return plain_json_problem(value, path="arguments")
 
 
 def schema_problems(arguments: dict[str, Any], schema: dict[str, Any]) -> str | None:
