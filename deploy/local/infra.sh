@@ -23,7 +23,7 @@
 #   HITL_MONGO_PORT            [27018]  FerretDB (MongoDB wire protocol)
 #     Non-default ports, so a Kafka or MongoDB of the user's own does not collide.
 #   HITL_CACHE_DIR   [$HOME/.cache/hitl]        jars and binaries, keyed by version:
-#                      kafka-<ver>/lib/*.jar, ferretdb-<ver>/ferretdb
+#                      kafka-<ver>/lib/*.jar, ferretdb-<ver>-<patch>/ferretdb
 #   HITL_STATE_DIR   [$HOME/.local/state/hitl]  data, logs, pid files:
 #                      kafka/{data,logs/server.log,kafka.out,kafka.pid,server.properties}
 #                      ferretdb/{data,ferretdb.log,ferretdb.pid}
