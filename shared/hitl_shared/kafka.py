@@ -203,8 +203,13 @@ def subscribe(
     model: type[E],
     handler: Callable[[E], Awaitable[None]],
     on_dead_letter: Callable[[str], None] | None = None,
+    dead_letter_invalid: bool = True,
 ) -> None:
-    """Register `handler` for `model` events on `topic` with DLQ and retry semantics."""
+    """Register `handler` for `model` events on `topic` with DLQ and retry semantics.
+
+    `dead_letter_invalid=False`: a message that does not parse is skipped, for groups
+    that read a topic beside another group which dead-letters it once.
+    """
 
     async def consume(body: bytes, message: KafkaMessage) -> None:
         headers = message.headers
@@ -216,7 +221,8 @@ def subscribe(
             try:
                 event = parse(model, body)
             except ValueError as exc:
-                await rejected(message, f"invalid {model.__name__}: {exc}")
+                if dead_letter_invalid:
+                    await rejected(message, f"invalid {model.__name__}: {exc}")
                 return
             token = context.handling.set(event)
             try:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 from hitl_agent.adapters.offline import OfflinePlanner, plan_request
-from hitl_agent.adapters.sandbox import Sandbox, SandboxError
-from hitl_agent.tools.files import files_registry
-from hitl_agent.tools.registry import Execution, ExecutionKey
+from hitl_demo.files import files_tools
+from hitl_demo.sandbox import Sandbox, SandboxError
+from hitl_sdk import ToolContext
 
 DAY = 86_400
 
@@ -60,19 +60,20 @@ async def test_a_symlink_out_of_the_sandbox_is_not_followed(tmp_path: Path) -> N
 async def test_approved_deletion_removes_exactly_the_listed_files(tmp_path: Path) -> None:
     make(tmp_path, "a.log", 10)
     make(tmp_path, "b.log", 10)
-    registry = files_registry(Sandbox(tmp_path))
-    delete = registry.get("delete_files")
-    assert delete is not None
+    (delete,) = [t for t in files_tools(Sandbox(tmp_path)) if t.name == "delete_files"]
     assert delete.preview is not None
-    assert delete.policy.requires_approval
-    args = delete.parse({"pattern": "*.log", "older_than_days": 7})
+    assert delete.approval == "always"
+    args = delete.args.model_validate({"pattern": "*.log", "older_than_days": 7})
     preview = await delete.preview(args)
     assert preview["files"] == ["a.log", "b.log"]
     make(tmp_path, "c.log", 10)  # appeared after the reviewer saw the list
-    result = await delete.execute(args, Execution(ExecutionKey("r", "c"), preview))
+    approved = ToolContext(
+        agent="files", run_id="r", tool_call_id="c", idempotency_key="r:c", preview=preview
+    )
+    result = await delete.fn(args, approved)
     assert result == "Deleted 2 files: a.log, b.log."
     assert names(tmp_path) == ["c.log"]
-    again = await delete.execute(args, Execution(ExecutionKey("r", "c"), preview))
+    again = await delete.fn(args, approved)
     assert again == "Deleted 0 files: none. Already gone: a.log, b.log."
 
 

@@ -16,7 +16,7 @@ from hitl_agent.domain.policy import (
 )
 from hitl_agent.domain.run import Budget, Run, Style
 from hitl_agent.service_layer.agents import Builtin, UnknownAgent, build_catalog
-from hitl_agent.tools.banking import transfer_args
+from hitl_demo.banking import transfer_args
 from hitl_contracts import RiskLevel
 
 from tests.unit.test_agent_support import World
@@ -107,7 +107,7 @@ def test_policy_file_mistakes_fail_fast_with_the_reason(tmp_path: Path) -> None:
     builtins = [Builtin("test", "p", World().registry, AgentPolicy())]
     with pytest.raises(ValueError, match="unknown tools \\['nope'\\]"):
         build_catalog(builtins, {"test": load_config({"tools": {"nope": {}}})})
-    with pytest.raises(UnknownAgent, match="extends no built-in agent"):
+    with pytest.raises(UnknownAgent, match="extends no hosted agent"):
         build_catalog(builtins, {"other": load_config({})})
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 from hitl_agent.adapters.llm import OfflinePlanner
-from hitl_agent.tools.banking import transfer_args
+from hitl_demo.banking import transfer_args
 
 TransferArgs = transfer_args(100.0)
 

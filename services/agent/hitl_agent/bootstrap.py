@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from hitl_contracts import ApprovalRequested, RunEvent, TaskSubmitted
+from hitl_sdk import App, Resources
 from hitl_shared.http_tracing import BIND_PATH_IDS, instrument
 from hitl_shared.kafka import ensure_topics, make_broker, publish
 from hitl_shared.metrics import endpoint
@@ -17,11 +18,12 @@ from hitl_shared.mongo import database, make_client, ping
 
 from hitl_agent import catalog
 from hitl_agent.adapters.approvals import ApprovalClient
+from hitl_agent.adapters.apps import AppLoadError, parse_apps, resolve
 from hitl_agent.adapters.chat import ChatModel
-from hitl_agent.adapters.ledger import Ledger
 from hitl_agent.adapters.llm import make_model
 from hitl_agent.adapters.runs import RunStore
-from hitl_agent.adapters.sandbox import Sandbox
+from hitl_agent.adapters.workers import WorkerRegistry
+from hitl_agent.domain.run import utcnow
 from hitl_agent.entrypoints import api, consumer, events
 from hitl_agent.metrics import AgentMetrics, MeteredModel
 from hitl_agent.service_layer.executions import Executions, crash_after
@@ -33,12 +35,29 @@ from hitl_agent.settings import AgentSettings
 log = logging.getLogger(__name__)
 
 
-def build_app(settings: AgentSettings | None = None, *, model: ChatModel | None = None) -> FastAPI:
+def load_apps(named: list[str], settings: AgentSettings) -> list[App]:
+    """The apps named on the command line, else AGENT_APPS, else the installed ones."""
+    return [loaded.app for loaded in resolve(named or parse_apps(settings.agent_apps))]
+
+
+def build_app(
+    settings: AgentSettings | None = None,
+    *,
+    model: ChatModel | None = None,
+    apps: list[App] | None = None,
+) -> FastAPI:
     settings = settings or AgentSettings()
+    apps = load_apps([], settings) if apps is None else apps
+    try:
+        hosted = catalog.agents(settings, apps)
+    except ValueError as exc:
+        raise AppLoadError(str(exc)) from exc
     mongo = make_client(settings)
     db = database(mongo, settings)
-    store, ledger = RunStore(db), Ledger(db)
-    sandbox = Sandbox(settings.agent_files_sandbox)
+    store = RunStore(db)
+    workers = WorkerRegistry(db, stale_after=timedelta(seconds=settings.agent_worker_stale_seconds))
+    worker_id = f"agent-{uuid.uuid4().hex[:8]}"
+    resources = Resources(database=db, environment=settings.hitl_env)
     broker = make_broker(settings, client_id="hitl-agent")
     metrics = AgentMetrics(broker)
     topics = settings.topics
@@ -66,7 +85,7 @@ def build_app(settings: AgentSettings | None = None, *, model: ChatModel | None 
     )
     runner = Runner(
         store=store,
-        agents=catalog.agents(settings, ledger=ledger, sandbox=sandbox),
+        agents=hosted,
         steps=Steps(
             model=MeteredModel(
                 model
@@ -79,7 +98,7 @@ def build_app(settings: AgentSettings | None = None, *, model: ChatModel | None 
             ),
             executions=Executions(
                 store,
-                owner=f"agent-{uuid.uuid4().hex[:8]}",
+                owner=worker_id,
                 wait_seconds=settings.agent_execution_wait_seconds,
                 after_execute=crash_after(fault) if fault else None,
             ),
@@ -87,7 +106,14 @@ def build_app(settings: AgentSettings | None = None, *, model: ChatModel | None 
         ),
         outbox=outbox,
     )
-    consumer.register(broker, settings, runner, on_dead_letter=metrics.dead_lettered)
+    consumer.register(
+        broker,
+        settings,
+        runner,
+        workers=workers,
+        on_dead_letter=metrics.dead_lettered,
+        on_unhosted=metrics.unhosted,
+    )
 
     async def relay_forever() -> None:
         grace = timedelta(seconds=settings.agent_outbox_grace_seconds)
@@ -100,27 +126,50 @@ def build_app(settings: AgentSettings | None = None, *, model: ChatModel | None 
                 log.exception("outbox relay / run recovery failed; retrying")
             await asyncio.sleep(settings.agent_outbox_interval_seconds)
 
+    started_at = utcnow()
+
+    async def beat_forever() -> None:
+        while True:
+            await asyncio.sleep(settings.agent_worker_heartbeat_seconds)
+            try:
+                await workers.beat(worker_id, sorted(runner.agents), started_at=started_at)
+            except Exception:
+                log.exception("worker heartbeat failed; retrying")
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await store.ensure_indexes()
-        await ledger.ensure_indexes()
-        await ledger.seed(settings.agent_seed_accounts)
-        if not sandbox.ensure():
-            log.error("cannot create the files sandbox %s; the files agent will fail", sandbox.root)
+        for hosted_app in apps:
+            for hook in hosted_app.startup:
+                await hook(resources)
         await ensure_topics(settings, settings.topics.all(), partitions=settings.kafka_partitions)
+        # Listed before consuming, so no worker marks this one's tasks unhosted.
+        await workers.beat(worker_id, sorted(runner.agents), started_at=started_at)
         await broker.start()
-        relay = asyncio.create_task(relay_forever())
+        background = [
+            asyncio.create_task(relay_forever()),
+            asyncio.create_task(beat_forever()),
+        ]
         log.info(
-            "agent service ready (model: %s, agents: %s, sandbox: %s)",
+            "agent worker %s ready (model: %s, agents: %s)",
+            worker_id,
             runner.model_name,
             ", ".join(f"{n} ({s.policy.style.value})" for n, s in runner.agents.items()),
-            sandbox.root,
         )
         try:
             yield
         finally:
-            relay.cancel()
+            for task in background:
+                task.cancel()
             await broker.stop()
+            with contextlib.suppress(Exception):
+                await workers.leave(worker_id)
+            for hosted_app in apps:
+                for hook in hosted_app.shutdown:
+                    try:
+                        await hook(resources)
+                    except Exception:
+                        log.exception("an app's shutdown hook failed")
             await approvals.close()
             await mongo.close()
 
@@ -140,10 +189,18 @@ def build_app(settings: AgentSettings | None = None, *, model: ChatModel | None 
     )
     app.state.settings = settings
     app.state.runner = runner
-    app.state.ledger = ledger
+    app.state.workers = workers
+    app.state.on_unhosted = metrics.unhosted
     app.state.submit_task = submit_task
     app.include_router(api.router)
     app.include_router(events.router)
+    for hosted_app in apps:
+        for router in hosted_app.routers:
+            if not isinstance(router, APIRouter):
+                raise AppLoadError(
+                    f"app {hosted_app!r}: routers must be fastapi.APIRouter, got {router!r}"
+                )
+            app.include_router(router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

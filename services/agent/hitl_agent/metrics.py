@@ -50,12 +50,21 @@ class AgentMetrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.tasks_unhosted = Counter(
+            "hitl_agent_tasks_unhosted",
+            "Tasks accepted for an agent no live worker hosts (they start when one does).",
+            ["agent"],
+            registry=self.registry,
+        )
         # Cumulative tokens of runs in the middle of a step: a run's completion is
         # published right after the model reply that carries its total.
         self._tokens_so_far: dict[str, int] = {}
 
     def dead_lettered(self, topic: str) -> None:
         self.dead_letters.labels(topic=topic).inc()
+
+    def unhosted(self, agent: str) -> None:
+        self.tasks_unhosted.labels(agent=agent).inc()
 
     def replied(self, reply: Reply) -> None:
         self.tokens.labels(kind="prompt").inc(reply.prompt_tokens)

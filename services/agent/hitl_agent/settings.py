@@ -1,7 +1,5 @@
 """Agent service settings."""
 
-from pathlib import Path
-
 from hitl_shared.settings import CommonSettings
 from pydantic import AliasChoices, Field
 
@@ -15,8 +13,17 @@ class AgentSettings(CommonSettings):
     openai_api_key: str = ""
     openai_base_url: str | None = None
     openai_model: str = "gpt-4o-mini"
-    # Tasks that name no agent (older producers) run as this one.
-    agent_default_agent: str = "banking"
+    # The agent apps this worker hosts: import strings `package.module:app`, separated
+    # by commas. Empty: every app installed packages declare under the `hitl.apps`
+    # entry point group. `hitl-agent --app ...` overrides this.
+    agent_apps: str = ""
+    # Tasks that name no agent (older producers) run as this one; empty: such a task
+    # is refused (dead-lettered) with that reason.
+    agent_default_agent: str = ""
+    # Worker registry: each worker says every so often which agents it hosts; one
+    # silent for longer than `stale` is presumed gone (its agents' tasks wait, visibly).
+    agent_worker_heartbeat_seconds: float = Field(default=5.0, gt=0)
+    agent_worker_stale_seconds: float = Field(default=30.0, gt=0)
     # Guards per run (agents may override in AGENT_POLICIES_FILE); tripping one
     # pauses the run with a request_human_intervention approval.
     agent_max_steps: int = Field(default=12, ge=1)
@@ -27,13 +34,6 @@ class AgentSettings(CommonSettings):
     agent_approval_timeout_seconds: float = Field(default=1800.0, gt=0)
     # JSON file of per-agent policy tightening and agent variants (README).
     agent_policies_file: str = ""
-    # Opening balances of the banking demo, created once if missing.
-    agent_seed_accounts: dict[str, float] = Field(
-        default_factory=lambda: {"checking": 1000.0, "alice": 0.0, "bob": 0.0}
-    )
-    agent_transfer_approval_threshold: float = 100.0
-    # The files demo agent works only inside this directory.
-    agent_files_sandbox: Path = Path("~/.local/state/hitl/files-sandbox")
     # The approval service, for cancelling the approvals of a cancelled run.
     agent_approval_url: str = Field(
         default="http://127.0.0.1:8081",

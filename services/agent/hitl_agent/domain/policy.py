@@ -9,27 +9,26 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from hitl_contracts import RiskLevel
+from hitl_sdk import ToolArgs as PolicyArgs
 from pydantic import BaseModel, ConfigDict, Field
 
 from hitl_agent.domain.run import Style
+
+__all__ = [
+    "AgentPolicy",
+    "Condition",
+    "PolicyArgs",
+    "ToolOverride",
+    "ToolPolicy",
+    "approval_reasons",
+    "riskier",
+]
 
 _RISK_ORDER = list(RiskLevel)
 
 
 def riskier(a: RiskLevel, b: RiskLevel) -> RiskLevel:
     return max(a, b, key=_RISK_ORDER.index)
-
-
-class PolicyArgs(BaseModel):
-    """Tool arguments whose validators may decide that a human must approve."""
-
-    def approval_reason(self) -> str | None:
-        """Why this call needs approval (predicate on the arguments), or None."""
-        return None
-
-    def public_arguments(self) -> dict[str, Any]:
-        """The arguments as a reviewer sees and edits them."""
-        return self.model_dump(mode="json")
 
 
 Operator = Literal["gt", "gte", "lt", "lte", "eq", "ne", "in", "not_in", "matches"]

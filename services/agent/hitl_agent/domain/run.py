@@ -23,6 +23,8 @@ class RunStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    # Accepted, but no live worker hosts its agent: it starts when one does.
+    UNHOSTED = "unhosted"
 
     @property
     def terminal(self) -> bool:
@@ -170,6 +172,9 @@ class Run(BaseModel):
     events: int = 0
     # Listed among runs a replica may rescue (from submit until it first pauses or ends).
     active: bool = False
+    # False: stored by a worker that does not host the agent (the task as received,
+    # no prompt yet); the hosting worker replaces it with the real start.
+    prepared: bool = True
 
     def model_post_init(self, context: Any, /) -> None:
         if self.limits is None:

@@ -1,4 +1,4 @@
-"""REST routes of the agent service: runs, their cancellation, the banking demo's balances."""
+"""REST routes of the agent service: runs and their cancellation (apps may add routes)."""
 
 import uuid
 from typing import Annotated, Any
@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from hitl_contracts import TaskSubmitted
 from pydantic import BaseModel, ConfigDict, Field
 
-from hitl_agent.adapters.ledger import Ledger
+from hitl_agent.adapters.workers import WorkerRegistry
 from hitl_agent.domain.run import Limits, Run, RunStatus, Style, Usage
 from hitl_agent.service_layer.agents import UnknownAgent
 from hitl_agent.service_layer.requests import summary
@@ -21,7 +21,12 @@ class RunCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     input: str = Field(min_length=1, max_length=20_000, examples=["Transfer 500 to Alice"])
-    agent: str = Field(default="banking", examples=["banking", "files"])
+    agent: str = Field(
+        default="",
+        description="The agent to run: any agent a worker of this deployment hosts. "
+        "Empty: the deployment's AGENT_DEFAULT_AGENT.",
+        examples=["banking", "invoices"],
+    )
     metadata: dict[str, Any] = Field(
         default_factory=dict,
         description="Free-form; `submitted_by` becomes the approval's requested_by "
@@ -115,16 +120,37 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such run"
     responses={422: {"description": "Unknown agent or bad body"}},
 )
 async def create_run(body: RunCreate, runner: RunnerDep, request: Request) -> RunAccepted:
+    """Start a run. Its status is `queued`, or `unhosted` when no live worker hosts the
+    agent (yet): the run starts when one does."""
+    agent = body.agent or request.app.state.settings.agent_default_agent
+    if not agent:
+        raise HTTPException(422, "name the agent to run (this deployment has no default agent)")
     task = TaskSubmitted(
-        task_id=str(uuid.uuid4()), input=body.input, agent=body.agent, metadata=body.metadata
+        task_id=str(uuid.uuid4()), input=body.input, agent=agent, metadata=body.metadata
     )
     try:
-        run = await runner.submit(task)
+        if runner.hosts(task.agent):
+            run = await runner.submit(task)
+        else:
+            run = await _hold(task, runner, request)
     except (UnknownAgent, InvalidTask) as exc:
         raise HTTPException(422, str(exc)) from None
     # The run is stored (queued): if this publish fails, the relay starts it later.
     await request.app.state.submit_task(task)
     return RunAccepted(run_id=run.run_id, status=run.status)
+
+
+async def _hold(task: TaskSubmitted, runner: Runner, request: Request) -> Run:
+    """A task for an agent another worker hosts, or one no live worker hosts right now."""
+    workers: WorkerRegistry = request.app.state.workers
+    live, known = await workers.agents()
+    if task.agent not in live | known:
+        hosted = sorted(live | set(runner.agents))
+        raise UnknownAgent(f"unknown agent {task.agent!r}; hosted: {hosted}")
+    run, stored = await runner.hold(task, hosted_elsewhere=task.agent in live)
+    if stored and run.status is RunStatus.UNHOSTED:
+        request.app.state.on_unhosted(task.agent)
+    return run
 
 
 @router.get("/v1/runs/{run_id}", response_model=RunPublic, responses=NOT_FOUND)
@@ -150,10 +176,3 @@ async def cancel_run(
         conflict = {"detail": str(exc), "run": RunPublic.of(exc.run).model_dump(mode="json")}
         return JSONResponse(conflict, status_code=409)
     return RunPublic.of(cancelled)
-
-
-@router.get("/v1/accounts", tags=["banking demo"])
-async def accounts(request: Request) -> dict[str, float]:
-    """Balances of the banking demo's accounts."""
-    ledger: Ledger = request.app.state.ledger
-    return await ledger.balances()

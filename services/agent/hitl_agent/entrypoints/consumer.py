@@ -1,14 +1,26 @@
-"""Kafka entrypoints: `agent.tasks` starts runs, `approval.decided` resumes them."""
+"""Kafka entrypoints: `agent.tasks` starts runs, `approval.decided` resumes them.
 
-from collections.abc import Callable
+Each hosted agent has a consumer group of its own (`<prefix>hitl-agent.<agent>`) on
+both topics; its consumer skips (commits) every message about another agent, so a
+worker acts only on its agents, replicas hosting the same agent share the work, and
+a worker that does not host an agent never drops or dead-letters its messages. One
+more group shared by every worker (`<prefix>hitl-agent`) dead-letters what nobody
+could parse, and makes tasks for agents no live worker hosts visible (`unhosted`).
+"""
+
+from collections.abc import Awaitable, Callable
 
 from faststream.kafka import KafkaBroker
 from hitl_contracts import ApprovalDecided, TaskSubmitted
 from hitl_shared.kafka import PoisonMessage, subscribe
 
-from hitl_agent.service_layer.agents import UnknownAgent
+from hitl_agent.adapters.workers import WorkerRegistry
 from hitl_agent.service_layer.runner import InvalidTask, Runner
 from hitl_agent.settings import AgentSettings
+
+
+def agent_group(settings: AgentSettings, agent: str) -> str:
+    return f"{settings.group_id('agent')}.{agent}"
 
 
 def register(
@@ -16,36 +28,96 @@ def register(
     settings: AgentSettings,
     runner: Runner,
     *,
+    workers: WorkerRegistry,
     on_dead_letter: Callable[[str], None] | None = None,
+    on_unhosted: Callable[[str], None] | None = None,
 ) -> None:
-    async def on_task(task: TaskSubmitted) -> None:
+    def agent_of(task: TaskSubmitted) -> TaskSubmitted:
+        # Older producers left the agent out: the deployment's default agent runs it.
+        return (
+            task if task.agent else task.model_copy(update={"agent": settings.agent_default_agent})
+        )
+
+    async def watch_task(task: TaskSubmitted) -> None:
+        task = agent_of(task)
         if not task.agent:
-            # Older producers left the agent out: the deployment's default agent runs it.
-            task = task.model_copy(update={"agent": settings.agent_default_agent})
+            raise PoisonMessage("the task names no agent and AGENT_DEFAULT_AGENT is not set")
+        if runner.hosts(task.agent) or task.agent in await workers.live_agents():
+            return  # that agent's own group starts it
         try:
-            await runner.start(task)
-        except (UnknownAgent, InvalidTask) as exc:
+            _, stored = await runner.hold(task, hosted_elsewhere=False)
+        except InvalidTask as exc:
             raise PoisonMessage(str(exc)) from None
+        if stored and on_unhosted is not None:
+            on_unhosted(task.agent)
 
-    async def on_decided(decided: ApprovalDecided) -> None:
-        await runner.resume(decided)
+    async def watch_decided(decided: ApprovalDecided) -> None:
+        return None  # parsing it is the check: the agent's own group acts on it
 
-    group = settings.group_id("agent")
+    def tasks_for(agent: str) -> Callable[[TaskSubmitted], Awaitable[None]]:
+        async def on_task(task: TaskSubmitted) -> None:
+            task = agent_of(task)
+            if task.agent != agent:
+                return
+            try:
+                await runner.start(task)
+            except InvalidTask as exc:
+                raise PoisonMessage(str(exc)) from None
+
+        return on_task
+
+    def decisions_for(agent: str) -> Callable[[ApprovalDecided], Awaitable[None]]:
+        async def on_decided(decided: ApprovalDecided) -> None:
+            owner = decided.agent
+            if not owner:
+                # Decisions from approval services older than `agent` on the event.
+                run = await runner.get(decided.run_id)
+                owner = run.agent if run is not None else ""
+            if owner != agent:
+                return
+            await runner.resume(decided)
+
+        return on_decided
+
+    shared = settings.group_id("agent")
+    topics = settings.topics
     subscribe(
         broker,
         settings,
-        topic=settings.topics.agent_tasks,
-        group=group,
+        topic=topics.agent_tasks,
+        group=shared,
         model=TaskSubmitted,
-        handler=on_task,
+        handler=watch_task,
         on_dead_letter=on_dead_letter,
     )
     subscribe(
         broker,
         settings,
-        topic=settings.topics.approval_decided,
-        group=group,
+        topic=topics.approval_decided,
+        group=shared,
         model=ApprovalDecided,
-        handler=on_decided,
+        handler=watch_decided,
         on_dead_letter=on_dead_letter,
     )
+    for agent in runner.agents:
+        group = agent_group(settings, agent)
+        subscribe(
+            broker,
+            settings,
+            topic=topics.agent_tasks,
+            group=group,
+            model=TaskSubmitted,
+            handler=tasks_for(agent),
+            on_dead_letter=on_dead_letter,
+            dead_letter_invalid=False,
+        )
+        subscribe(
+            broker,
+            settings,
+            topic=topics.approval_decided,
+            group=group,
+            model=ApprovalDecided,
+            handler=decisions_for(agent),
+            on_dead_letter=on_dead_letter,
+            dead_letter_invalid=False,
+        )

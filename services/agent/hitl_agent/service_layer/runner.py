@@ -78,6 +78,43 @@ class Runner:
     async def get(self, run_id: str) -> Run | None:
         return await self.store.latest(run_id)
 
+    def hosts(self, agent: str) -> bool:
+        return agent in self.agents
+
+    async def hold(self, task: TaskSubmitted, *, hosted_elsewhere: bool) -> tuple[Run, bool]:
+        """Store a task for an agent this worker does not host, so its run is visible.
+
+        Its worker (when one runs) starts it from the task on Kafka and replaces this
+        placeholder; until then the run says `queued` (another worker hosts the agent)
+        or `unhosted` (none does). True: this call stored it (not a repeat).
+        """
+        _check_keys(task.metadata)
+        status = RunStatus.QUEUED if hosted_elsewhere else RunStatus.UNHOSTED
+        run = Run(
+            run_id=task.task_id,
+            task_id=task.task_id,
+            agent=task.agent,
+            input=task.input,
+            status=status,
+            metadata=task.metadata,
+            prepared=False,
+            error=None
+            if hosted_elsewhere
+            else f"no live worker hosts agent {task.agent!r}; the run starts when one does",
+        )
+        if await self.store.append(Checkpoint(run=run.model_copy(deep=True))):
+            if not hosted_elsewhere:
+                log.warning(
+                    "task for agent %r, which no live worker hosts: run %s is unhosted",
+                    task.agent,
+                    task.task_id,
+                    extra={"run_id": task.task_id},
+                )
+            return run, True
+        existing = await self.store.latest(task.task_id)
+        assert existing is not None
+        return existing, False
+
     async def submit(self, task: TaskSubmitted) -> Run:
         """Store the queued run (idempotent by task id) so it is visible at once."""
         spec = self.spec(task.agent)
@@ -96,12 +133,21 @@ class Runner:
             ],
         )
         run.active = True
-        if await self.store.append(Checkpoint(run=run.model_copy(deep=True))):
-            await self.store.set_active(run.run_id, run.updated_at)
-            return run
-        existing = await self.store.latest(task.task_id)
-        assert existing is not None
-        return existing
+        for _ in range(MAX_RACES):
+            if await self.store.append(Checkpoint(run=run.model_copy(deep=True))):
+                await self.store.set_active(run.run_id, run.updated_at)
+                return run
+            existing = await self.store.latest(task.task_id)
+            assert existing is not None
+            if existing.prepared or existing.status not in (RunStatus.QUEUED, RunStatus.UNHOSTED):
+                return existing
+            # A placeholder stored by a worker that does not host the agent: start for real.
+            run.seq, run.events, run.created_at = (
+                existing.seq + 1,
+                existing.events,
+                existing.created_at,
+            )
+        raise RuntimeError(f"could not store run {task.task_id}: too many races")
 
     async def start(self, task: TaskSubmitted) -> None:
         run = await self.submit(task)
@@ -211,6 +257,8 @@ class Runner:
             if run is None or not run.in_progress:
                 await self.store.set_active(run_id, None)
                 continue
+            if not self.hosts(run.agent):
+                continue  # a worker hosting its agent rescues it
             if run.updated_at >= cutoff:
                 continue  # still making progress
             log.warning("recovering a stalled run", extra={"run_id": run_id})
@@ -220,7 +268,6 @@ class Runner:
 
     async def commit(self, run: Run, changes: Changes) -> bool:
         """Append the run's next checkpoint; False when another writer got there first."""
-        spec = self.spec(run.agent)
         run.seq += 1
         run.updated_at = utcnow()
         # Listed for rescue from submit until it first pauses or ends. Later stretches
@@ -234,7 +281,7 @@ class Runner:
         checkpoint = Checkpoint(
             run=run.model_copy(deep=True),
             events=events,
-            requests=[approval_request(run, p, spec) for p in changes.held],
+            requests=[approval_request(run, p, self.spec(run.agent)) for p in changes.held],
             cancels=changes.cancels,
         )
         if not await self.store.append(checkpoint):

@@ -4,6 +4,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from hitl_sdk import ToolError
 from pydantic import ValidationError
 
 from hitl_agent.domain.policy import PolicyArgs, ToolOverride, ToolPolicy
@@ -17,10 +18,6 @@ __all__ = [
     "ToolError",
     "describe_validation",
 ]
-
-
-class ToolError(Exception):
-    """A tool refused its input; the message goes back to the model."""
 
 
 @dataclass(frozen=True)

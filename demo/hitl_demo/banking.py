@@ -2,12 +2,10 @@
 
 from typing import Any
 
-from hitl_contracts import RiskLevel
+from hitl_sdk import RiskLevel, Tool, ToolArgs, ToolContext, ToolError
 from pydantic import Field, PrivateAttr, model_validator
 
-from hitl_agent.adapters.ledger import Ledger, UnknownAccount, to_cents
-from hitl_agent.domain.policy import ToolPolicy
-from hitl_agent.tools.registry import Execution, PolicyArgs, Registry, Tool, ToolError
+from hitl_demo.ledger import Ledger, UnknownAccount, to_cents
 
 SYSTEM_PROMPT = (
     "You are a banking assistant. The user's own account is 'checking'. Use the tools to "
@@ -17,16 +15,16 @@ SYSTEM_PROMPT = (
 )
 
 
-class BalanceArgs(PolicyArgs):
+class BalanceArgs(ToolArgs):
     account: str = Field(default="checking", description="Account name, lower-case.")
 
 
-class DepositArgs(PolicyArgs):
+class DepositArgs(ToolArgs):
     account: str = Field(default="checking")
     amount: float = Field(gt=0, le=1_000_000)
 
 
-class TransferFields(PolicyArgs):
+class TransferFields(ToolArgs):
     to_account: str = Field(description="Recipient account, lower-case.", min_length=1)
     amount: float = Field(gt=0, le=1_000_000, description="Amount in the account currency.")
     from_account: str = Field(default="checking")
@@ -62,67 +60,69 @@ def transfer_args(threshold: float) -> type[TransferFields]:
     return TransferArgs
 
 
-def banking_registry(
+def banking_tools(
     ledger: Ledger, *, threshold: float, timeout_seconds: float | None = None
-) -> Registry:
-    async def get_balance(args: BalanceArgs, run: Execution) -> str:
+) -> list[Tool]:
+    async def get_balance(args: BalanceArgs, run: ToolContext) -> str:
         try:
             cents = await ledger.balance_cents(args.account)
         except UnknownAccount as exc:
             raise ToolError(str(exc)) from None
         return f"Balance of {args.account}: {cents / 100:.2f}"
 
-    async def deposit(args: DepositArgs, run: Execution) -> str:
+    async def deposit(args: DepositArgs, run: ToolContext) -> str:
         await _known(ledger, args.account)
         await ledger.post(
-            str(run.key), source=None, target=args.account, cents=to_cents(args.amount)
+            run.idempotency_key, source=None, target=args.account, cents=to_cents(args.amount)
         )
         balance = await ledger.balance_cents(args.account)
         return f"Deposited {args.amount:.2f} to {args.account}. New balance: {balance / 100:.2f}"
 
-    async def transfer(args: TransferFields, run: Execution) -> str:
+    async def transfer(args: TransferFields, run: ToolContext) -> str:
         source, target, amount = args.from_account, args.to_account, args.amount
         await _known(ledger, source)
         await _known(ledger, target)
-        if not await ledger.applied(str(run.key)):
+        if not await ledger.applied(run.idempotency_key):
             if await ledger.balance_cents(source) < to_cents(amount):
                 raise ToolError(f"insufficient funds in {source} for a transfer of {amount:.2f}")
-            await ledger.post(str(run.key), source=source, target=target, cents=to_cents(amount))
+            await ledger.post(
+                run.idempotency_key, source=source, target=target, cents=to_cents(amount)
+            )
         balance = await ledger.balance_cents(source)
         return (
             f"Transferred {amount:.2f} from {source} to {target}. "
             f"New balance of {source}: {balance / 100:.2f}"
         )
 
-    return Registry(
-        [
-            Tool(
-                "get_balance",
-                "Read an account's balance.",
-                BalanceArgs,
-                get_balance,
-                policy=ToolPolicy(risk_level=RiskLevel.LOW),
-                idempotent=True,
-            ),
-            Tool(
-                "deposit",
-                "Deposit money into an account.",
-                DepositArgs,
-                deposit,
-                policy=ToolPolicy(risk_level=RiskLevel.LOW),
-                # One ledger insert keyed by the call: a repeat finds it applied.
-                idempotent=True,
-            ),
-            Tool(
-                "transfer",
-                "Transfer money from one account to another.",
-                transfer_args(threshold),
-                transfer,
-                policy=ToolPolicy(risk_level=RiskLevel.HIGH, timeout_seconds=timeout_seconds),
-                idempotent=True,
-            ),
-        ]
-    )
+    return [
+        Tool(
+            "get_balance",
+            "Read an account's balance.",
+            BalanceArgs,
+            get_balance,
+            risk=RiskLevel.LOW,
+            idempotent=True,
+        ),
+        Tool(
+            "deposit",
+            "Deposit money into an account.",
+            DepositArgs,
+            deposit,
+            risk=RiskLevel.LOW,
+            # One ledger insert keyed by the call: a repeat finds it applied.
+            idempotent=True,
+        ),
+        Tool(
+            "transfer",
+            "Transfer money from one account to another.",
+            transfer_args(threshold),
+            transfer,
+            approval="when",
+            risk=RiskLevel.HIGH,
+            timeout_seconds=timeout_seconds,
+            idempotent=True,
+        ),
+    ]
 
 
 async def _known(ledger: Ledger, account: str) -> None:

@@ -7,12 +7,10 @@ with edited arguments the match is worked out afresh.
 
 import time
 
-from hitl_contracts import RiskLevel
+from hitl_sdk import RiskLevel, Tool, ToolArgs, ToolContext, ToolError
 from pydantic import Field
 
-from hitl_agent.adapters.sandbox import FileInfo, Sandbox, SandboxError
-from hitl_agent.domain.policy import ToolPolicy
-from hitl_agent.tools.registry import Execution, PolicyArgs, Registry, Tool, ToolError
+from hitl_demo.sandbox import FileInfo, Sandbox, SandboxError
 
 SYSTEM_PROMPT = (
     "You are a file housekeeping assistant working in a sandbox directory. Use list_files "
@@ -26,25 +24,25 @@ SYSTEM_PROMPT = (
 MAX_LISTED = 500
 
 
-class ListArgs(PolicyArgs):
+class ListArgs(ToolArgs):
     pattern: str = Field(default="**/*", description="Glob relative to the sandbox.")
 
 
-class DeleteArgs(PolicyArgs):
+class DeleteArgs(ToolArgs):
     pattern: str = Field(description="Glob relative to the sandbox, e.g. '*.log'.", min_length=1)
     older_than_days: float = Field(
         default=0, ge=0, description="Only files last modified more than this many days ago."
     )
 
 
-def files_registry(sandbox: Sandbox) -> Registry:
+def files_tools(sandbox: Sandbox) -> list[Tool]:
     async def matching(pattern: str, older_than_days: float | None) -> list[FileInfo]:
         try:
             return await sandbox.match(pattern, older_than_days=older_than_days)
         except SandboxError as exc:
             raise ToolError(str(exc)) from None
 
-    async def list_files(args: ListArgs, run: Execution) -> str:
+    async def list_files(args: ListArgs, run: ToolContext) -> str:
         found = await matching(args.pattern, None)
         if not found:
             return f"No files match {args.pattern!r}."
@@ -62,7 +60,7 @@ def files_registry(sandbox: Sandbox) -> Registry:
             "sandbox": str(sandbox.root),
         }
 
-    async def delete_files(args: DeleteArgs, run: Execution) -> str:
+    async def delete_files(args: DeleteArgs, run: ToolContext) -> str:
         if run.preview is not None and "files" in run.preview:
             targets = [str(name) for name in run.preview["files"]]
         else:
@@ -81,25 +79,24 @@ def files_registry(sandbox: Sandbox) -> Registry:
             text += f" Already gone: {', '.join(gone)}."
         return text
 
-    return Registry(
-        [
-            Tool(
-                "list_files",
-                "List files in the sandbox matching a glob pattern, with size and age.",
-                ListArgs,
-                list_files,
-                policy=ToolPolicy(risk_level=RiskLevel.LOW),
-                idempotent=True,
-            ),
-            Tool(
-                "delete_files",
-                "Delete files in the sandbox matching a glob pattern and older than N days.",
-                DeleteArgs,
-                delete_files,
-                policy=ToolPolicy(requires_approval=True, risk_level=RiskLevel.HIGH),
-                # Deleting a fixed list again only finds the files already gone.
-                idempotent=True,
-                preview=preview_delete,
-            ),
-        ]
-    )
+    return [
+        Tool(
+            "list_files",
+            "List files in the sandbox matching a glob pattern, with size and age.",
+            ListArgs,
+            list_files,
+            risk=RiskLevel.LOW,
+            idempotent=True,
+        ),
+        Tool(
+            "delete_files",
+            "Delete files in the sandbox matching a glob pattern and older than N days.",
+            DeleteArgs,
+            delete_files,
+            approval="always",
+            risk=RiskLevel.HIGH,
+            # Deleting a fixed list again only finds the files already gone.
+            idempotent=True,
+            preview=preview_delete,
+        ),
+    ]

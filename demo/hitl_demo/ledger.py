@@ -6,9 +6,13 @@ half-way, on MongoDB and FerretDB alike (no multi-document transactions needed).
 """
 
 from datetime import UTC, datetime
+from typing import Any
 
-from hitl_shared.mongo import Document, ensure_index, insert_once
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+Document = dict[str, Any]
 
 ACCOUNTS = "accounts"
 LEDGER = "ledger"
@@ -23,17 +27,28 @@ def to_cents(amount: float) -> int:
 
 
 class Ledger:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self.db = db
+    """Bound to the deployment's database at start-up (`bind`), before any tool runs."""
+
+    def __init__(self, db: AsyncDatabase[Document] | None = None) -> None:
+        self._db = db
+
+    def bind(self, db: AsyncDatabase[Document]) -> None:
+        self._db = db
+
+    @property
+    def db(self) -> AsyncDatabase[Document]:
+        if self._db is None:
+            raise RuntimeError("the ledger is used before the app started")
+        return self._db
 
     async def ensure_indexes(self) -> None:
-        await ensure_index(self.db[LEDGER], "from")
-        await ensure_index(self.db[LEDGER], "to")
+        await self.db[LEDGER].create_index("from")
+        await self.db[LEDGER].create_index("to")
 
     async def seed(self, opening: dict[str, float]) -> None:
         for account, amount in opening.items():
-            await insert_once(
-                self.db, ACCOUNTS, {"_id": account, "opening_cents": to_cents(amount)}
+            await _insert_once(
+                self.db[ACCOUNTS], {"_id": account, "opening_cents": to_cents(amount)}
             )
 
     async def accounts(self) -> list[str]:
@@ -62,9 +77,8 @@ class Ledger:
 
     async def post(self, key: str, *, source: str | None, target: str, cents: int) -> bool:
         """Record a movement once; False when `key` was already applied."""
-        return await insert_once(
-            self.db,
-            LEDGER,
+        return await _insert_once(
+            self.db[LEDGER],
             {
                 "_id": key,
                 "from": source,
@@ -73,3 +87,12 @@ class Ledger:
                 "at": datetime.now(UTC),
             },
         )
+
+
+async def _insert_once(collection: AsyncCollection[Document], doc: Document) -> bool:
+    """Insert `doc`; False when its unique key already exists (someone else won)."""
+    try:
+        await collection.insert_one(doc)
+    except DuplicateKeyError:
+        return False
+    return True
