@@ -62,9 +62,7 @@ def test_an_import_string_names_an_app_an_agent_or_a_factory(package: str) -> No
     agent = package.replace("_", "-")
     assert [a.name for a in load_app(f"{package}.agents:app").app.agents] == [agent]
     assert [a.name for a in load_app(f"{package}.agents:lone").app.agents] == [f"{agent}-lone"]
-    assert [a.name for a in load_app(f"{package}.agents:factory").app.agents] == [
-        f"{agent}-made"
-    ]
+    assert [a.name for a in load_app(f"{package}.agents:factory").app.agents] == [f"{agent}-made"]
     assert parse_apps(" a.b:app, c:d  e:f ") == ["a.b:app", "c:d", "e:f"]
 
 
@@ -89,7 +87,7 @@ def test_a_bad_app_stops_start_up_with_a_message_naming_it(
 
 
 def test_two_apps_with_one_agent_name_are_refused(package: str) -> None:
-    with pytest.raises(AppLoadError, match="two agents named .* in '.*:app' and in '.*:app'"):
+    with pytest.raises(AppLoadError, match=r"two agents named .* in '.*:app' and in '.*:app'"):
         resolve([f"{package}.agents:app", f"{package}.agents:app"])
 
 

@@ -16,8 +16,8 @@ from hitl_agent.domain.policy import (
 )
 from hitl_agent.domain.run import Budget, Run, Style
 from hitl_agent.service_layer.agents import Builtin, UnknownAgent, build_catalog
-from hitl_demo.banking import transfer_args
 from hitl_contracts import RiskLevel
+from hitl_demo.banking import transfer_args
 
 from tests.unit.test_agent_support import World
 
