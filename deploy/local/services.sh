@@ -9,6 +9,9 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 DIR="$HITL_STATE_DIR/services"
+# The dev stack hosts the demo agents (installed in the workspace); requests that name
+# no agent go to its banking agent.
+export AGENT_DEFAULT_AGENT="${AGENT_DEFAULT_AGENT:-banking}"
 SERVICES=(approval agent notifier)
 declare -A PORTS=([approval]="${APPROVAL_PORT:-8081}" [agent]="${AGENT_PORT:-8082}" [notifier]="${NOTIFIER_PORT:-8083}")
 

@@ -56,6 +56,9 @@ class Stack:
             "NOTIFIER_PORT": str(self.ports["notifier"]),
             "APPROVAL_PUBLIC_URL": self.url("approval"),
             "OPENAI_API_KEY": "",
+            # The demo agents (hitl_demo, found by its entry point) are hosted; requests
+            # that name no agent go to banking.
+            "AGENT_DEFAULT_AGENT": "banking",
             **self.env_extra,
         }
 
