@@ -11,6 +11,7 @@ from hitl_contracts.approval import EditPolicy
 
 from hitl_sdk.tools import (
     Approval,
+    CheckFunction,
     DefinitionError,
     PreviewFunction,
     Tool,
@@ -109,6 +110,7 @@ class Agent:
         idempotent: bool = False,
         preview: PreviewFunction | None = None,
         edit_policy: EditPolicy | None = None,
+        approval_check: CheckFunction | None = None,
     ) -> Callable[[Callable[[A, ToolContext], Awaitable[str]]], Tool]:
         """Declare a tool of this agent; the same options as `hitl_sdk.tool`."""
         declare = tool(
@@ -120,6 +122,7 @@ class Agent:
             idempotent=idempotent,
             preview=preview,
             edit_policy=edit_policy,
+            approval_check=approval_check,
         )
 
         def add(fn: Callable[[A, ToolContext], Awaitable[str]]) -> Tool:

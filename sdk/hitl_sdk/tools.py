@@ -75,6 +75,7 @@ A = TypeVar("A", bound=ToolArgs)
 
 ToolFunction: TypeAlias = Callable[[Any, ToolContext], Awaitable[str]]
 PreviewFunction: TypeAlias = Callable[[Any], Awaitable[dict[str, Any]]]
+CheckFunction: TypeAlias = Callable[[Any], Awaitable[str | None]]
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,9 @@ class Tool:
     preview: PreviewFunction | None = None
     # What a reviewer's `modify` may change; None: any field, within the schema.
     edit_policy: EditPolicy | None = None
+    # An async predicate for what the arguments alone cannot tell (e.g. "first payment
+    # to this vendor" needs a lookup): a reason means a human must approve the call.
+    approval_check: CheckFunction | None = None
 
     def __post_init__(self) -> None:
         # Accept "high" as well as RiskLevel.HIGH.
@@ -113,14 +117,14 @@ def tool(
     idempotent: bool = False,
     preview: PreviewFunction | None = None,
     edit_policy: EditPolicy | None = None,
+    approval_check: CheckFunction | None = None,
 ) -> Callable[[Callable[[A, ToolContext], Awaitable[str]]], Tool]:
     """Declare a tool from `async def name(args: SomeArgs, ctx: ToolContext) -> str`.
 
     The arguments model comes from the first parameter's annotation, the name from
     the function and the description from its docstring (unless given).
-    `approval`: "always", "never", or "when" (the arguments' `approval_reason`
-    decides); by default "when" if the arguments model overrides `approval_reason`,
-    else "never".
+    `approval`: "always", "never", or "when" (the arguments' `approval_reason` and
+    `approval_check` decide); by default "when" if either is given, else "never".
     """
 
     def declare(fn: Callable[[A, ToolContext], Awaitable[str]]) -> Tool:
@@ -130,12 +134,13 @@ def tool(
             description=description or inspect.getdoc(fn) or "",
             args=args,
             fn=fn,
-            approval=approval or ("when" if _has_predicate(args) else "never"),
+            approval=approval or ("when" if _has_predicate(args) or approval_check else "never"),
             risk=_risk(risk, name or fn.__name__),
             timeout_seconds=timeout_seconds,
             idempotent=idempotent,
             preview=preview,
             edit_policy=edit_policy,
+            approval_check=approval_check,
         )
 
     return declare
@@ -186,17 +191,21 @@ def _check_tool(t: Tool) -> None:
         raise DefinitionError(f"{what}: the function must be `async def`")
     if t.preview is not None and not inspect.iscoroutinefunction(t.preview):
         raise DefinitionError(f"{what}: preview must be `async def preview(args) -> dict`")
+    if t.approval_check is not None and not inspect.iscoroutinefunction(t.approval_check):
+        raise DefinitionError(
+            f"{what}: approval_check must be `async def check(args) -> str | None`"
+        )
     if t.approval not in ("always", "never", "when"):
         raise DefinitionError(f"{what}: approval must be 'always', 'never' or 'when'")
-    if t.approval == "when" and not _has_predicate(t.args):
+    if t.approval == "when" and not (_has_predicate(t.args) or t.approval_check):
         raise DefinitionError(
             f"{what}: approval='when' but {t.args.__name__} does not override "
-            "approval_reason(), so no call would ever ask"
+            "approval_reason() and there is no approval_check, so no call would ever ask"
         )
-    if t.approval == "never" and _has_predicate(t.args):
+    if t.approval == "never" and (_has_predicate(t.args) or t.approval_check):
         raise DefinitionError(
-            f"{what}: approval='never' but {t.args.__name__}.approval_reason() may ask; "
-            "use approval='when' (or 'always')"
+            f"{what}: approval='never' but {t.args.__name__}.approval_reason() or "
+            "approval_check may ask; use approval='when' (or 'always')"
         )
     if t.timeout_seconds is not None and not t.timeout_seconds > 0:
         raise DefinitionError(f"{what}: timeout_seconds must be positive")

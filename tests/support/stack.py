@@ -65,11 +65,18 @@ class Stack:
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
 
-    def start(self, name: str, *, timeout: float = 60.0) -> None:
+    def start(
+        self,
+        name: str,
+        *,
+        timeout: float = 60.0,
+        command: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         log = (self.logs / f"{name}.log").open("ab")
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", MODULES[name]],
-            env=self.env,
+            command or [sys.executable, "-m", MODULES[name]],
+            env={**self.env, **(env or {})},
             stdout=log,
             stderr=log,
         )
@@ -87,6 +94,25 @@ class Stack:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"{name} not healthy after {timeout}s:\n" + self.log_tail(name))
+
+    def start_agent_worker(
+        self,
+        name: str,
+        *,
+        apps: list[str],
+        hitl_agent: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """One more agent worker, `hitl-agent --app ...`, hosting only those apps.
+
+        `hitl_agent`: the command, e.g. the script of a user's own virtualenv; by
+        default this interpreter's runtime. `stop(name)` stops it; call again to restart.
+        """
+        port = self.ports.setdefault(name, free_port())
+        command = hitl_agent or [sys.executable, "-m", MODULES["agent"]]
+        for app in apps:
+            command = [*command, "--app", app]
+        self.start(name, command=command, env={"AGENT_PORT": str(port), **(env or {})})
 
     def start_all(self) -> None:
         for name in MODULES:
@@ -120,8 +146,8 @@ class Stack:
             base_url=self.url("approval"), headers={"Authorization": f"Bearer {token}"}, timeout=30
         )
 
-    def agent(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url("agent"), timeout=30)
+    def agent(self, name: str = "agent") -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url(name), timeout=30)
 
 
 async def approvals_of(

@@ -89,6 +89,7 @@ def tool_of(agent: str, declared: hitl_sdk.Tool) -> Tool:
         ),
         idempotent=declared.idempotent,
         preview=declared.preview,
+        check=declared.approval_check,
     )
 
 

@@ -180,6 +180,8 @@ class Steps:
             guards.record_outcome(run, tool.name, action.arguments, ok=False, error=error)
             return
         reasons = spec.reasons(tool, args, confidence=action.confidence)
+        if tool.check is not None and (reason := await tool.check(args)) is not None:
+            reasons.append(reason)
         if not reasons:
             result = await self.execute(run, tool, action.call_id, args, None, changes)
             turn.add_result(action.call_id, result)

@@ -41,6 +41,7 @@ class Execution:
 
 Executor = Callable[[Any, Execution], Awaitable[str]]
 Previewer = Callable[[Any], Awaitable[dict[str, Any]]]
+Check = Callable[[Any], Awaitable[str | None]]
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ class Tool:
     preview: Previewer | None = None
     # The reviewer's answer is the result (request_human_intervention): nothing runs.
     answered_by_human: bool = False
+    # An async predicate (a lookup the arguments alone cannot answer): a reason to ask.
+    check: Check | None = None
 
     def parse(self, arguments: dict[str, Any]) -> PolicyArgs:
         return self.args.model_validate(arguments)
