@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from hitl_agent import catalog
 from hitl_agent.adapters.apps import AppLoadError, load_app, parse_apps, resolve
+from hitl_agent.adapters.offline import OfflinePlanner, spelled_out
 from hitl_agent.domain.policy import AgentPolicy
 from hitl_agent.domain.run import Style
 from hitl_agent.service_layer.agents import UnknownAgent, builtin_of
@@ -178,3 +179,17 @@ def test_no_runtime_module_holds_demo_code() -> None:
     text = "\n".join(p.read_text() for p in runtime.rglob("*.py"))
     for name in ("hitl_demo", "banking_tools", "files_tools", "Ledger("):
         assert name not in text, name
+
+
+async def test_the_offline_planner_calls_any_agents_tools_when_spelled_out() -> None:
+    request = 'Look up lookup_vendor {"vendor": "acme"} then pay_invoice {"vendor": "acme", "amount": 1500} and nope {"x": 1}'
+    assert spelled_out(request, {"lookup_vendor", "pay_invoice"}) == [
+        ("lookup_vendor", {"vendor": "acme"}),
+        ("pay_invoice", {"vendor": "acme", "amount": 1500}),
+    ]
+    tools = [{"function": {"name": "pay_invoice"}}]
+    reply = await OfflinePlanner().complete(
+        [{"role": "user", "content": 'pay_invoice {"vendor": "acme"}'}], tools
+    )
+    (call,) = reply.message["tool_calls"]
+    assert call["function"] == {"name": "pay_invoice", "arguments": '{"vendor": "acme"}'}

@@ -3,7 +3,9 @@
 Used when no OPENAI_API_KEY is set. It turns simple requests ("Transfer 500 to
 Alice", "Deposit 20", "What is my balance?", "Delete all log files older than 7
 days", "List files") into the same tool calls, or action plans, a model would
-make, then reports the results. It is not a model and says so in its answers.
+make, then reports the results. For any agent's tools, a request may also spell
+the calls out: `pay_invoice {"vendor": "acme", "amount": 1500}`. It is not a
+model and says so in its answers.
 """
 
 import json
@@ -28,6 +30,8 @@ _DELETE = re.compile(
     re.I,
 )
 _LIST = re.compile(r"\b(?:list|show)\s+(?:all\s+|the\s+)?files\b", re.I)
+# `tool_name {json arguments}`, for tools of any agent.
+_SPELLED = re.compile(r"\b([A-Za-z][\w-]*)\s*(?=\{)")
 
 
 @dataclass
@@ -39,7 +43,8 @@ class OfflinePlanner:
             return Reply({"role": "assistant", "content": f"{LABEL} {_results(messages)}"})
         request = _request(messages)
         known = {t["function"]["name"] for t in tools}
-        calls = [_call(n, a) for n, a in plan_request(request) if not known or n in known]
+        planned = spelled_out(request, known) or plan_request(request)
+        calls = [_call(n, a) for n, a in planned if not known or n in known]
         if not calls:
             return Reply({"role": "assistant", "content": _not_understood(request)})
         return Reply({"role": "assistant", "content": None, "tool_calls": calls})
@@ -50,14 +55,29 @@ class OfflinePlanner:
             return _plan_reply(reasoning="all actions are done", actions=[], final=answer)
         request = _request(messages)
         known = _plan_tools(schema)
-        actions = [
-            {"tool": n, "arguments": a} for n, a in plan_request(request) if not known or n in known
-        ]
+        planned = spelled_out(request, known) or plan_request(request)
+        actions = [{"tool": n, "arguments": a} for n, a in planned if not known or n in known]
         if not actions:
             return _plan_reply(
                 reasoning="no rule matched", actions=[], final=_not_understood(request)
             )
         return _plan_reply(reasoning=f"{LABEL} matched the request", actions=actions, final=None)
+
+
+def spelled_out(request: str, known: set[str]) -> list[tuple[str, dict[str, Any]]]:
+    """Calls written as `tool_name {json}` in the request, for the agent's own tools."""
+    calls: list[tuple[str, dict[str, Any]]] = []
+    decoder = json.JSONDecoder()
+    for match in _SPELLED.finditer(request):
+        if match[1] not in known:
+            continue
+        try:
+            arguments, _ = decoder.raw_decode(request, match.end())
+        except ValueError:
+            continue
+        if isinstance(arguments, dict):
+            calls.append((match[1], arguments))
+    return calls
 
 
 def plan_request(request: str) -> list[tuple[str, dict[str, Any]]]:
@@ -113,8 +133,9 @@ def _results(messages: list[dict[str, Any]]) -> str:
 
 def _not_understood(request: str) -> str:
     return (
-        f"{LABEL} I can only transfer, deposit, read balances, list and delete files; "
-        f"I did not understand: {request!r}"
+        f"{LABEL} I can only transfer, deposit, read balances, list and delete files, or "
+        f"call a tool written as `tool_name {{json arguments}}`; I did not understand: "
+        f"{request!r}"
     )
 
 
