@@ -142,6 +142,8 @@ async def test_promises_hold_under_kills_restarts_and_malformed_input(
 
 def _service_env(tasks: list[Task], hooks_url: str) -> dict[str, str]:
     return {
+        # The demo agents, loaded as any user's app is (hitl-agent --app / AGENT_APPS).
+        "AGENT_APPS": "hitl_demo:app",
         "AGENT_SEED_ACCOUNTS": json.dumps(seed_accounts(tasks)),
         "AGENT_TRANSFER_APPROVAL_THRESHOLD": str(THRESHOLD),
         "AGENT_APPROVAL_TIMEOUT_SECONDS": str(APPROVAL_TIMEOUT),
