@@ -4,6 +4,7 @@ from faststream.kafka import KafkaBroker
 from hitl_contracts import ApprovalRequested, NotificationRecorded
 from hitl_shared.kafka import subscribe, subscribe_batch
 
+from hitl_approval.adapters.store_time import background
 from hitl_approval.adapters.traces import TraceStore
 from hitl_approval.service_layer.services import ApprovalService
 from hitl_approval.settings import ApprovalSettings
@@ -16,15 +17,19 @@ def register(
     *,
     traces: TraceStore | None = None,
 ) -> None:
+    # Nobody waits on a consumer: its store calls get the background deadline.
     async def on_requested(events: list[ApprovalRequested]) -> None:
-        await service.ingest_many(events)
+        with background():
+            await service.ingest_many(events)
 
     async def remember_trace(event: ApprovalRequested) -> None:
         if traces is not None:
-            await traces.remember(event.correlation_id)
+            with background():
+                await traces.remember(event.correlation_id)
 
     async def on_notification(event: NotificationRecorded) -> None:
-        await service.record_note(event)
+        with background():
+            await service.record_note(event)
 
     # In batches: one insert per collection for all new requests of a fetch, not two a request.
     subscribe_batch(
