@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 from fastapi import FastAPI
+from hitl_shared.health import store_and_broker
 from hitl_shared.http_tracing import BIND_PATH_IDS, instrument
 from hitl_shared.kafka import ensure_topics, make_broker
 from hitl_shared.metrics import endpoint
@@ -91,7 +92,13 @@ def build_app(settings: NotifierSettings | None = None) -> FastAPI:
         reminder_fraction=settings.notifier_reminder_fraction,
         email_follow_up=settings.notifier_email_follow_up,
     )
-    consumer.register(broker, settings, service, on_dead_letter=metrics.dead_lettered)
+    consumer.register(
+        broker,
+        settings,
+        service,
+        healthy=store_and_broker(mongo, broker),
+        on_dead_letter=metrics.dead_lettered,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -2,6 +2,7 @@
 
 from faststream.kafka import KafkaBroker
 from hitl_contracts import ApprovalRequested, NotificationRecorded
+from hitl_shared.health import Probe
 from hitl_shared.kafka import subscribe, subscribe_batch
 
 from hitl_approval.adapters.traces import TraceStore
@@ -14,6 +15,7 @@ def register(
     settings: ApprovalSettings,
     service: ApprovalService,
     *,
+    healthy: Probe,
     traces: TraceStore | None = None,
 ) -> None:
     async def on_requested(events: list[ApprovalRequested]) -> None:
@@ -34,6 +36,7 @@ def register(
         group=settings.group_id("approval"),
         model=ApprovalRequested,
         handler=on_requested,
+        healthy=healthy,
         after_each=remember_trace if traces is not None else None,
         on_dead_letter=service.metrics.dead_lettered,
     )
@@ -44,5 +47,6 @@ def register(
         group=settings.group_id("approval-notes"),
         model=NotificationRecorded,
         handler=on_notification,
+        healthy=healthy,
         on_dead_letter=service.metrics.dead_lettered,
     )

@@ -4,6 +4,7 @@ from collections.abc import Callable
 
 from faststream.kafka import KafkaBroker
 from hitl_contracts import ApprovalDecided, ApprovalRequested
+from hitl_shared.health import Probe
 from hitl_shared.kafka import subscribe
 
 from hitl_notifier.service_layer.handlers import NotifierService
@@ -15,6 +16,7 @@ def register(
     settings: NotifierSettings,
     service: NotifierService,
     *,
+    healthy: Probe,
     on_dead_letter: Callable[[str], None] | None = None,
 ) -> None:
     async def on_requested(event: ApprovalRequested) -> None:
@@ -31,6 +33,7 @@ def register(
         group=group,
         model=ApprovalRequested,
         handler=on_requested,
+        healthy=healthy,
         on_dead_letter=on_dead_letter,
     )
     subscribe(
@@ -40,5 +43,6 @@ def register(
         group=group,
         model=ApprovalDecided,
         handler=on_decided,
+        healthy=healthy,
         on_dead_letter=on_dead_letter,
     )
