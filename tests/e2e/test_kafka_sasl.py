@@ -66,6 +66,12 @@ def client_settings(kafka: SecureKafka, user: str, **overrides: Any) -> dict[str
     return {"bootstrap_servers": kafka.bootstrap, **client_kwargs(settings)}
 
 
+async def start_and_poll(consumer: AIOKafkaConsumer) -> None:
+    # Refused when it fetches the topic's metadata: at start or at the first poll.
+    await consumer.start()
+    await consumer.getmany(timeout_ms=5000)
+
+
 async def test_submit_approve_executed_over_sasl_ssl(
     stack: Stack, llm: tuple[fake_openai.ScriptedLLM, str]
 ) -> None:
@@ -137,8 +143,6 @@ async def test_a_client_reads_decisions_but_not_tasks(kafka: SecureKafka, stack:
     )
     try:
         with pytest.raises(TopicAuthorizationFailedError):
-            # Refused when it fetches the topic's metadata: at start or at the first poll.
-            await refused.start()
-            await refused.getmany(timeout_ms=5000)
+            await start_and_poll(refused)
     finally:
         await refused.stop()
