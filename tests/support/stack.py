@@ -33,6 +33,8 @@ class Stack:
     infra: Infra
     logs: Path
     env_extra: dict[str, str] = field(default_factory=dict)
+    # Per service on top of `env` (e.g. each its own Kafka user).
+    service_env: dict[str, dict[str, str]] = field(default_factory=dict)
     suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     ports: dict[str, int] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -66,7 +68,7 @@ class Stack:
         log = (self.logs / f"{name}.log").open("ab")
         self.procs[name] = subprocess.Popen(
             [sys.executable, "-m", MODULES[name]],
-            env=self.env,
+            env={**self.env, **self.service_env.get(name, {})},
             stdout=log,
             stderr=log,
         )

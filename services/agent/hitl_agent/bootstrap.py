@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from hitl_contracts import ApprovalRequested, RunEvent, TaskSubmitted
+from hitl_shared.health import store_and_broker
 from hitl_shared.http_tracing import BIND_PATH_IDS, instrument
 from hitl_shared.kafka import ensure_topics, make_broker, publish
 from hitl_shared.metrics import endpoint
@@ -87,7 +88,13 @@ def build_app(settings: AgentSettings | None = None, *, model: ChatModel | None 
         ),
         outbox=outbox,
     )
-    consumer.register(broker, settings, runner, on_dead_letter=metrics.dead_lettered)
+    consumer.register(
+        broker,
+        settings,
+        runner,
+        healthy=store_and_broker(mongo, broker),
+        on_dead_letter=metrics.dead_lettered,
+    )
 
     async def relay_forever() -> None:
         grace = timedelta(seconds=settings.agent_outbox_grace_seconds)

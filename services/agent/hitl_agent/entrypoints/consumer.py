@@ -4,6 +4,7 @@ from collections.abc import Callable
 
 from faststream.kafka import KafkaBroker
 from hitl_contracts import ApprovalDecided, TaskSubmitted
+from hitl_shared.health import Probe
 from hitl_shared.kafka import PoisonMessage, subscribe
 
 from hitl_agent.service_layer.agents import UnknownAgent
@@ -16,6 +17,7 @@ def register(
     settings: AgentSettings,
     runner: Runner,
     *,
+    healthy: Probe,
     on_dead_letter: Callable[[str], None] | None = None,
 ) -> None:
     async def on_task(task: TaskSubmitted) -> None:
@@ -38,6 +40,7 @@ def register(
         group=group,
         model=TaskSubmitted,
         handler=on_task,
+        healthy=healthy,
         on_dead_letter=on_dead_letter,
     )
     subscribe(
@@ -47,5 +50,6 @@ def register(
         group=group,
         model=ApprovalDecided,
         handler=on_decided,
+        healthy=healthy,
         on_dead_letter=on_dead_letter,
     )
