@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from hitl_contracts import ApprovalRequested, RunEvent, TaskSubmitted
+from hitl_shared.decision_keys import DecisionKeys
 from hitl_shared.http_tracing import BIND_PATH_IDS, instrument
 from hitl_shared.kafka import ensure_topics, make_broker, publish
 from hitl_shared.metrics import endpoint
@@ -43,6 +44,12 @@ def build_app(settings: AgentSettings | None = None, *, model: ChatModel | None 
     metrics = AgentMetrics(broker)
     topics = settings.topics
     approvals = ApprovalClient(settings.agent_approval_url, settings.agent_approval_token)
+    keys = DecisionKeys.configured(
+        approval_url=settings.agent_approval_url,
+        inline=settings.agent_decision_keys,
+        file=settings.agent_decision_keys_file,
+        source="AGENT_DECISION_KEYS",
+    )
 
     async def publish_request(request: ApprovalRequested) -> None:
         await publish(
@@ -86,6 +93,7 @@ def build_app(settings: AgentSettings | None = None, *, model: ChatModel | None 
             approval_timeout=timedelta(seconds=settings.agent_approval_timeout_seconds),
         ),
         outbox=outbox,
+        keys=keys,
     )
     consumer.register(broker, settings, runner, on_dead_letter=metrics.dead_lettered)
 
@@ -111,10 +119,11 @@ def build_app(settings: AgentSettings | None = None, *, model: ChatModel | None 
         await broker.start()
         relay = asyncio.create_task(relay_forever())
         log.info(
-            "agent service ready (model: %s, agents: %s, sandbox: %s)",
+            "agent service ready (model: %s, agents: %s, sandbox: %s, decision keys: %s)",
             runner.model_name,
             ", ".join(f"{n} ({s.policy.style.value})" for n, s in runner.agents.items()),
             sandbox.root,
+            keys.describe,
         )
         try:
             yield
