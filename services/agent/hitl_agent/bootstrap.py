@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from hitl_contracts import ApprovalRequested, RunEvent, TaskSubmitted
 from hitl_shared.decision_keys import DecisionKeys
+from hitl_shared.http_limits import BodyLimit, install_unavailable_handlers
 from hitl_shared.http_tracing import BIND_PATH_IDS, instrument
 from hitl_shared.kafka import ensure_topics, make_broker, publish
 from hitl_shared.metrics import endpoint
@@ -140,6 +141,9 @@ def build_app(settings: AgentSettings | None = None, *, model: ChatModel | None 
         dependencies=[BIND_PATH_IDS],
     )
     instrument(app)
+    app.add_middleware(BodyLimit)
+    install_unavailable_handlers(app)
+    app.state.directory = settings.directory()
     app.add_api_route(
         "/metrics",
         endpoint(metrics.registry, metrics.lag.refresh),

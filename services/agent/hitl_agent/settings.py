@@ -2,10 +2,14 @@
 
 from pathlib import Path
 
+from hitl_shared.directory import Directory, Principal, Role, load_directory
 from hitl_shared.settings import CommonSettings
 from pydantic import AliasChoices, Field
 
 DEV_APPROVAL_TOKEN = "dev-reviewer-token"
+# Outside production, this token is principal `developer` with roles submit, read, operate.
+DEV_AGENT_TOKEN = "dev-agent-token"
+DEV_AGENT_PRINCIPAL = "developer"
 
 
 class AgentSettings(CommonSettings):
@@ -63,6 +67,19 @@ class AgentSettings(CommonSettings):
     # Test-only fault injection: exit right after executing this tool, before
     # recording it (proves a redelivery finishes the job). Refused in production.
     agent_fault_crash_after_execution: str = ""
+
+    def directory(self) -> Directory:
+        """Who may call the agent API; the development token only outside production."""
+        dev = None
+        if self.hitl_env != "production":
+            dev = Principal(DEV_AGENT_PRINCIPAL, frozenset({Role.SUBMIT, Role.READ, Role.OPERATE}))
+        return load_directory(
+            inline=self.agent_tokens,
+            file=self.agent_tokens_file,
+            source="AGENT_TOKENS",
+            dev=dev,
+            dev_token=DEV_AGENT_TOKEN,
+        )
 
     @property
     def uses_offline_planner(self) -> bool:

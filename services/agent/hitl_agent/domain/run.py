@@ -166,6 +166,9 @@ class Run(BaseModel):
     # The authenticated principal that submitted the task (never from metadata):
     # the approval's requested_by, so four-eyes keeps them from approving it.
     submitted_by: str = ""
+    # sha256 of the API request that started it (input, agent, metadata), for
+    # Idempotency-Key replays; empty for tasks from Kafka.
+    request_digest: str = ""
     # Money this run moved without a human's approval, against its approval threshold.
     moved_unreviewed: float = 0.0
     created_at: datetime = Field(default_factory=utcnow)

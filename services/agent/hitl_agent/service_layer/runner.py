@@ -89,6 +89,15 @@ class Runner:
 
     async def submit(self, task: TaskSubmitted) -> Run:
         """Store the queued run (idempotent by task id) so it is visible at once."""
+        run, _ = await self.accept(task)
+        return run
+
+    async def accept(self, task: TaskSubmitted, *, digest: str = "") -> tuple[Run, bool]:
+        """Like submit; also whether this call stored it (False: the task id existed).
+
+        `digest` identifies the request that named the task id, so a retry can be told
+        from another request reusing its idempotency key.
+        """
         spec = self.spec(task.agent)
         _check_keys(task.metadata)
         run = Run(
@@ -100,6 +109,7 @@ class Runner:
             budget=spec.budget(),
             metadata=task.metadata,
             submitted_by=task.submitted_by,
+            request_digest=digest,
             messages=[
                 {"role": "system", "content": spec.system_prompt},
                 {"role": "user", "content": task.input},
@@ -108,10 +118,10 @@ class Runner:
         run.active = True
         if await self.store.append(Checkpoint(run=run.model_copy(deep=True))):
             await self.store.set_active(run.run_id, run.updated_at)
-            return run
+            return run, True
         existing = await self.store.latest(task.task_id)
         assert existing is not None
-        return existing
+        return existing, False
 
     async def start(self, task: TaskSubmitted) -> None:
         run = await self.submit(task)
@@ -227,7 +237,8 @@ class Runner:
         )
         return await self.commit(run, changes)
 
-    async def cancel(self, run_id: str, reason: str) -> Run:
+    async def cancel(self, run_id: str, reason: str, *, by: str = "") -> Run:
+        """Cancel a run; `by` is the authenticated principal, credited in the history."""
         for _ in range(MAX_RACES):
             run = await self.store.latest(run_id)
             if run is None:
@@ -238,14 +249,16 @@ class Runner:
             for pending in open_calls:
                 pending.resolved, pending.decision, pending.comment = True, "cancelled", reason
             run.status = RunStatus.CANCELLED
-            run.error = f"cancelled: {reason}"
+            who = f" by {by}" if by else ""
+            run.error = f"cancelled{who}: {reason}"
             changes = Changes()
             changes.cancels = [
-                CancelOrder(p.correlation_id, f"run cancelled: {reason}") for p in open_calls
+                CancelOrder(p.correlation_id, f"run cancelled{who}: {reason}") for p in open_calls
             ]
             changes.emit(
                 RunEventType.CANCELLED,
                 reason=reason,
+                by=by,
                 approvals=[p.correlation_id for p in open_calls],
             )
             if await self.commit(run, changes):
