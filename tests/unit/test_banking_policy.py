@@ -97,7 +97,7 @@ def test_large_deposits_need_approval_too() -> None:
 
 @pytest.mark.parametrize("amount", [0.001, 0.005, 12.345])
 def test_amounts_are_whole_cents(amount: float) -> None:
-    with pytest.raises(ValidationError, match="whole cents|greater than or equal to 0.01"):
+    with pytest.raises(ValidationError, match=r"whole cents|greater than or equal to 0\.01"):
         TransferArgs.model_validate({"to_account": "bob", "amount": amount})
     with pytest.raises(ValidationError):
         deposit_args(100).model_validate({"amount": amount})
