@@ -63,6 +63,8 @@ class Stack:
             "NOTIFIER_PORT": str(self.ports["notifier"]),
             "APPROVAL_PUBLIC_URL": self.url("approval"),
             "OPENAI_API_KEY": "",
+            # Test modules move money from one checking account all day long.
+            "AGENT_ACCOUNT_DAILY_LIMIT": "100000000",
             "APPROVAL_SIGNING_KEY": private_key_pem(self.signer.key).decode(),
             "AGENT_DECISION_KEYS": json.dumps({"keys": [self.signer.public_jwk()]}),
             **self.env_extra,

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from hitl_contracts import ApprovalRequested, RunEvent, TaskSubmitted
 from hitl_shared.decision_keys import DecisionKeys
 from hitl_shared.http_limits import BodyLimit, install_unavailable_handlers
@@ -24,7 +25,7 @@ from hitl_agent.adapters.ledger import Ledger
 from hitl_agent.adapters.llm import make_model
 from hitl_agent.adapters.runs import RunStore
 from hitl_agent.adapters.sandbox import Sandbox
-from hitl_agent.entrypoints import api, consumer, events
+from hitl_agent.entrypoints import api, consumer, errors, events
 from hitl_agent.metrics import AgentMetrics, MeteredModel
 from hitl_agent.service_layer.executions import Executions, crash_after
 from hitl_agent.service_layer.outbox import Outbox
@@ -143,6 +144,7 @@ def build_app(settings: AgentSettings | None = None, *, model: ChatModel | None 
     instrument(app)
     app.add_middleware(BodyLimit)
     install_unavailable_handlers(app)
+    app.add_exception_handler(RequestValidationError, errors.on_validation_error)
     app.state.directory = settings.directory()
     app.add_api_route(
         "/metrics",
