@@ -125,6 +125,7 @@ async def test_keys_that_cannot_be_fetched_are_unavailable_never_valid(
     with pytest.raises(KeysUnavailable) as caught:
         await trusted.verify(keys.signers[0].sign(decided()))
     assert isinstance(caught.value, Unavailable)
+    assert isinstance(caught.value, ConnectionError), "retried by consumers, not dead-lettered"
     assert "503" in str(caught.value)
     keys.status = 200
     await trusted.verify(keys.signers[0].sign(decided()))
