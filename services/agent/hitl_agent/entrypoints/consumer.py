@@ -9,6 +9,7 @@ from hitl_shared.kafka import PoisonMessage, subscribe
 
 from hitl_agent.service_layer.agents import UnknownAgent
 from hitl_agent.service_layer.runner import InvalidTask, Runner
+from hitl_agent.service_layer.trust import DecisionRefused
 from hitl_agent.settings import AgentSettings
 
 
@@ -30,7 +31,12 @@ def register(
             raise PoisonMessage(str(exc)) from None
 
     async def on_decided(decided: ApprovalDecided) -> None:
-        await runner.resume(decided)
+        # KeysUnavailable (the approval service's keys cannot be fetched) propagates:
+        # transient, retried, never read as a verdict on the decision.
+        try:
+            await runner.resume(decided)
+        except DecisionRefused as exc:
+            raise PoisonMessage(str(exc)) from None
 
     group = settings.group_id("agent")
     subscribe(
