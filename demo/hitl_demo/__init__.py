@@ -31,7 +31,9 @@ def build(settings: DemoSettings | None = None) -> App:
                 "banking",
                 system_prompt=banking.SYSTEM_PROMPT,
                 tools=banking.banking_tools(
-                    ledger, threshold=settings.agent_transfer_approval_threshold
+                    ledger,
+                    threshold=settings.agent_transfer_approval_threshold,
+                    daily_limit=settings.agent_account_daily_limit,
                 ),
             ),
             # The files agent halts the other way: the model returns an action plan.

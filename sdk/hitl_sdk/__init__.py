@@ -30,6 +30,7 @@ from hitl_sdk.agents import Agent, App, Hook, Resources, Style
 from hitl_sdk.tools import (
     Approval,
     DefinitionError,
+    Movement,
     Tool,
     ToolArgs,
     ToolContext,
@@ -44,6 +45,7 @@ __all__ = [
     "DefinitionError",
     "EditPolicy",
     "Hook",
+    "Movement",
     "Resources",
     "RiskLevel",
     "Style",

@@ -17,6 +17,7 @@ from hitl_sdk.tools import (
     Tool,
     ToolArgs,
     ToolContext,
+    TotalsFunction,
     tool,
 )
 
@@ -111,6 +112,7 @@ class Agent:
         preview: PreviewFunction | None = None,
         edit_policy: EditPolicy | None = None,
         approval_check: CheckFunction | None = None,
+        totals: TotalsFunction | None = None,
     ) -> Callable[[Callable[[A, ToolContext], Awaitable[str]]], Tool]:
         """Declare a tool of this agent; the same options as `hitl_sdk.tool`."""
         declare = tool(
@@ -123,6 +125,7 @@ class Agent:
             preview=preview,
             edit_policy=edit_policy,
             approval_check=approval_check,
+            totals=totals,
         )
 
         def add(fn: Callable[[A, ToolContext], Awaitable[str]]) -> Tool:

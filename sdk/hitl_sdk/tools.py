@@ -15,6 +15,7 @@ __all__ = [
     "RESERVED_TOOL_NAMES",
     "Approval",
     "DefinitionError",
+    "Movement",
     "Tool",
     "ToolArgs",
     "ToolContext",
@@ -39,6 +40,21 @@ class ToolError(Exception):
     """Raise from a tool to refuse its input; the message goes back to the model."""
 
 
+@dataclass(frozen=True)
+class Movement:
+    """An amount a call moves through an account (money, stock, quota).
+
+    The runtime adds up what each run moved without a human's approval and hands it
+    to the tool's `totals` check, so splitting one large action into small ones does
+    not avoid approval.
+    """
+
+    account: str
+    amount: float
+    # "out" of the account (e.g. a transfer's source) or "in" (e.g. a deposit).
+    direction: Literal["in", "out"]
+
+
 class ToolArgs(BaseModel):
     """Base class of a tool's arguments (a pydantic model).
 
@@ -48,6 +64,10 @@ class ToolArgs(BaseModel):
 
     def approval_reason(self) -> str | None:
         """Why this call needs a human's approval, or None when it may run at once."""
+        return None
+
+    def movement(self) -> Movement | None:
+        """What this call moves, when it moves anything (see `Movement`, `totals`)."""
         return None
 
     def public_arguments(self) -> dict[str, Any]:
@@ -76,6 +96,8 @@ A = TypeVar("A", bound=ToolArgs)
 ToolFunction: TypeAlias = Callable[[Any, ToolContext], Awaitable[str]]
 PreviewFunction: TypeAlias = Callable[[Any], Awaitable[dict[str, Any]]]
 CheckFunction: TypeAlias = Callable[[Any], Awaitable[str | None]]
+# (arguments, what this run already moved without approval) -> reasons to ask a human.
+TotalsFunction: TypeAlias = Callable[[Any, float], Awaitable[list[str]]]
 
 
 @dataclass(frozen=True)
@@ -100,6 +122,8 @@ class Tool:
     # An async predicate for what the arguments alone cannot tell (e.g. "first payment
     # to this vendor" needs a lookup): a reason means a human must approve the call.
     approval_check: CheckFunction | None = None
+    # Limits on what calls add up to (see `Movement`): reasons to ask once they'd pass.
+    totals: TotalsFunction | None = None
 
     def __post_init__(self) -> None:
         # Accept "high" as well as RiskLevel.HIGH.
@@ -118,6 +142,7 @@ def tool(
     preview: PreviewFunction | None = None,
     edit_policy: EditPolicy | None = None,
     approval_check: CheckFunction | None = None,
+    totals: TotalsFunction | None = None,
 ) -> Callable[[Callable[[A, ToolContext], Awaitable[str]]], Tool]:
     """Declare a tool from `async def name(args: SomeArgs, ctx: ToolContext) -> str`.
 
@@ -134,13 +159,15 @@ def tool(
             description=description or inspect.getdoc(fn) or "",
             args=args,
             fn=fn,
-            approval=approval or ("when" if _has_predicate(args) or approval_check else "never"),
+            approval=approval
+            or ("when" if _has_predicate(args) or approval_check or totals else "never"),
             risk=_risk(risk, name or fn.__name__),
             timeout_seconds=timeout_seconds,
             idempotent=idempotent,
             preview=preview,
             edit_policy=edit_policy,
             approval_check=approval_check,
+            totals=totals,
         )
 
     return declare
@@ -197,15 +224,21 @@ def _check_tool(t: Tool) -> None:
         )
     if t.approval not in ("always", "never", "when"):
         raise DefinitionError(f"{what}: approval must be 'always', 'never' or 'when'")
-    if t.approval == "when" and not (_has_predicate(t.args) or t.approval_check):
+    if t.totals is not None and not inspect.iscoroutinefunction(t.totals):
+        raise DefinitionError(
+            f"{what}: totals must be `async def totals(args, run_total) -> list[str]`"
+        )
+    asks = _has_predicate(t.args) or t.approval_check is not None or t.totals is not None
+    if t.approval == "when" and not asks:
         raise DefinitionError(
             f"{what}: approval='when' but {t.args.__name__} does not override "
-            "approval_reason() and there is no approval_check, so no call would ever ask"
+            "approval_reason() and there is no approval_check or totals, so no call would "
+            "ever ask"
         )
-    if t.approval == "never" and (_has_predicate(t.args) or t.approval_check):
+    if t.approval == "never" and asks:
         raise DefinitionError(
-            f"{what}: approval='never' but {t.args.__name__}.approval_reason() or "
-            "approval_check may ask; use approval='when' (or 'always')"
+            f"{what}: approval='never' but {t.args.__name__}.approval_reason(), "
+            "approval_check or totals may ask; use approval='when' (or 'always')"
         )
     if t.timeout_seconds is not None and not t.timeout_seconds > 0:
         raise DefinitionError(f"{what}: timeout_seconds must be positive")

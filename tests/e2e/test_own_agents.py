@@ -166,7 +166,7 @@ async def test_a_first_payment_waits_for_approval_and_is_paid_exactly_once(
 ) -> None:
     tag = marker()
     llm[0].script(tag, *pay(tag, "acme", 250))
-    async with stack.agent(WORKER) as agent, stack.reviewer() as reviewer:
+    async with stack.agent(name=WORKER) as agent, stack.reviewer() as reviewer:
         run_id = await submit(agent, f"Pay ACME's invoice INV-1 {tag}", agent_name="invoices")
         (approval,) = await pending(reviewer, run_id)
         request = approval["request"]
@@ -192,7 +192,7 @@ async def test_a_first_payment_waits_for_approval_and_is_paid_exactly_once(
     # Paid before and small: no human needed.
     tag = marker()
     llm[0].script(tag, *pay(tag, "acme", 40, "INV-2"))
-    async with stack.agent(WORKER) as agent, stack.reviewer() as reviewer:
+    async with stack.agent(name=WORKER) as agent, stack.reviewer() as reviewer:
         run_id = await submit(agent, f"Pay ACME INV-2 {tag}", agent_name="invoices")
         done = await wait_status(agent, run_id, "completed")
         assert "Paid 40.00 to acme for invoice INV-2." in done["output"]
@@ -226,7 +226,7 @@ async def test_a_rejected_payment_pays_nothing(
 ) -> None:
     tag = marker()
     llm[0].script(tag, *pay(tag, "initech", 2_000))
-    async with stack.agent(WORKER) as agent, stack.reviewer() as reviewer:
+    async with stack.agent(name=WORKER) as agent, stack.reviewer() as reviewer:
         run_id = await submit(agent, f"Pay Initech 2000 {tag}", agent_name="invoices")
         (approval,) = await pending(reviewer, run_id)
         await decide(reviewer, approval["correlation_id"], "reject", comment="not ours")
@@ -241,7 +241,7 @@ async def test_an_unanswered_payment_expires_and_pays_nothing(
     # `invoices-quick`: the operators' policy file gives the example's tool a 2 s timeout.
     tag = marker()
     llm[0].script(tag, *pay(tag, "initech", 3_000))
-    async with stack.agent(WORKER) as agent, stack.reviewer() as reviewer:
+    async with stack.agent(name=WORKER) as agent, stack.reviewer() as reviewer:
         run_id = await submit(agent, f"Pay Initech 3000 {tag}", agent_name="invoices-quick")
         done = await wait_status(agent, run_id, "completed")
         assert "timed out without a human decision" in done["output"]

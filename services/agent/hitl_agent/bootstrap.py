@@ -9,8 +9,12 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from fastapi.exceptions import RequestValidationError
 from hitl_contracts import ApprovalRequested, RunEvent, TaskSubmitted
 from hitl_sdk import App, Resources
+from hitl_shared.decision_keys import DecisionKeys
+from hitl_shared.health import store_and_broker
+from hitl_shared.http_limits import BodyLimit, install_unavailable_handlers
 from hitl_shared.http_tracing import BIND_PATH_IDS, instrument
 from hitl_shared.kafka import ensure_topics, make_broker, publish
 from hitl_shared.metrics import endpoint
@@ -24,7 +28,7 @@ from hitl_agent.adapters.llm import make_model
 from hitl_agent.adapters.runs import RunStore
 from hitl_agent.adapters.workers import WorkerRegistry
 from hitl_agent.domain.run import utcnow
-from hitl_agent.entrypoints import api, consumer, events
+from hitl_agent.entrypoints import api, consumer, errors, events
 from hitl_agent.metrics import AgentMetrics, MeteredModel
 from hitl_agent.service_layer.executions import Executions, crash_after
 from hitl_agent.service_layer.outbox import Outbox
@@ -62,6 +66,12 @@ def build_app(
     metrics = AgentMetrics(broker)
     topics = settings.topics
     approvals = ApprovalClient(settings.agent_approval_url, settings.agent_approval_token)
+    keys = DecisionKeys.configured(
+        approval_url=settings.agent_approval_url,
+        inline=settings.agent_decision_keys,
+        file=settings.agent_decision_keys_file,
+        source="AGENT_DECISION_KEYS",
+    )
 
     async def publish_request(request: ApprovalRequested) -> None:
         await publish(
@@ -105,12 +115,14 @@ def build_app(
             approval_timeout=timedelta(seconds=settings.agent_approval_timeout_seconds),
         ),
         outbox=outbox,
+        keys=keys,
     )
     consumer.register(
         broker,
         settings,
         runner,
         workers=workers,
+        healthy=store_and_broker(mongo, broker),
         on_dead_letter=metrics.dead_lettered,
         on_unhosted=metrics.unhosted,
     )
@@ -151,10 +163,11 @@ def build_app(
             asyncio.create_task(beat_forever()),
         ]
         log.info(
-            "agent worker %s ready (model: %s, agents: %s)",
+            "agent worker %s ready (model: %s, agents: %s, decision keys: %s)",
             worker_id,
             runner.model_name,
             ", ".join(f"{n} ({s.policy.style.value})" for n, s in runner.agents.items()),
+            keys.describe,
         )
         try:
             yield
@@ -180,6 +193,10 @@ def build_app(
         dependencies=[BIND_PATH_IDS],
     )
     instrument(app)
+    app.add_middleware(BodyLimit)
+    install_unavailable_handlers(app)
+    app.add_exception_handler(RequestValidationError, errors.on_validation_error)
+    app.state.directory = settings.directory()
     app.add_api_route(
         "/metrics",
         endpoint(metrics.registry, metrics.lag.refresh),

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from hitl_contracts import RiskLevel
+from hitl_contracts.approval import EditPolicy
+from hitl_sdk import Movement
 from hitl_sdk import ToolArgs as PolicyArgs
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,6 +19,7 @@ from hitl_agent.domain.run import Style
 __all__ = [
     "AgentPolicy",
     "Condition",
+    "Movement",
     "PolicyArgs",
     "ToolOverride",
     "ToolPolicy",
@@ -98,6 +101,10 @@ class ToolPolicy:
     risk_level: RiskLevel = RiskLevel.MEDIUM
     timeout_seconds: float | None = None
     conditions: tuple[Condition, ...] = ()
+    # What a reviewer's edit may change; sent with each approval request (the approval
+    # service enforces it) and checked again before an edited call runs. None: any
+    # edit the arguments' schema accepts.
+    edit: EditPolicy | None = None
 
     def tightened(self, override: ToolOverride | None) -> "ToolPolicy":
         if override is None:

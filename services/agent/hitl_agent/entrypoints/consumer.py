@@ -12,10 +12,12 @@ from collections.abc import Awaitable, Callable
 
 from faststream.kafka import KafkaBroker
 from hitl_contracts import ApprovalDecided, TaskSubmitted
+from hitl_shared.health import Probe
 from hitl_shared.kafka import PoisonMessage, subscribe
 
 from hitl_agent.adapters.workers import WorkerRegistry
 from hitl_agent.service_layer.runner import InvalidTask, Runner
+from hitl_agent.service_layer.trust import DecisionRefused
 from hitl_agent.settings import AgentSettings
 
 
@@ -29,6 +31,7 @@ def register(
     runner: Runner,
     *,
     workers: WorkerRegistry,
+    healthy: Probe,
     on_dead_letter: Callable[[str], None] | None = None,
     on_unhosted: Callable[[str], None] | None = None,
 ) -> None:
@@ -75,7 +78,12 @@ def register(
                 owner = run.agent if run is not None else ""
             if owner != agent:
                 return
-            await runner.resume(decided)
+            # KeysUnavailable (the approval service's keys cannot be fetched) propagates:
+            # transient, retried, never read as a verdict on the decision.
+            try:
+                await runner.resume(decided)
+            except DecisionRefused as exc:
+                raise PoisonMessage(str(exc)) from None
 
         return on_decided
 
@@ -88,6 +96,7 @@ def register(
         group=shared,
         model=TaskSubmitted,
         handler=watch_task,
+        healthy=healthy,
         on_dead_letter=on_dead_letter,
     )
     subscribe(
@@ -97,6 +106,7 @@ def register(
         group=shared,
         model=ApprovalDecided,
         handler=watch_decided,
+        healthy=healthy,
         on_dead_letter=on_dead_letter,
     )
     for agent in runner.agents:
@@ -108,6 +118,7 @@ def register(
             group=group,
             model=TaskSubmitted,
             handler=tasks_for(agent),
+            healthy=healthy,
             on_dead_letter=on_dead_letter,
             dead_letter_invalid=False,
         )
@@ -118,6 +129,7 @@ def register(
             group=group,
             model=ApprovalDecided,
             handler=decisions_for(agent),
+            healthy=healthy,
             on_dead_letter=on_dead_letter,
             dead_letter_invalid=False,
         )

@@ -86,10 +86,12 @@ def tool_of(agent: str, declared: hitl_sdk.Tool) -> Tool:
             requires_approval=declared.approval == "always",
             risk_level=declared.risk,
             timeout_seconds=declared.timeout_seconds,
+            edit=declared.edit_policy,
         ),
         idempotent=declared.idempotent,
         preview=declared.preview,
         check=declared.approval_check,
+        totals=declared.totals,
     )
 
 

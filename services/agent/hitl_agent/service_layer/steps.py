@@ -182,7 +182,12 @@ class Steps:
         reasons = spec.reasons(tool, args, confidence=action.confidence)
         if tool.check is not None and (reason := await tool.check(args)) is not None:
             reasons.append(reason)
+        if tool.totals is not None:
+            reasons += await tool.totals(args, run.moved_unreviewed)
         if not reasons:
+            if (moved := args.movement()) is not None:
+                # Counted before it runs: a failed attempt still counts (conservative).
+                run.moved_unreviewed += moved.amount
             result = await self.execute(run, tool, action.call_id, args, None, changes)
             turn.add_result(action.call_id, result)
             return

@@ -16,6 +16,7 @@ __all__ = [
     "Registry",
     "Tool",
     "ToolError",
+    "TotalsCheck",
     "describe_validation",
 ]
 
@@ -42,6 +43,8 @@ class Execution:
 Executor = Callable[[Any, Execution], Awaitable[str]]
 Previewer = Callable[[Any], Awaitable[dict[str, Any]]]
 Check = Callable[[Any], Awaitable[str | None]]
+# (arguments, what the run already moved without approval) -> reasons to ask a human.
+TotalsCheck = Callable[[Any, float], Awaitable[list[str]]]
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,9 @@ class Tool:
     answered_by_human: bool = False
     # An async predicate (a lookup the arguments alone cannot answer): a reason to ask.
     check: Check | None = None
+    # Totals this call adds to (money per run and per account per day): a human must
+    # approve once they would pass their limits, so splitting does not avoid approval.
+    totals: TotalsCheck | None = None
 
     def parse(self, arguments: dict[str, Any]) -> PolicyArgs:
         return self.args.model_validate(arguments)
