@@ -13,7 +13,9 @@ from fastapi.exceptions import RequestValidationError
 from hitl_contracts import ApprovalRequested, RunEvent, TaskSubmitted
 from hitl_sdk import App, Resources
 from hitl_shared.decision_keys import DecisionKeys
+from hitl_shared.directory import Role
 from hitl_shared.health import store_and_broker
+from hitl_shared.http_auth import require_any
 from hitl_shared.http_limits import BodyLimit, install_unavailable_handlers
 from hitl_shared.http_tracing import BIND_PATH_IDS, instrument
 from hitl_shared.kafka import ensure_topics, make_broker, publish
@@ -217,7 +219,9 @@ def build_app(
                 raise AppLoadError(
                     f"app {hosted_app!r}: routers must be fastapi.APIRouter, got {router!r}"
                 )
-            app.include_router(router)
+            # An app's routes are served to principals that may read runs (e.g. the
+            # demo's balances), like the runs API itself.
+            app.include_router(router, dependencies=[require_any(Role.READ, Role.OPERATE)])
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
