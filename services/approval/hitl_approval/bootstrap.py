@@ -22,13 +22,14 @@ from hitl_approval.adapters.idempotency import IdempotencyStore
 from hitl_approval.adapters.instances import InstanceRegistry
 from hitl_approval.adapters.metrics import ApprovalMetrics
 from hitl_approval.adapters.notes import NoteRepository
-from hitl_approval.adapters.repository import ApprovalRepository
 from hitl_approval.adapters.traces import TraceStore
-from hitl_approval.entrypoints import api, consumer, decisions, errors, health
+from hitl_approval.adapters.watched import StoreCommands, WatchedRepository
+from hitl_approval.entrypoints import api, consumer, creating, decisions, errors, health, waiting
 from hitl_approval.entrypoints.auth import by_name, load_reviewers
 from hitl_approval.entrypoints.limits import BodyLimit
 from hitl_approval.integrations.router import router as integrations_router
 from hitl_approval.service_layer.services import AfterCommitHook, ApprovalService, OutboxEvent
+from hitl_approval.service_layer.watching import Watchers
 from hitl_approval.settings import ApprovalSettings
 from hitl_approval.web import router as web_router
 
@@ -56,12 +57,14 @@ def build_app(
     settings: ApprovalSettings | None = None, *, after_commit: AfterCommitHook | None = None
 ) -> FastAPI:
     settings = settings or ApprovalSettings()
-    mongo = make_client(settings)
+    metrics = ApprovalMetrics()
+    # Counted so what waiters cost the store shows in /metrics (hitl_store_commands_total).
+    mongo = make_client(settings, event_listeners=[StoreCommands(metrics.registry)])
     # One connection pool for the service's outbound HTTP (Slack's response_url).
     http = httpx.AsyncClient(timeout=5.0)
     db = database(mongo, settings)
     # One id per process: outbox entries name the replica that publishes them.
-    repo = ApprovalRepository(
+    repo = WatchedRepository(
         db, instance=f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     )
     notes = NoteRepository(db)
@@ -69,7 +72,6 @@ def build_app(
     broker = make_broker(settings, client_id="hitl-approval")
     reviewers = load_reviewers(settings)
     traces = TraceStore(db)
-    metrics = ApprovalMetrics()
 
     async def publish_event(event: OutboxEvent) -> None:
         # A decision goes to approval.decided; an escalated request back to approval.requested.
@@ -100,6 +102,9 @@ def build_app(
         after_commit=after_commit,
     )
     consumer.register(broker, settings, service, traces=traces)
+    watchers = Watchers(repo.get)
+    repo.on_projected = watchers.offer
+    waiting.register_wakeups(broker, settings, watchers)
     retention = timedelta(seconds=settings.approval_idempotency_retention_seconds)
 
     async def housekeeping() -> int:
@@ -133,6 +138,11 @@ def build_app(
                 )
             ),
             asyncio.create_task(_every(600, "housekeeping", housekeeping)),
+            asyncio.create_task(
+                _every(
+                    settings.approval_watch_refresh_seconds, "watch refresh", watchers.refresh_all
+                )
+            ),
         ]
         log.info("approval service ready on %s:%s", settings.approval_host, settings.approval_port)
         try:
@@ -161,9 +171,12 @@ def build_app(
     app.state.broker = broker
     app.state.reviewers = reviewers
     app.state.idempotency = idempotency
+    app.state.watchers = watchers
     app.state.consumer_lag = ConsumerLag(broker, metrics.registry)
     app.add_exception_handler(RequestValidationError, errors.on_validation_error)
     app.add_middleware(BodyLimit)
+    app.include_router(creating.router)
+    app.include_router(waiting.router)
     app.include_router(api.router)
     app.include_router(decisions.router)
     app.include_router(health.router)
