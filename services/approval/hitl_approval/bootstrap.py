@@ -17,6 +17,7 @@ from hitl_shared.http_tracing import BIND_PATH_IDS, instrument
 from hitl_shared.kafka import ensure_topics, make_broker, publish
 from hitl_shared.metrics import ConsumerLag
 from hitl_shared.mongo import database, make_client
+from prometheus_client import Gauge
 
 from hitl_approval.adapters.idempotency import IdempotencyStore
 from hitl_approval.adapters.instances import InstanceRegistry
@@ -105,6 +106,11 @@ def build_app(
     watchers = Watchers(repo.get)
     repo.on_projected = watchers.offer
     waiting.register_wakeups(broker, settings, watchers)
+    Gauge(
+        "hitl_approval_waiters",
+        "Requests of this replica waiting for an approval to change (long-polls, SSE).",
+        registry=metrics.registry,
+    ).set_function(watchers.waiting)
     retention = timedelta(seconds=settings.approval_idempotency_retention_seconds)
 
     async def housekeeping() -> int:

@@ -5,9 +5,10 @@ import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from aiokafka.errors import KafkaError
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 from hitl_contracts import ApprovalRequested, OnTimeout, RequestContext, RiskLevel
 from hitl_contracts.approval import MAX_WAIT, EditPolicy
@@ -20,6 +21,7 @@ from hitl_approval.domain.reviewer import Reviewer, Role
 from hitl_approval.entrypoints.api import ServiceDep, etag
 from hitl_approval.entrypoints.auth import require_any
 from hitl_approval.entrypoints.errors import (
+    API_PREFIX,
     FORBIDDEN,
     INVALID,
     UNAUTHORIZED,
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/approvals", tags=["approvals"])
 
 DEFAULT_TIMEOUT = timedelta(minutes=30)
+# Ids travel in URLs, headers, logs and store keys: no control characters.
+PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
 RETRY_AFTER_SECONDS = 2
 
 EXAMPLE: dict[str, Any] = {
@@ -78,6 +82,7 @@ class CreateBody(BaseModel):
     correlation_id: str | None = Field(
         default=None,
         min_length=1,
+        pattern=PRINTABLE,
         max_length=512,
         description="Your id for this approval (e.g. your task token); the same id with the "
         "same content returns the stored approval (200). Unset: derived from the "
@@ -86,6 +91,7 @@ class CreateBody(BaseModel):
     run_id: str | None = Field(
         default=None,
         min_length=1,
+        pattern=PRINTABLE,
         max_length=512,
         description="Your run / thread / job id, for listing and filtering; unset: the "
         "correlation id.",
@@ -93,10 +99,11 @@ class CreateBody(BaseModel):
     agent: str | None = Field(
         default=None,
         min_length=1,
+        pattern=PRINTABLE,
         max_length=200,
         description="Agent name; unset: the caller's principal name.",
     )
-    tool: str = Field(min_length=1, max_length=200, examples=["transfer"])
+    tool: str = Field(min_length=1, max_length=200, pattern=PRINTABLE, examples=["transfer"])
     arguments: PlainObject = Field(examples=[{"to_account": "alice", "amount": 500}])
     arguments_schema: PlainObject | None = Field(
         default=None, description="JSON schema a reviewer's edited arguments must satisfy."
@@ -182,7 +189,6 @@ def _problem(status_code: int, detail: str, **extra: Any) -> JSONResponse:
 )
 async def create_approval(
     body: CreateBody,
-    request: Request,
     service: ServiceDep,
     caller: Annotated[Reviewer, require_any(Role.AGENT)],
     idempotency_key: IdempotencyKey = None,
@@ -242,7 +248,7 @@ async def create_approval(
         )
     headers = {
         "ETag": etag(approval.version),
-        "Location": str(request.url_for("get_approval", correlation_id=correlation_id)),
+        "Location": f"{API_PREFIX}/{quote(correlation_id, safe='')}",
     }
     if not created:
         headers["Idempotent-Replayed"] = "true"

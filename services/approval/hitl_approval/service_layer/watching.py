@@ -74,6 +74,9 @@ class Watchers:
             if watch.waiters == 0:
                 self.watches.pop(approval.correlation_id, None)
 
+    def waiting(self) -> int:
+        return sum(watch.waiters for watch in self.watches.values())
+
     def offer(self, approval: Approval) -> None:
         """This replica stored a newer state: waiters have it without a read."""
         if (watch := self.watches.get(approval.correlation_id)) is not None:
