@@ -299,6 +299,9 @@ class Approval:
         event = ApprovalDecided(
             correlation_id=self.correlation_id,
             run_id=self.request.run_id,
+            agent=self.request.agent,
+            tool=self.request.tool,
+            tool_call_id=self.request.tool_call_id,
             decision=decision,
             arguments=arguments,
             reviewer=reviewer,
