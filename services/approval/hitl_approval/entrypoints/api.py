@@ -111,7 +111,10 @@ async def get_approval(
     ] = None,
 ) -> ApprovalView:
     try:
-        approval = await service.get(correlation_id)
+        if wait is None:
+            approval = await service.get(correlation_id)
+        else:
+            approval = await longpoll.current(request, correlation_id)
     except NotFound as exc:
         raise HTTPException(404, str(exc)) from None
     if wait is not None:

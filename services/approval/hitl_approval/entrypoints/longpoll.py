@@ -8,6 +8,7 @@ the version the caller already has.
 from fastapi import Request
 
 from hitl_approval.domain.model import Approval
+from hitl_approval.service_layer.services import NotFound
 from hitl_approval.service_layer.watching import Watchers
 from hitl_approval.settings import ApprovalSettings
 
@@ -17,6 +18,15 @@ WAIT_PATTERN = r"^\d{1,6}(\.\d{1,3})?s?$"
 
 def seconds_of(wait: str) -> float:
     return float(wait.removesuffix("s"))
+
+
+async def current(request: Request, correlation_id: str) -> Approval:
+    """Where a waiter starts, without a read per waiter (Watchers.current)."""
+    watchers: Watchers = request.app.state.watchers
+    approval = await watchers.current(correlation_id)
+    if approval is None:
+        raise NotFound(f"no approval with correlation id {correlation_id!r}")
+    return approval
 
 
 async def until_changed(

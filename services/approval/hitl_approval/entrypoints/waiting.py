@@ -17,7 +17,8 @@ from faststream.kafka import KafkaBroker
 from faststream.message import StreamMessage
 
 from hitl_approval.domain.model import Approval
-from hitl_approval.entrypoints.api import CorrelationId, ServiceDep
+from hitl_approval.entrypoints import longpoll
+from hitl_approval.entrypoints.api import CorrelationId
 from hitl_approval.entrypoints.auth import CurrentReviewer
 from hitl_approval.entrypoints.errors import INVALID, NOT_FOUND, UNAUTHORIZED
 from hitl_approval.entrypoints.schemas import ApprovalView
@@ -79,7 +80,6 @@ async def _changes(
 async def approval_events(
     correlation_id: CorrelationId,
     request: Request,
-    service: ServiceDep,
     _: CurrentReviewer,
     last_event_id: Annotated[
         str | None,
@@ -98,8 +98,9 @@ async def approval_events(
         sent = int(last_event_id.strip())
     elif after_version is not None:
         sent = after_version
+    watchers: Watchers = request.app.state.watchers
     try:
-        approval = await service.get(correlation_id)
+        approval = await longpoll.current(request, correlation_id)
     except NotFound as exc:
         raise HTTPException(404, str(exc)) from None
     if approval.status.terminal and approval.version <= sent:
@@ -109,7 +110,7 @@ async def approval_events(
     return StreamingResponse(
         _changes(
             request,
-            request.app.state.watchers,
+            watchers,
             approval,
             sent,
             settings.approval_stream_max_seconds,

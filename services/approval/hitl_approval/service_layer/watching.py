@@ -57,6 +57,7 @@ class Watchers:
     def __init__(self, load: Loader) -> None:
         self.load = load
         self.watches: dict[str, Watch] = {}
+        self.arriving: dict[str, asyncio.Future[Approval | None]] = {}
 
     @contextlib.asynccontextmanager
     async def watching(self, approval: Approval) -> AsyncIterator[Watch]:
@@ -73,6 +74,20 @@ class Watchers:
             watch.waiters -= 1
             if watch.waiters == 0:
                 self.watches.pop(approval.correlation_id, None)
+
+    async def current(self, correlation_id: str) -> Approval | None:
+        """Where a new waiter starts: the watched state if someone already waits, else one
+        read shared by every waiter arriving meanwhile (a crowd arrives at once)."""
+        if (watch := self.watches.get(correlation_id)) is not None:
+            return watch.approval
+        reading = self.arriving.get(correlation_id)
+        if reading is None:
+            reading = self.arriving[correlation_id] = asyncio.ensure_future(
+                self.load(correlation_id)
+            )
+            reading.add_done_callback(lambda _: self.arriving.pop(correlation_id, None))
+        # Shielded: one waiter giving up must not cancel the read the others wait for.
+        return await asyncio.shield(reading)
 
     def waiting(self) -> int:
         return sum(watch.waiters for watch in self.watches.values())
