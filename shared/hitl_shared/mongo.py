@@ -6,7 +6,6 @@ key, the only compare-and-swap that is atomic on both.
 """
 
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 from pymongo import AsyncMongoClient, IndexModel
@@ -25,16 +24,10 @@ _INDEX_CONFLICTS = {85, 86}  # IndexOptionsConflict, IndexKeySpecsConflict
 _INDEX_NOT_FOUND = 27
 
 
-def make_client(
-    settings: CommonSettings, *, event_listeners: Sequence[Any] = ()
-) -> AsyncMongoClient[Document]:
-    return AsyncMongoClient(
-        settings.mongodb_url,
-        tz_aware=True,
-        serverSelectionTimeoutMS=5_000,
-        connectTimeoutMS=5_000,
-        event_listeners=list(event_listeners),
-    )
+def make_client(settings: CommonSettings, **options: Any) -> AsyncMongoClient[Document]:
+    """A client; `options` (e.g. `timeoutMS`) add to or override the defaults."""
+    defaults: dict[str, Any] = {"serverSelectionTimeoutMS": 5_000, "connectTimeoutMS": 5_000}
+    return AsyncMongoClient(settings.mongodb_url, tz_aware=True, **{**defaults, **options})
 
 
 def database(

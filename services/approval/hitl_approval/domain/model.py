@@ -299,9 +299,6 @@ class Approval:
         event = ApprovalDecided(
             correlation_id=self.correlation_id,
             run_id=self.request.run_id,
-            agent=self.request.agent,
-            tool=self.request.tool,
-            tool_call_id=self.request.tool_call_id,
             decision=decision,
             arguments=arguments,
             reviewer=reviewer,
@@ -309,6 +306,9 @@ class Approval:
             comment=comment,
             decided_at=now,
             approvers=approvers or [],
+            agent=self.request.agent,
+            tool=self.request.tool,
+            tool_call_id=self.request.tool_call_id,
         )
         return Entry(
             seq=self.version + 1,
