@@ -33,6 +33,12 @@ class ApprovalSettings(CommonSettings):
     approval_policies_file: str = ""
     # How long a decision's Idempotency-Key replays its first response.
     approval_idempotency_retention_seconds: float = 86400.0
+    # Waiting for a decision (GET ?wait=, GET /events): the longest a long-poll is held,
+    # the longest one SSE response lasts (clients reconnect with Last-Event-ID), and how
+    # often each watched approval is re-read in case no event told this replica of a change.
+    approval_wait_max_seconds: float = Field(default=60.0, gt=0)
+    approval_stream_max_seconds: float = Field(default=300.0, gt=0)
+    approval_watch_refresh_seconds: float = Field(default=10.0, gt=0)
     # Test-only fault: exit right after a decision is stored, before it is published.
     approval_fault_crash_after_commit: bool = False
     # The Ed25519 key that signs every approval.decided (PEM, PKCS#8): a file, or the PEM
