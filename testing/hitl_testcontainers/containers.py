@@ -219,7 +219,9 @@ def service_env(infra: Infra, approval_url: str) -> dict[str, str]:
         "MONGODB_URL": infra.mongodb_internal_url,
         "MONGODB_DATABASE": "hitl",
         "APPROVAL_PUBLIC_URL": approval_url,
+        # Inside the network: where the agent and the notifier fetch the decision keys.
         "AGENT_APPROVAL_URL": "http://approval:8081",
+        "NOTIFIER_APPROVAL_URL": "http://approval:8081",
     }
 
 
