@@ -133,5 +133,9 @@ def test_the_dev_token_is_refused_in_production() -> None:
     with pytest.raises(ValueError, match="APPROVAL_REVIEWERS"):
         ApprovalSettings(hitl_env="production")
     reviewers = json.dumps([{"name": "ann", "token_sha256": hash_token("t")}])
-    table = load_reviewers(ApprovalSettings(hitl_env="production", approval_reviewers=reviewers))
+    table = load_reviewers(
+        ApprovalSettings(
+            hitl_env="production", approval_reviewers=reviewers, kafka_allow_insecure=True
+        )
+    )
     assert hash_token("dev-reviewer-token") not in table

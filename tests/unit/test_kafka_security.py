@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+from hitl_approval.settings import ApprovalSettings
 from hitl_shared.kafka import _check_created
 from hitl_shared.kafka_security import broker_security, client_kwargs, describe
 from hitl_shared.settings import CommonSettings
@@ -179,3 +180,11 @@ def test_a_refused_topic_creation_stops_start_up_naming_the_topic() -> None:
     _check_created([("agent.tasks", 0), ("agent.runs", TopicAlreadyExistsError.errno)])
     with pytest.raises(RuntimeError, match=r"agent\.tasks: TopicAuthorizationFailedError"):
         _check_created([("agent.tasks", 29, "not authorized")])
+
+
+def test_production_names_every_refusal_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings(monkeypatch)  # clears KAFKA_* from the environment
+    with pytest.raises(ValidationError) as info:
+        ApprovalSettings(hitl_env="production")
+    assert "APPROVAL_REVIEWERS" in str(info.value)
+    assert "KAFKA_SECURITY_PROTOCOL=PLAINTEXT" in str(info.value)
