@@ -83,7 +83,7 @@ def test_production_refuses_development_secrets() -> None:
         NotifierSettings(
             hitl_env="production", hitl_link_secret="s" * 32, notifier_slack_channels="C1"
         )
-    NotifierSettings(hitl_env="production", hitl_link_secret="s" * 32)
+    NotifierSettings(hitl_env="production", hitl_link_secret="s" * 32, kafka_allow_insecure=True)
 
 
 def test_reminder_is_due_at_the_configured_fraction_of_the_wait() -> None:
