@@ -297,6 +297,12 @@ async def test_a_broken_stored_approval_is_a_409_and_the_sweep_goes_on(
                 assert response.status_code == 409, response.text
                 assert "cannot act on" in response.json()["detail"]
                 assert "escalation_seconds" in response.json()["detail"]
+            # The listing leaves it out rather than failing for every approval.
+            listing = await ann.get("/v1/approvals", params={"limit": 500})
+            assert listing.status_code == 200, listing.text
+            listed = {item["correlation_id"] for item in listing.json()["items"]}
+            assert good.correlation_id in listed
+            assert bad.correlation_id not in listed
         row = await db[APPROVALS].find_one({"_id": bad.correlation_id})
         assert row is not None
         assert "escalation_seconds" in row["set_aside"], "set aside for an operator"
