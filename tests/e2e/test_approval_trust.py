@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -33,6 +34,7 @@ from tests.e2e.test_approval_support import (
     now,
     read_all,
 )
+from tests.e2e.test_notifier_channels import slack_signed
 from tests.support import recorder
 from tests.support.infra import Infra
 from tests.support.stack import Stack
@@ -51,6 +53,7 @@ SCHEMA = {
     },
     "required": ["from_account", "to_account", "amount"],
 }
+SLACK_SECRET = "test-slack-secret"
 EDIT_POLICY = {"locked": ["from_account", "to_account"], "not_above": ["amount"]}
 
 
@@ -70,7 +73,8 @@ def stack(
         "APPROVAL_FULL_SWEEP_INTERVAL_SECONDS": "0.5",
         "NOTIFIER_WEBHOOK_URLS": hooks[1] + "/hook",
         "NOTIFIER_REMINDER_FRACTION": "0",
-        "APPROVAL_SLACK_SIGNING_SECRET": "test-slack-secret",
+        "APPROVAL_SLACK_SIGNING_SECRET": SLACK_SECRET,
+        "APPROVAL_SLACK_TEAM_ID": "T_OURS",
     }
     with approval_stack(infra, logs, env=env, services=("approval", "notifier")) as s:
         yield s
@@ -297,6 +301,12 @@ async def test_a_broken_stored_approval_is_a_409_and_the_sweep_goes_on(
                 assert response.status_code == 409, response.text
                 assert "cannot act on" in response.json()["detail"]
                 assert "escalation_seconds" in response.json()["detail"]
+            # The listing leaves it out rather than failing for every approval.
+            listing = await ann.get("/v1/approvals", params={"limit": 500})
+            assert listing.status_code == 200, listing.text
+            listed = {item["correlation_id"] for item in listing.json()["items"]}
+            assert good.correlation_id in listed
+            assert bad.correlation_id not in listed
         row = await db[APPROVALS].find_one({"_id": bad.correlation_id})
         assert row is not None
         assert "escalation_seconds" in row["set_aside"], "set aside for an operator"
@@ -377,3 +387,25 @@ async def _frozen(proxy: TcpProxy, stack: Stack, cid: str) -> None:
             return response.status_code == 200 and response.json()["status"] == "pending"
 
         await eventually(answers, timeout=30, what="the store answering again")
+
+
+async def test_a_slack_click_from_another_workspace_decides_nothing(bus: Bus, stack: Stack) -> None:
+    cid = await pending(bus, stack)
+    # Signed by Slack (the app's secret), but sent from another workspace the app is in.
+    payload = {
+        "type": "block_actions",
+        "team": {"id": "T_OTHER"},
+        "user": {"id": "U_ANN", "username": "ann"},
+        "actions": [{"action_id": "approve", "value": cid}],
+    }
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    async with httpx.AsyncClient(base_url=stack.url("approval")) as slack:
+        response = await slack.post(
+            "/v1/integrations/slack/interactions",
+            content=body,
+            headers=slack_signed(body, secret=SLACK_SECRET),
+        )
+    assert response.status_code == 403, response.text
+    assert "T_OTHER" in response.json()["detail"]
+    async with client(stack, "ann") as ann:
+        assert (await ann.get(f"/v1/approvals/{cid}")).json()["status"] == "pending"

@@ -1,7 +1,8 @@
 """REST routes that read approvals: the listing, one approval, its history."""
 
+import logging
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from hitl_contracts import RiskLevel
@@ -13,6 +14,8 @@ from hitl_approval.entrypoints.auth import CurrentReviewer
 from hitl_approval.entrypoints.errors import BROKEN, INVALID, NOT_FOUND, UNAUTHORIZED
 from hitl_approval.entrypoints.schemas import ApprovalPage, ApprovalView, HistoryItem
 from hitl_approval.service_layer.services import ApprovalService, NotFound
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/approvals", tags=["approvals"])
 
@@ -74,9 +77,26 @@ async def list_approvals(
         page = await service.repo.page(filters, limit=limit, cursor=cursor)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
-    return ApprovalPage(
-        items=[ApprovalView.of_projection(doc) for doc in page.items], next_cursor=page.next_cursor
-    )
+    return ApprovalPage(items=_readable(page.items), next_cursor=page.next_cursor)
+
+
+def _readable(rows: list[dict[str, Any]]) -> list[ApprovalView]:
+    """The rows as views, leaving out any this service cannot read (never a 500 for all).
+
+    Such an approval answers 409 with the reason when asked for by id.
+    """
+    views = []
+    for row in rows:
+        try:
+            views.append(ApprovalView.of_projection(row))
+        except (ValueError, TypeError, KeyError) as exc:
+            log.error(
+                "listing: approval %s cannot be read (%s); left out",
+                row.get("_id"),
+                type(exc).__name__,
+                extra={"correlation_id": str(row.get("_id"))},
+            )
+    return views
 
 
 @router.get(
