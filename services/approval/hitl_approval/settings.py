@@ -65,19 +65,23 @@ class ApprovalSettings(CommonSettings):
         return choice == "refuse"
 
     def check_production(self) -> None:
+        # Every refusal at once (see CommonSettings): one restart per fix wastes a deploy.
+        problems = []
         if not (self.approval_signing_key or self.approval_signing_key_file):
-            raise ValueError(
+            problems.append(
                 "production needs APPROVAL_SIGNING_KEY_FILE or APPROVAL_SIGNING_KEY (an Ed25519 "
                 "private key, PEM PKCS#8: `openssl genpkey -algorithm ed25519`); agents act "
                 "only on decisions it signs, and the development key is refused"
             )
         if not (self.approval_reviewers or self.approval_reviewers_file):
-            raise ValueError(
+            problems.append(
                 "production needs APPROVAL_REVIEWERS or APPROVAL_REVIEWERS_FILE; "
                 "the development token is refused"
             )
         if self.approval_fault_crash_after_commit:
-            raise ValueError("APPROVAL_FAULT_CRASH_AFTER_COMMIT is a test fault; not in production")
+            problems.append("APPROVAL_FAULT_CRASH_AFTER_COMMIT is a test fault; not in production")
+        if problems:
+            raise ValueError("; ".join(problems))
 
     def policy_book(self) -> PolicyBook:
         """The configured policies; a mistake stops the service at start-up, with the reason."""
