@@ -121,6 +121,11 @@ async def test_create_notify_decide_and_the_waiter_gets_the_edit(
     assert isinstance(outcome, Modified)
     assert outcome.arguments == {"to_account": "alice", "amount": 80}
     assert outcome.reviewer == "ann"
+    async with client(stack, "agent-service") as raw:
+        publishes_keys = (await raw.get("/v1/keys")).status_code == 200
+    # Where the service signs (GET /v1/keys answers), the client checked the signature.
+    assert agent.keys.published is publishes_keys
+    assert bool(outcome.decided.signature) is publishes_keys
     lag = 1000 * (done_at[0] - answered)
     # Negative: the waiter had it before the decider's response arrived (it is woken by the
     # commit, before the decision is published and the response sent).
