@@ -11,6 +11,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -156,6 +157,11 @@ async def test_creating_twice_gives_one_approval(stack: Stack) -> None:
         by_key_again = await agent.request(**transfer(run_id="r-key"), idempotency_key=key)
         assert (by_key.created, by_key_again.created) == (True, False)
         assert by_key.id == by_key_again.id
+
+        deadline = datetime.now(UTC) + timedelta(hours=2)
+        fixed = transfer(correlation_id=f"byo-{uuid.uuid4()}", expires_at=deadline)
+        assert (await agent.request(**fixed)).created
+        assert not (await agent.request(**fixed)).created  # same absolute deadline: same
 
         with pytest.raises(Conflict) as caught:
             await agent.request(**{**body, "arguments": {"to_account": "eve", "amount": 9}})
