@@ -11,6 +11,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -121,6 +122,11 @@ async def test_create_notify_decide_and_the_waiter_gets_the_edit(
     assert isinstance(outcome, Modified)
     assert outcome.arguments == {"to_account": "alice", "amount": 80}
     assert outcome.reviewer == "ann"
+    async with client(stack, "agent-service") as raw:
+        publishes_keys = (await raw.get("/v1/keys")).status_code == 200
+    # Where the service signs (GET /v1/keys answers), the client checked the signature.
+    assert agent.keys.published is publishes_keys
+    assert bool(outcome.decided.signature) is publishes_keys
     lag = 1000 * (done_at[0] - answered)
     # Negative: the waiter had it before the decider's response arrived (it is woken by the
     # commit, before the decision is published and the response sent).
@@ -151,6 +157,11 @@ async def test_creating_twice_gives_one_approval(stack: Stack) -> None:
         by_key_again = await agent.request(**transfer(run_id="r-key"), idempotency_key=key)
         assert (by_key.created, by_key_again.created) == (True, False)
         assert by_key.id == by_key_again.id
+
+        deadline = datetime.now(UTC) + timedelta(hours=2)
+        fixed = transfer(correlation_id=f"byo-{uuid.uuid4()}", expires_at=deadline)
+        assert (await agent.request(**fixed)).created
+        assert not (await agent.request(**fixed)).created  # same absolute deadline: same
 
         with pytest.raises(Conflict) as caught:
             await agent.request(**{**body, "arguments": {"to_account": "eve", "amount": 9}})

@@ -8,6 +8,7 @@ with the same correlation id or Idempotency-Key. Storing it here as well means t
 answer already holds the stored approval, readable and decidable at once.
 """
 
+from datetime import timedelta
 from typing import Any
 
 from hitl_contracts import ApprovalRequested
@@ -20,6 +21,9 @@ from hitl_approval.service_layer.services import ApprovalService
 _SERVER_FIELDS = frozenset(
     {"event_id", "occurred_at", "schema_version", "requested_at", "expires_at", "escalated"}
 )
+
+
+_TICK = timedelta(milliseconds=1)
 
 
 class DifferentRequest(ApprovalError):
@@ -36,15 +40,22 @@ class DifferentRequest(ApprovalError):
 
 
 def _content(request: ApprovalRequested) -> dict[str, Any]:
-    fields = request.model_dump(mode="json", exclude=set(_SERVER_FIELDS))
-    # Milliseconds: a store may keep no finer time than that.
-    fields["timeout"] = round((request.expires_at - request.requested_at).total_seconds(), 3)
-    return fields
+    return request.model_dump(mode="json", exclude=set(_SERVER_FIELDS))
+
+
+def _same_deadline(a: ApprovalRequested, b: ApprovalRequested) -> bool:
+    """The same timeout (relative) or the same `expires_at` (absolute), to the millisecond:
+    a store may keep no finer time than that."""
+    span_a, span_b = a.expires_at - a.requested_at, b.expires_at - b.requested_at
+    return abs(span_a - span_b) <= _TICK or abs(a.expires_at - b.expires_at) <= _TICK
 
 
 def differences(stored: ApprovalRequested, asked: ApprovalRequested) -> list[str]:
     mine, theirs = _content(stored), _content(asked)
-    return sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
+    found = {k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k)}
+    if not _same_deadline(stored, asked):
+        found.add("timeout / expires_at")
+    return sorted(found)
 
 
 async def create(service: ApprovalService, request: ApprovalRequested) -> tuple[Approval, bool]:
