@@ -49,3 +49,18 @@ class CpuMeter:
 
 def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
+
+
+def pss_mib(pid: int) -> float | None:
+    """Proportional set size: the process's fair share of memory, shared pages split."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def memory(pids: dict[str, int]) -> dict[str, float]:
+    return {name: mib for name, pid in pids.items() if (mib := pss_mib(pid)) is not None}

@@ -1,8 +1,8 @@
 """The services under test: real processes with their own topic prefix and database.
 
 Reuses the e2e harness (`tests.support.stack.Stack`), so the benchmark runs exactly
-what the tests run. Only approval and agent are started: the notifier is on
-neither measured path.
+what the tests run. All three services run (the notifier consumes every request, as in
+production), so CPU and memory figures cover the whole deployment.
 """
 
 import contextlib
@@ -22,7 +22,7 @@ from bench.cpu import pid_from_file
 from tests.support.infra import Infra
 from tests.support.stack import Stack
 
-SERVICES = ("approval", "agent")
+SERVICES = ("approval", "agent", "notifier")
 # Enough money for every approved transfer the benchmark makes to succeed.
 SEED_ACCOUNTS = {"checking": 1e12, "alice": 0, "bob": 0}
 

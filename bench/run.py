@@ -21,22 +21,29 @@ from typing import Any
 from hitl_shared.settings import CommonSettings
 from pymongo import AsyncMongoClient
 
-from bench import report
-from bench.cpu import CpuMeter, load_average
+from bench import history, report
+from bench.cpu import CpuMeter, load_average, memory
 from bench.harness import infra_from_env, infra_pids, running_stack
-from bench.scenarios import decisions, ingest, listable, resume, store
+from bench.scenarios import decisions, effects, ingest, listable, resume, store
+from bench.tap import RunTap, tapping
 from tests.support.infra import Infra
 from tests.support.stack import Stack
 
-SCENARIOS = ("store", "listable", "resume", "ingest", "decisions")
+SCENARIOS = ("store", "started", "listable", "resume", "effects", "ingest", "decisions")
 
 
 @dataclass(frozen=True)
 class Mode:
     name: str
+    history: list[int]  # finished runs in the store before the scenarios, one stack each
     store_sizes: list[int]
+    started_count: int
     listable_count: int
+    rates: list[float]  # open-loop decisions/s for decision -> effect
     resume_seconds: float
+    resume_max: int
+    clients: list[int]  # closed-loop reviewers for decisions/s and effects/s
+    effects_count: int
     ingest_count: int
     decision_count: int
     decision_concurrency: int
@@ -44,21 +51,61 @@ class Mode:
 
 MODES = {
     # Sized so the default run takes minutes, not hours, on FerretDB 1.24 (see README).
-    "default": Mode("default", [100, 1000, 5000], 100, 2, 2000, 200, 32),
-    "quick": Mode("quick", [100, 1000], 20, 1, 500, 50, 16),
+    "default": Mode(
+        "default",
+        [1000],
+        [100, 1000, 5000],
+        40,
+        40,
+        [5, 50, 200],
+        3,
+        300,
+        [16, 64],
+        200,
+        2000,
+        200,
+        32,
+    ),
+    "quick": Mode("quick", [1000], [100, 1000], 10, 10, [5, 50], 2, 100, [16], 60, 500, 50, 16),
+    # The history axis of the README table: every figure at 1k and at 100k finished runs.
+    "full": Mode(
+        "full",
+        [1000, 100_000],
+        [100, 1000, 5000],
+        40,
+        40,
+        [5, 50, 200],
+        3,
+        300,
+        [16, 64],
+        200,
+        2000,
+        200,
+        32,
+    ),
 }
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--quick", action="store_true", help="smaller counts (a minute or two in all)"
+        "--mode",
+        choices=sorted(MODES),
+        default="default",
+        help="quick: a few minutes; default: more rates and clients; "
+        "full: also at 100k finished runs of history (long)",
+    )
+    parser.add_argument("--quick", action="store_true", help="same as --mode quick")
+    parser.add_argument(
+        "--history", default="", help="comma-separated history sizes, overriding the mode's"
+    )
+    parser.add_argument(
+        "--rates", default="", help="comma-separated decisions/s for resume, overriding the mode's"
     )
     parser.add_argument("--out", default="bench-results.json", help="JSON file to write")
     parser.add_argument(
         "--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {SCENARIOS}"
     )
-    parser.add_argument("--rate", type=float, default=50.0, help="decisions/s for resume")
     parser.add_argument(
         "--verb", choices=("approve", "reject"), default="approve", help="decision for resume"
     )
@@ -114,66 +161,156 @@ def configuration(infra: Infra, env: dict[str, str], version: str) -> dict[str, 
     }
 
 
-async def measured(
-    name: str,
-    infra: Infra,
-    env: dict[str, str],
-    body: Callable[[Stack], Awaitable[dict[str, Any]]],
-    *,
-    keep_logs: bool,
-) -> dict[str, Any]:
-    """Run one scenario on a fresh stack, with CPU per process and load average."""
-    report.progress(f"{name}: starting a fresh stack")
-    async with running_stack(infra, env, keep_logs=keep_logs) as stack:
-        pids = {n: p.pid for n, p in stack.procs.items()} | infra_pids()
-        meter = CpuMeter({**pids, "bench": os.getpid()})
+@dataclass
+class Session:
+    """One stack with a given history; scenarios run on it one after another."""
+
+    infra: Infra
+    stack: Stack
+    tap: RunTap
+    pids: dict[str, int]
+
+    async def measured(
+        self, name: str, body: Callable[[], Awaitable[dict[str, Any]]]
+    ) -> dict[str, Any]:
+        report.progress(f"{name}: running")
+        meter = CpuMeter({**self.pids, "bench": os.getpid()})
         before = load_average()
         meter.start(time.perf_counter())
         started = time.perf_counter()
-        result = await body(stack)
+        result = await body()
         result["wall_s"] = round(time.perf_counter() - started, 1)
         result["cpu"] = meter.stop(time.perf_counter())
         result["load_average"] = {"before": before, "after": load_average()}
-    report.progress(f"{name}: done in {result['wall_s']} s")
-    return result
+        result["pss_mib_after"] = memory(self.pids)
+        report.progress(f"{name}: done in {result['wall_s']} s")
+        return result
+
+
+async def with_history(
+    infra: Infra,
+    env: dict[str, str],
+    size: int,
+    chosen: list[str],
+    bodies: dict[str, Callable[[Session], Awaitable[dict[str, Any]]]],
+    *,
+    keep_logs: bool,
+    save: Callable[[dict[str, Any]], None],
+) -> dict[str, Any]:
+    report.progress(f"history {size}: starting a fresh stack")
+    out: dict[str, Any] = {"history_runs": size}
+    async with (
+        running_stack(infra, env, keep_logs=keep_logs) as stack,
+        tapping(infra.kafka_bootstrap_servers, stack.prefix + "agent.runs") as tap,
+    ):
+        pids = {n: p.pid for n, p in stack.procs.items()} | infra_pids()
+        session = Session(infra, stack, tap, pids)
+        report.progress(f"history {size}: seeding finished runs")
+        out["seeded"] = await history.seed(infra, stack, tap, size)
+        await asyncio.sleep(2)  # let the services go idle before the idle reading
+        out["pss_mib_idle"] = memory(pids)
+        for name in chosen:
+            out[name] = await bodies[name](session)
+            save(out)  # after each scenario, so an interrupted run keeps its figures
+    return out
 
 
 def write(path: str, results: dict[str, Any]) -> None:
     Path(path).write_text(json.dumps(results, indent=2) + "\n")
 
 
+def _numbers(text: str, kind: type[float] | type[int]) -> list[Any]:
+    return [kind(x) for x in text.split(",") if x.strip()]
+
+
 async def main() -> None:
     args = parse_args()
-    mode = MODES["quick" if args.quick else "default"]
+    mode = MODES["quick" if args.quick else args.mode]
     chosen = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(chosen) - set(SCENARIOS)
     if unknown:
         raise SystemExit(f"unknown scenarios {sorted(unknown)}; choose from {SCENARIOS}")
+    sizes = _numbers(args.history, int) if args.history else mode.history
+    rates = _numbers(args.rates, float) if args.rates else mode.rates
     env = dict(item.split("=", 1) for item in args.env)
     infra = infra_from_env()
     results: dict[str, Any] = {
-        "mode": asdict(mode),
+        "mode": asdict(mode) | {"history": sizes, "rates": rates},
         "configuration": configuration(infra, env, await store_version(infra)),
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "by_history": [],
     }
-    resume_count = round(args.rate * mode.resume_seconds)
-    bodies: dict[str, Callable[[Stack], Awaitable[dict[str, Any]]]] = {
-        "listable": lambda s: listable.run(infra, s, count=mode.listable_count),
-        "resume": lambda s: resume.run(
-            infra, s, count=resume_count, rate=args.rate, verb=args.verb
+
+    def resume_at(s: Session) -> Awaitable[dict[str, Any]]:
+        async def body() -> dict[str, Any]:
+            by_rate = {}
+            for rate in rates:
+                count = max(20, min(round(rate * mode.resume_seconds), mode.resume_max))
+                by_rate[str(rate)] = await s.measured(
+                    f"resume at {rate}/s",
+                    lambda r=rate, c=count: resume.run(  # type: ignore[misc]
+                        infra, s.stack, s.tap, count=c, rate=r, verb=args.verb
+                    ),
+                )
+            return by_rate
+
+        return body()
+
+    def effects_by(s: Session) -> Awaitable[dict[str, Any]]:
+        async def body() -> dict[str, Any]:
+            return {
+                str(n): await s.measured(
+                    f"effects with {n} clients",
+                    lambda n=n: effects.run(  # type: ignore[misc]
+                        infra, s.stack, s.tap, count=mode.effects_count, clients=n
+                    ),
+                )
+                for n in mode.clients
+            }
+
+        return body()
+
+    bodies: dict[str, Callable[[Session], Awaitable[dict[str, Any]]]] = {
+        "started": lambda s: s.measured(
+            "started", lambda: listable.started(infra, s.stack, count=mode.started_count)
         ),
-        "ingest": lambda s: ingest.run(infra, s, count=mode.ingest_count, timeout=300),
-        "decisions": lambda s: decisions.run(
-            infra, s, count=mode.decision_count, concurrency=mode.decision_concurrency, timeout=300
+        "listable": lambda s: s.measured(
+            "listable", lambda: listable.run(infra, s.stack, count=mode.listable_count)
+        ),
+        "resume": resume_at,
+        "effects": effects_by,
+        "ingest": lambda s: s.measured(
+            "ingest", lambda: ingest.run(infra, s.stack, count=mode.ingest_count, timeout=300)
+        ),
+        "decisions": lambda s: s.measured(
+            "decisions",
+            lambda: decisions.run(
+                infra,
+                s.stack,
+                count=mode.decision_count,
+                concurrency=mode.decision_concurrency,
+                timeout=300,
+            ),
         ),
     }
-    for name in chosen:
-        if name == "store":
-            report.progress("store: probing operation cost by collection size")
-            results["store"] = await store.run(infra, sizes=mode.store_sizes)
-        else:
-            results[name] = await measured(name, infra, env, bodies[name], keep_logs=args.keep_logs)
-        write(args.out, results)  # after each scenario, so an interrupted run keeps its figures
+    if "store" in chosen:
+        report.progress("store: probing operation cost by collection size")
+        results["store"] = await store.run(infra, sizes=mode.store_sizes)
+        write(args.out, results)
+    on_stack = [name for name in chosen if name != "store"]
+    for size in sizes if on_stack else []:
+        entry: dict[str, Any] = {}
+        results["by_history"].append(entry)
+
+        def save(partial: dict[str, Any], entry: dict[str, Any] = entry) -> None:
+            entry.update(partial)
+            write(args.out, results)
+
+        save(
+            await with_history(
+                infra, env, size, on_stack, bodies, keep_logs=args.keep_logs, save=save
+            )
+        )
     report.print_summary(results)
     print(f"\nfull figures: {args.out}")
 

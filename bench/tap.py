@@ -28,7 +28,9 @@ class Seen:
 class RunTap:
     """Collects RunEvents by (run_id, type); `wait_for` blocks until one arrives."""
 
-    seen: dict[tuple[str, str], Seen] = field(default_factory=dict)
+    # Every event of a kind, in arrival order: a run may execute a tool before it pauses
+    # (a balance check) and the approved one after the decision.
+    seen: dict[tuple[str, str], list[Seen]] = field(default_factory=dict)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def record(self, raw: bytes, received: float) -> None:
@@ -38,21 +40,27 @@ class RunTap:
             key = (str(event["run_id"]), str(event["type"]))
         except (ValueError, KeyError, TypeError):
             return
-        self.seen.setdefault(
-            key, Seen(key[0], key[1], dict(event.get("detail") or {}), received, occurred)
+        self.seen.setdefault(key, []).append(
+            Seen(key[0], key[1], dict(event.get("detail") or {}), received, occurred)
         )
         self._changed.set()
 
-    async def wait_for(self, run_id: str, type_: str, *, timeout: float) -> Seen:
+    def _first(self, run_id: str, type_: str, after: float) -> Seen | None:
+        return next((s for s in self.seen.get((run_id, type_), ()) if s.received >= after), None)
+
+    async def wait_for(
+        self, run_id: str, type_: str, *, timeout: float, after: float = 0.0
+    ) -> Seen:
+        """The first such event received at or after `after` (perf_counter)."""
         deadline = time.monotonic() + timeout
-        while (run_id, type_) not in self.seen:
+        while (found := self._first(run_id, type_, after)) is None:
             self._changed.clear()
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError(f"no {type_} event for run {run_id} within {timeout}s")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), left)
-        return self.seen[(run_id, type_)]
+        return found
 
 
 @contextlib.asynccontextmanager

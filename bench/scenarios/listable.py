@@ -56,3 +56,33 @@ async def run(infra: Infra, stack: Stack, *, count: int) -> dict[str, Any]:
         "published_to_listed_by_quarter": by_window(latencies),
         "store_after": await store_size(infra.mongodb_url, stack.database),
     }
+
+
+async def started(infra: Infra, stack: Stack, *, count: int) -> dict[str, Any]:
+    """start -> paused and listable: POST /v1/runs until GET /v1/approvals lists its approval.
+
+    What a user sees when an agent asks: the run was submitted and a reviewer can
+    already find the request. One run at a time, listing polled every POLL_S.
+    """
+    latencies: list[float] = []
+    async with stack.agent() as agent, reviewer(stack) as client:
+        for i in range(count + 1):  # the first one warms up and is dropped
+            start = time.perf_counter()
+            response = await agent.post("/v1/runs", json={"input": "Transfer 500 to alice"})
+            run_id = response.raise_for_status().json()["run_id"]
+            deadline = start + TIMEOUT_S
+            while True:
+                page = await client.get("/v1/approvals", params={"run_id": run_id})
+                if page.raise_for_status().json()["items"]:
+                    break
+                if time.perf_counter() > deadline:
+                    raise TimeoutError(f"run {run_id} never listed an approval")
+                await asyncio.sleep(POLL_S)
+            if i:
+                latencies.append(time.perf_counter() - start)
+    return {
+        "runs": count,
+        "started_to_listed": summarize(latencies),
+        "started_to_listed_by_quarter": by_window(latencies),
+        "store_after": await store_size(infra.mongodb_url, stack.database),
+    }

@@ -37,8 +37,12 @@ KEYS_PATH = "/v1/keys"
 MAX_JWKS_BYTES = 64 * 1024
 
 
-class KeysUnavailable(Unavailable):
-    """The approval service's public keys could not be fetched; retry later."""
+class KeysUnavailable(Unavailable, ConnectionError):
+    """The approval service's public keys could not be fetched; retry later.
+
+    Also a ConnectionError, so consumers that retry connection failures (rather than
+    dead-letter them) treat it the same way.
+    """
 
     def __init__(self, why: str) -> None:
         super().__init__("the approval service's signing keys")

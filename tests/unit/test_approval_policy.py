@@ -146,11 +146,14 @@ PEM = private_key_pem(Ed25519PrivateKey.generate()).decode()
 
 def test_the_dev_token_is_refused_in_production() -> None:
     with pytest.raises(ValueError, match="APPROVAL_REVIEWERS"):
-        ApprovalSettings(hitl_env="production", approval_signing_key=PEM)
+        ApprovalSettings(hitl_env="production", kafka_allow_insecure=True, approval_signing_key=PEM)
     reviewers = json.dumps([{"name": "ann", "token_sha256": hash_token("t")}])
     directory = load_reviewers(
         ApprovalSettings(
-            hitl_env="production", approval_reviewers=reviewers, approval_signing_key=PEM
+            hitl_env="production",
+            kafka_allow_insecure=True,
+            approval_reviewers=reviewers,
+            approval_signing_key=PEM,
         )
     )
     assert directory.authenticate("dev-reviewer-token") is None
@@ -159,9 +162,14 @@ def test_the_dev_token_is_refused_in_production() -> None:
 def test_production_refuses_to_start_without_a_signing_key() -> None:
     reviewers = json.dumps([{"name": "ann", "token_sha256": hash_token("t")}])
     with pytest.raises(ValueError, match="APPROVAL_SIGNING_KEY"):
-        ApprovalSettings(hitl_env="production", approval_reviewers=reviewers)
+        ApprovalSettings(
+            hitl_env="production", kafka_allow_insecure=True, approval_reviewers=reviewers
+        )
     settings = ApprovalSettings(
-        hitl_env="production", approval_reviewers=reviewers, approval_signing_key=PEM
+        hitl_env="production",
+        kafka_allow_insecure=True,
+        approval_reviewers=reviewers,
+        approval_signing_key=PEM,
     )
     # Production refuses an unknown submitter under four-eyes unless told otherwise.
     assert settings.refuse_unknown_submitter

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from hitl_contracts import ApprovalDecided
 from hitl_shared import telemetry
+from hitl_shared.health import store_and_broker
 from hitl_shared.http_limits import BodyLimit, install_unavailable_handlers
 from hitl_shared.http_tracing import BIND_PATH_IDS, instrument
 from hitl_shared.kafka import ensure_topics, make_broker, publish
@@ -116,7 +117,9 @@ def build_app(
         publish_timeout=timedelta(seconds=settings.approval_publish_timeout_seconds),
         after_commit=after_commit,
     )
-    consumer.register(broker, settings, service, traces=traces)
+    consumer.register(
+        broker, settings, service, healthy=store_and_broker(mongo, broker), traces=traces
+    )
     retention = timedelta(seconds=settings.approval_idempotency_retention_seconds)
 
     async def housekeeping() -> int:

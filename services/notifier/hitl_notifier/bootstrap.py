@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import httpx
 from fastapi import FastAPI
+from hitl_shared.health import store_and_broker
 from hitl_shared.http_limits import BodyLimit, install_unavailable_handlers
 from hitl_shared.http_tracing import BIND_PATH_IDS, instrument
 from hitl_shared.kafka import ensure_topics, make_broker
@@ -104,6 +105,7 @@ def build_app(settings: NotifierSettings | None = None) -> FastAPI:
         settings,
         service,
         keys=keys,
+        healthy=store_and_broker(mongo, broker),
         on_dead_letter=metrics.dead_lettered,
         on_refused=lambda reason: metrics.decisions_refused.labels(reason=reason).inc(),
     )

@@ -5,7 +5,8 @@ transfer is ONE insert keyed by the tool call, so it applies at most once and ne
 half-way, on MongoDB and FerretDB alike (no multi-document transactions needed).
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from hitl_shared.mongo import Document, ensure_index, insert_once
 from pymongo.asynchronous.database import AsyncDatabase
@@ -56,6 +57,18 @@ class Ledger:
 
     async def balances(self) -> dict[str, float]:
         return {a: await self.balance_cents(a) / 100 for a in await self.accounts()}
+
+    async def moved_cents(
+        self, account: str, direction: Literal["in", "out"], *, within: timedelta
+    ) -> int:
+        """What `account` sent ("out") or received as deposits ("in") lately."""
+        since = datetime.now(UTC) - within
+        query = (
+            {"from": account, "at": {"$gte": since}}
+            if direction == "out"
+            else {"from": None, "to": account, "at": {"$gte": since}}
+        )
+        return sum([int(e["cents"]) async for e in self.db[LEDGER].find(query, {"cents": 1})])
 
     async def applied(self, key: str) -> bool:
         return await self.db[LEDGER].find_one({"_id": key}, {"_id": 1}) is not None

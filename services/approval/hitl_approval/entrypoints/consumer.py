@@ -2,6 +2,7 @@
 
 from faststream.kafka import KafkaBroker
 from hitl_contracts import ApprovalRequested, NotificationRecorded
+from hitl_shared.health import Probe
 from hitl_shared.kafka import subscribe, subscribe_batch
 
 from hitl_approval.adapters.store_time import background
@@ -15,6 +16,7 @@ def register(
     settings: ApprovalSettings,
     service: ApprovalService,
     *,
+    healthy: Probe,
     traces: TraceStore | None = None,
 ) -> None:
     # Nobody waits on a consumer: its store calls get the background deadline.
@@ -39,6 +41,7 @@ def register(
         group=settings.group_id("approval"),
         model=ApprovalRequested,
         handler=on_requested,
+        healthy=healthy,
         after_each=remember_trace if traces is not None else None,
         on_dead_letter=service.metrics.dead_lettered,
     )
@@ -49,5 +52,6 @@ def register(
         group=settings.group_id("approval-notes"),
         model=NotificationRecorded,
         handler=on_notification,
+        healthy=healthy,
         on_dead_letter=service.metrics.dead_lettered,
     )

@@ -14,6 +14,7 @@ from faststream.kafka import KafkaBroker
 from hitl_contracts import ApprovalDecided, ApprovalRequested
 from hitl_contracts.signing import BadSignature
 from hitl_shared.decision_keys import DecisionKeys
+from hitl_shared.health import Probe
 from hitl_shared.kafka import PoisonMessage, subscribe
 
 from hitl_notifier.service_layer.handlers import NotifierService
@@ -28,6 +29,7 @@ def register(
     service: NotifierService,
     *,
     keys: DecisionKeys,
+    healthy: Probe,
     on_dead_letter: Callable[[str], None] | None = None,
     on_refused: Callable[[str], None] | None = None,
 ) -> None:
@@ -57,6 +59,7 @@ def register(
         group=group,
         model=ApprovalRequested,
         handler=on_requested,
+        healthy=healthy,
         on_dead_letter=on_dead_letter,
     )
     subscribe(
@@ -66,6 +69,7 @@ def register(
         group=group,
         model=ApprovalDecided,
         handler=on_decided,
+        healthy=healthy,
         on_dead_letter=on_dead_letter,
     )
 
