@@ -7,6 +7,7 @@ stops the sweeper nor answers 500; bodies are capped on the bytes read; a frozen
 is a 503 within two seconds.
 """
 
+import asyncio
 import base64
 import json
 import time
@@ -276,7 +277,9 @@ async def test_a_broken_stored_approval_is_a_409_and_the_sweep_goes_on(
         data["request"]["escalation_seconds"] = 1e15
         doc["data"] = dumps(data)
         await db[EVENTS].insert_one(doc)
-        await db[APPROVALS].insert_one(ApprovalRepository._projection(bad))
+        row = ApprovalRepository._projection(bad)
+        row["request_json"] = json.dumps(data["request"])
+        await db[APPROVALS].insert_one(row)
         # A good one, due as well, that this replica has never seen (only the full sweep
         # finds it), stored after the bad one.
         good = Approval.requested(
@@ -307,9 +310,9 @@ async def test_a_broken_stored_approval_is_a_409_and_the_sweep_goes_on(
             listed = {item["correlation_id"] for item in listing.json()["items"]}
             assert good.correlation_id in listed
             assert bad.correlation_id not in listed
-        row = await db[APPROVALS].find_one({"_id": bad.correlation_id})
-        assert row is not None
-        assert "escalation_seconds" in row["set_aside"], "set aside for an operator"
+        aside = await db[APPROVALS].find_one({"_id": bad.correlation_id})
+        assert aside is not None
+        assert "escalation_seconds" in aside["set_aside"], "set aside for an operator"
     finally:
         await mongo.close()
 
@@ -396,7 +399,7 @@ async def test_a_slack_click_from_another_workspace_decides_nothing(bus: Bus, st
         "type": "block_actions",
         "team": {"id": "T_OTHER"},
         "user": {"id": "U_ANN", "username": "ann"},
-        "actions": [{"action_id": "approve", "value": cid}],
+        "actions": [{"action_id": "hitl_approve", "value": cid}],
     }
     body = urlencode({"payload": json.dumps(payload)}).encode()
     async with httpx.AsyncClient(base_url=stack.url("approval")) as slack:
@@ -409,3 +412,37 @@ async def test_a_slack_click_from_another_workspace_decides_nothing(bus: Bus, st
     assert "T_OTHER" in response.json()["detail"]
     async with client(stack, "ann") as ann:
         assert (await ann.get(f"/v1/approvals/{cid}")).json()["status"] == "pending"
+
+
+async def test_a_retry_after_a_crash_gets_its_own_decision_back(bus: Bus, stack: Stack) -> None:
+    """The Idempotency-Key travels in the decision's own insert: a crash right after it
+    (before the response was remembered) still replays the 200, not a 409."""
+    cid = await pending(bus, stack)
+    key = {"Idempotency-Key": f"k-{cid}"}
+    stack.stop("approval")
+    stack.env_extra["APPROVAL_FAULT_CRASH_AFTER_COMMIT"] = "1"
+    try:
+        stack.start("approval")
+        process = stack.procs["approval"]
+        async with client(stack, "bob") as bob:
+            with pytest.raises(httpx.TransportError):
+                await bob.post(
+                    f"/v1/approvals/{cid}/decision", json={"decision": "approve"}, headers=key
+                )
+        assert await asyncio.to_thread(process.wait, 30) == 137
+    finally:
+        del stack.env_extra["APPROVAL_FAULT_CRASH_AFTER_COMMIT"]
+    stack.start("approval")
+    async with client(stack, "bob") as bob:
+        retry = await bob.post(
+            f"/v1/approvals/{cid}/decision", json={"decision": "approve"}, headers=key
+        )
+        assert retry.status_code == 200, retry.text
+        assert retry.headers["Idempotent-Replayed"] == "true"
+        assert retry.json()["decision"]["reviewer"] == "bob"
+        other = await bob.post(
+            f"/v1/approvals/{cid}/decision", json={"decision": "reject"}, headers=key
+        )
+        assert other.status_code == 422, "the same key for another request"
+        fresh = await bob.post(f"/v1/approvals/{cid}/decision", json={"decision": "reject"})
+        assert fresh.status_code == 409
