@@ -74,6 +74,8 @@ def _entry_doc(correlation_id: str, entry: Entry, owner: str = "") -> Document:
     if entry.publish:
         doc["published"] = False
         doc["owner"] = owner
+    if entry.idempotency:
+        doc["idempotency"] = entry.idempotency
     return doc
 
 
@@ -86,6 +88,7 @@ def _entry(doc: Document) -> Entry:
         channel=Channel(doc["channel"]),
         data=loads(doc["data"]),
         publish="published" in doc,
+        idempotency=str(doc.get("idempotency") or ""),
     )
 
 

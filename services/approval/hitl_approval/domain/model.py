@@ -7,6 +7,7 @@ writers that read the same version cannot both append: exactly one decision wins
 and under a quorum the vote that completes it is the decision.
 """
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -157,12 +158,30 @@ class Approval:
         comment: str = "",
         groups: frozenset[str] = frozenset(),
         refuse_unknown_submitter: bool = False,
+        idempotency: str = "",
     ) -> Entry:
         """The entry that records this reviewer's decision or vote; raises if it cannot.
 
         `refuse_unknown_submitter`: under four-eyes, refuse approving a request whose
         submitter is unknown (nobody can be shown to be a second person).
+        `idempotency` is kept on the entry (see `Entry.idempotency`).
         """
+        entry = self._decision(
+            verb, reviewer, channel, now, arguments, comment, groups, refuse_unknown_submitter
+        )
+        return dataclasses.replace(entry, idempotency=idempotency) if idempotency else entry
+
+    def _decision(
+        self,
+        verb: Verb,
+        reviewer: str,
+        channel: Channel,
+        now: datetime,
+        arguments: dict[str, Any] | None,
+        comment: str,
+        groups: frozenset[str],
+        refuse_unknown_submitter: bool,
+    ) -> Entry:
         self._check_allowed(verb, reviewer, groups, refuse_unknown_submitter)
         if self.status.terminal:
             raise AlreadyDecided(self)
@@ -218,6 +237,17 @@ class Approval:
             + ("; already escalated once" if self.escalated else "")
         )
         return self._decided(Decision.EXPIRED, SYSTEM_ACTOR, Channel.SYSTEM, now, None, reason)
+
+    def as_of(self, seq: int) -> "Approval":
+        """The approval as it was right after entry `seq`."""
+        return Approval(self.request, self.policy, self.entries[: seq + 1])
+
+    def entry_for(self, idempotency_key: str) -> Entry | None:
+        """The decision or vote recorded with this Idempotency-Key id, if any."""
+        for entry in self.entries:
+            if entry.idempotency.partition(":")[0] == idempotency_key:
+                return entry
+        return None
 
     def apply(self, entry: Entry) -> "Approval":
         assert entry.seq == self.version + 1, "entries apply in order"

@@ -91,7 +91,10 @@ async def load(repo: ApprovalRepository, query: QueueQuery) -> list[QueueItem]:
 
 
 async def agents(repo: ApprovalRepository) -> list[str]:
-    return sorted(str(a) for a in await repo.approvals.distinct("agent") if a)
+    # A $group, not `distinct`: FerretDB 1.x refuses `distinct` with the maxTimeMS the
+    # client's operation timeout adds (APPROVAL_STORE_TIMEOUT_MS).
+    grouped = await repo.approvals.aggregate([{"$group": {"_id": "$agent"}}])
+    return sorted([str(doc["_id"]) async for doc in grouped if doc["_id"]])
 
 
 async def signature(repo: ApprovalRepository, query: QueueQuery) -> str:
