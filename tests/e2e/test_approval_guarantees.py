@@ -129,7 +129,12 @@ async def test_fifty_concurrent_decisions_leave_one_winner_on_each_of_twenty_app
                 verb = ("approve", "reject", "modify")[i % 3]
                 body: dict[str, Any] = {"decision": verb, "comment": f"by r{i:02d}"}
                 if verb == "modify":
-                    body["arguments"] = {"to_account": "bob", "amount": 101 + i}
+                    # Locked fields as asked (the transfer's edit policy), the amount lower.
+                    body["arguments"] = {
+                        "to_account": "bob",
+                        "amount": 101 + i,
+                        "from_account": "checking",
+                    }
                 response = await http.post(
                     f"/v1/approvals/{cid}/decision",
                     json=body,
