@@ -9,6 +9,7 @@ from hitl_sdk import (
     App,
     DefinitionError,
     EditPolicy,
+    Movement,
     Resources,
     RiskLevel,
     Tool,
@@ -176,3 +177,26 @@ def test_importing_the_sdk_pulls_in_no_service_code() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_totals_and_movements_let_a_tool_add_up_what_calls_move() -> None:
+    class Move(ToolArgs):
+        account: str
+        amount: float
+
+        def movement(self) -> Movement:
+            return Movement(self.account, self.amount, "out")
+
+    async def limit(args: Move, run_total: float) -> list[str]:
+        return ["over"] if run_total + args.amount > 100 else []
+
+    @tool(totals=limit)
+    async def send(args: Move, ctx: ToolContext) -> str:
+        return "sent"
+
+    assert send.approval == "when"
+    assert Move(account="a", amount=5).movement() == Movement("a", 5, "out")
+    with pytest.raises(DefinitionError, match="approval='never' but Move"):
+        Tool("t", "", Move, _fn, approval="never", totals=limit)
+    with pytest.raises(DefinitionError, match="totals must be `async def"):
+        Tool("t", "", Move, _fn, approval="when", totals=lambda a, t: [])  # type: ignore[arg-type, return-value]
