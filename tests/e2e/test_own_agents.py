@@ -20,6 +20,8 @@ from typing import Any
 import httpx
 import pymongo
 import pytest
+from hitl_contracts import TaskSubmitted
+from hitl_shared.topics import Topics
 
 from tests.e2e.test_agent_support import (
     agent_stack,
@@ -29,6 +31,7 @@ from tests.e2e.test_agent_support import (
     submit,
     wait_status,
 )
+from tests.e2e.test_approval_support import Bus
 from tests.support.fake_openai import Call, Say, ScriptedLLM
 from tests.support.infra import Infra
 from tests.support.stack import Stack, approvals_of
@@ -301,3 +304,22 @@ async def test_each_worker_keeps_its_runs_while_the_other_is_down(
         assert "Paid 10.00 to acme for invoice INV-10." in later_done["output"]
     assert [p["amount"] for p in payments(infra, stack, paused)] == [1_500]
     assert [p["amount"] for p in payments(infra, stack, later["run_id"])] == [10]
+
+
+async def test_a_kafka_task_naming_no_agent_runs_as_the_default_agent(
+    stack: Stack, infra: Infra, llm: tuple[ScriptedLLM, str]
+) -> None:
+    # Producers older than per-agent routing left `agent` empty; AGENT_DEFAULT_AGENT
+    # (banking here) takes it, on the worker hosting banking only.
+    tag = marker()
+    llm[0].script(tag, [Call("get_balance", {"account": "bob"})], Say("Final: {tool_results}"))
+    task = TaskSubmitted(task_id=f"old-{tag.strip('[]')}", input=f"Bob's balance {tag}")
+    assert task.agent == ""
+    async with Bus(infra, stack) as bus:
+        await bus.send(Topics(stack.prefix).agent_tasks, task, key=task.task_id)
+    async with stack.agent() as agent:
+        done = await wait_status(agent, task.task_id, "completed")
+    assert done["agent"] == "banking"
+    assert executed_by(infra, stack, task.task_id) == {
+        "get_balance": ["banking,banking-router,banking-strict,files"]
+    }
