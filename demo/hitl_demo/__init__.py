@@ -10,7 +10,7 @@ import logging
 
 from hitl_sdk import Agent, App, Resources
 
-from hitl_demo import banking, files
+from hitl_demo import banking, files, offline
 from hitl_demo.ledger import Ledger
 from hitl_demo.routes import accounts_router
 from hitl_demo.sandbox import Sandbox
@@ -35,6 +35,7 @@ def build(settings: DemoSettings | None = None) -> App:
                     threshold=settings.agent_transfer_approval_threshold,
                     daily_limit=settings.agent_account_daily_limit,
                 ),
+                offline_plan=offline.banking_plan,
             ),
             # The files agent halts the other way: the model returns an action plan.
             Agent(
@@ -42,6 +43,7 @@ def build(settings: DemoSettings | None = None) -> App:
                 system_prompt=files.SYSTEM_PROMPT,
                 style="router",
                 tools=files.files_tools(sandbox),
+                offline_plan=offline.files_plan,
             ),
         ],
         routers=[accounts_router(ledger)],

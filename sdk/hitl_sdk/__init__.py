@@ -26,7 +26,7 @@ Run it: `hitl-agent --app yourpackage.module:app`.
 from hitl_contracts import RiskLevel
 from hitl_contracts.approval import EditPolicy
 
-from hitl_sdk.agents import Agent, App, Hook, Resources, Style
+from hitl_sdk.agents import Agent, App, Hook, OfflinePlan, Resources, Style
 from hitl_sdk.tools import (
     Approval,
     DefinitionError,
@@ -46,6 +46,7 @@ __all__ = [
     "EditPolicy",
     "Hook",
     "Movement",
+    "OfflinePlan",
     "Resources",
     "RiskLevel",
     "Style",

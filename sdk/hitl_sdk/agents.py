@@ -21,9 +21,11 @@ from hitl_sdk.tools import (
     tool,
 )
 
-__all__ = ["Agent", "App", "Hook", "Resources", "Style"]
+__all__ = ["Agent", "App", "Hook", "OfflinePlan", "Resources", "Style"]
 
 Style: TypeAlias = Literal["tools", "router"]
+# The user's request -> the tool calls it means, as (tool name, arguments).
+OfflinePlan: TypeAlias = Callable[[str], list[tuple[str, dict[str, Any]]]]
 
 # Agent names end up in consumer group names and URLs: keep them plain.
 _AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -41,6 +43,9 @@ class Agent:
 
     Guards left as None take the runtime's defaults (AGENT_MAX_STEPS, ...); the
     operators' policy file may tighten any of this without code changes.
+
+    `offline_plan`: a deterministic stand-in for the model when the runtime has no
+    OPENAI_API_KEY (demos, tests): it reads the request and returns the tool calls.
     """
 
     def __init__(
@@ -55,6 +60,7 @@ class Agent:
         max_repeated_failures: int | None = None,
         confidence_threshold: float | None = None,
         description: str = "",
+        offline_plan: OfflinePlan | None = None,
     ) -> None:
         if not isinstance(name, str) or not _AGENT_NAME.match(name):
             raise DefinitionError(
@@ -82,6 +88,7 @@ class Agent:
         self.max_repeated_failures = max_repeated_failures
         self.confidence_threshold = confidence_threshold
         self.description = description
+        self.offline_plan = offline_plan
         self._tools: dict[str, Tool] = {}
         for t in tools:
             self.add_tool(t)

@@ -177,7 +177,7 @@ def test_an_app_may_hold_several_agents() -> None:
 def test_no_runtime_module_holds_demo_code() -> None:
     runtime = Path(__file__).parents[2] / "services" / "agent" / "hitl_agent"
     text = "\n".join(p.read_text() for p in runtime.rglob("*.py"))
-    for name in ("hitl_demo", "banking_tools", "files_tools", "Ledger("):
+    for name in ("hitl_demo", "banking_tools", "files_tools", "Ledger(", "Sandbox(", "_TRANSFER"):
         assert name not in text, name
 
 

@@ -5,8 +5,9 @@ import time
 from pathlib import Path
 
 import pytest
-from hitl_agent.adapters.offline import OfflinePlanner, plan_request
+from hitl_agent.adapters.offline import OfflinePlanner
 from hitl_demo.files import files_tools
+from hitl_demo.offline import banking_plan, files_plan
 from hitl_demo.sandbox import Sandbox, SandboxError
 from hitl_sdk import ToolContext
 
@@ -78,10 +79,11 @@ async def test_approved_deletion_removes_exactly_the_listed_files(tmp_path: Path
 
 
 def test_offline_planner_understands_file_housekeeping() -> None:
-    assert plan_request("Delete all log files older than 7 days") == [
+    assert files_plan("Delete all log files older than 7 days") == [
         ("delete_files", {"pattern": "*.log", "older_than_days": 7.0})
     ]
-    assert plan_request("List files") == [("list_files", {"pattern": "**/*"})]
+    assert files_plan("List files") == [("list_files", {"pattern": "**/*"})]
+    assert banking_plan("List files") == []
 
 
 async def test_offline_planner_answers_structured_output_requests() -> None:
@@ -90,7 +92,7 @@ async def test_offline_planner_answers_structured_output_requests() -> None:
             "actions": {"items": {"anyOf": [{"properties": {"tool": {"const": "delete_files"}}}]}}
         }
     }
-    planner = OfflinePlanner()
+    planner = OfflinePlanner(rules=[banking_plan, files_plan])
     reply = await planner.plan(
         [{"role": "user", "content": "Delete all log files older than 7 days"}], schema
     )

@@ -8,6 +8,7 @@ from hitl_agent.adapters.llm import OfflinePlanner
 from hitl_contracts.edits import edit_problem
 from hitl_demo.banking import TRANSFER_EDITS, deposit_args, money_totals, transfer_args
 from hitl_demo.ledger import Ledger
+from hitl_demo.offline import banking_plan, files_plan
 from pydantic import ValidationError
 
 TransferArgs = transfer_args(100.0)
@@ -35,7 +36,7 @@ def test_transfer_at_or_below_threshold_runs(amount: float) -> None:
 
 
 async def test_offline_planner_turns_requests_into_tool_calls() -> None:
-    planner = OfflinePlanner()
+    planner = OfflinePlanner(rules=[banking_plan, files_plan])
     turn = await planner.complete([{"role": "user", "content": "Transfer 500 to Alice"}], [])
     (call,) = turn.tool_calls
     assert call["function"]["name"] == "transfer"

@@ -105,6 +105,12 @@ def build_app(
                     api_key=settings.openai_api_key,
                     base_url=settings.openai_base_url,
                     model=settings.openai_model,
+                    offline_rules=[
+                        agent.offline_plan
+                        for hosted_app in apps
+                        for agent in hosted_app.agents
+                        if agent.offline_plan is not None
+                    ],
                 ),
                 metrics,
             ),

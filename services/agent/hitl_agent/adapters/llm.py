@@ -11,7 +11,7 @@ from openai import AsyncOpenAI
 from openai.types.shared_params import ResponseFormatJSONSchema
 
 from hitl_agent.adapters.chat import ChatModel, Reply
-from hitl_agent.adapters.offline import OfflinePlanner
+from hitl_agent.adapters.offline import OfflinePlanner, Rule
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +58,12 @@ def _reply(response: Any) -> Reply:
     )
 
 
-def make_model(*, api_key: str, base_url: str | None, model: str) -> ChatModel:
+def make_model(
+    *, api_key: str, base_url: str | None, model: str, offline_rules: list[Rule] | None = None
+) -> ChatModel:
     if not api_key:
         log.warning("OPENAI_API_KEY is not set: using the deterministic offline planner")
-        return OfflinePlanner()
+        return OfflinePlanner(rules=offline_rules or [])
     return OpenAIChatModel(api_key=api_key, base_url=base_url, model=model)
 
 

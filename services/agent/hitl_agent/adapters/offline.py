@@ -1,17 +1,18 @@
 """The deterministic offline planner: a clearly labelled stand-in for a model.
 
-Used when no OPENAI_API_KEY is set. It turns simple requests ("Transfer 500 to
-Alice", "Deposit 20", "What is my balance?", "Delete all log files older than 7
-days", "List files") into the same tool calls, or action plans, a model would
-make, then reports the results. For any agent's tools, a request may also spell
-the calls out: `pay_invoice {"vendor": "acme", "amount": 1500}`. It is not a
-model and says so in its answers.
+Used when no OPENAI_API_KEY is set. It turns requests into the same tool calls, or
+action plans, a model would make, then reports the results: calls spelled out in
+the request (`pay_invoice {"vendor": "acme", "amount": 1500}`), else what the hosted
+agents' own `offline_plan` rules read in it (the demo's: "Transfer 500 to Alice",
+"Delete all log files older than 7 days"). It is not a model and says so in its
+answers.
 """
 
 import json
 import re
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from hitl_agent.adapters.chat import Reply
@@ -19,32 +20,31 @@ from hitl_agent.domain.run import PLAN_RESULTS_HEADER
 
 LABEL = "[offline planner]"
 
-_TRANSFER = re.compile(
-    r"\b(?:transfer|send|pay)\s+\$?(?P<amount>\d+(?:\.\d+)?)\s+(?:to\s+)?(?P<to>[a-z][\w-]*)", re.I
-)
-_DEPOSIT = re.compile(r"\bdeposit\s+\$?(?P<amount>\d+(?:\.\d+)?)", re.I)
-_BALANCE = re.compile(r"\bbalance(?:\s+of\s+(?P<account>[a-z][\w-]*))?", re.I)
-_DELETE = re.compile(
-    r"\b(?:delete|remove|clean\s+up)\s+(?:all\s+)?(?:the\s+)?(?:(?P<kind>[\w*.-]+)\s+)?files?"
-    r"(?:\s+older\s+than\s+(?P<days>\d+(?:\.\d+)?)\s+days?)?",
-    re.I,
-)
-_LIST = re.compile(r"\b(?:list|show)\s+(?:all\s+|the\s+)?files\b", re.I)
 # `tool_name {json arguments}`, for tools of any agent.
 _SPELLED = re.compile(r"\b([A-Za-z][\w-]*)\s*(?=\{)")
 
 
+# An app's rule: the user's request -> the tool calls it means, as (tool, arguments).
+Rule = Callable[[str], list[tuple[str, dict[str, Any]]]]
+
+
 @dataclass
 class OfflinePlanner:
+    # The hosted agents' `offline_plan` rules; each call is kept only if the agent
+    # at hand has that tool.
+    rules: list[Rule] = field(default_factory=list)
     name: str = "offline-planner"
+
+    def planned(self, request: str, known: set[str]) -> list[tuple[str, dict[str, Any]]]:
+        calls = spelled_out(request, known) or [c for rule in self.rules for c in rule(request)]
+        return [(n, a) for n, a in calls if not known or n in known]
 
     async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Reply:
         if _answered(messages):
             return Reply({"role": "assistant", "content": f"{LABEL} {_results(messages)}"})
         request = _request(messages)
         known = {t["function"]["name"] for t in tools}
-        planned = spelled_out(request, known) or plan_request(request)
-        calls = [_call(n, a) for n, a in planned if not known or n in known]
+        calls = [_call(n, a) for n, a in self.planned(request, known)]
         if not calls:
             return Reply({"role": "assistant", "content": _not_understood(request)})
         return Reply({"role": "assistant", "content": None, "tool_calls": calls})
@@ -55,8 +55,7 @@ class OfflinePlanner:
             return _plan_reply(reasoning="all actions are done", actions=[], final=answer)
         request = _request(messages)
         known = _plan_tools(schema)
-        planned = spelled_out(request, known) or plan_request(request)
-        actions = [{"tool": n, "arguments": a} for n, a in planned if not known or n in known]
+        actions = [{"tool": n, "arguments": a} for n, a in self.planned(request, known)]
         if not actions:
             return _plan_reply(
                 reasoning="no rule matched", actions=[], final=_not_understood(request)
@@ -78,35 +77,6 @@ def spelled_out(request: str, known: set[str]) -> list[tuple[str, dict[str, Any]
         if isinstance(arguments, dict):
             calls.append((match[1], arguments))
     return calls
-
-
-def plan_request(request: str) -> list[tuple[str, dict[str, Any]]]:
-    plan: list[tuple[str, dict[str, Any]]] = []
-    for m in _TRANSFER.finditer(request):
-        plan.append(("transfer", {"to_account": m["to"].lower(), "amount": float(m["amount"])}))
-    for m in _DEPOSIT.finditer(request):
-        plan.append(("deposit", {"amount": float(m["amount"])}))
-    if (delete := _DELETE.search(request)) is not None:
-        plan.append(
-            (
-                "delete_files",
-                {"pattern": _glob(delete["kind"]), "older_than_days": float(delete["days"] or 0)},
-            )
-        )
-    if not plan and _LIST.search(request):
-        plan.append(("list_files", {"pattern": "**/*"}))
-    balance = _BALANCE.search(request)
-    if not plan and balance:
-        plan.append(("get_balance", {"account": (balance["account"] or "checking").lower()}))
-    return plan
-
-
-def _glob(kind: str | None) -> str:
-    if not kind or kind.lower() in {"all", "the", "old"}:
-        return "*"
-    if any(ch in kind for ch in "*?["):
-        return kind
-    return f"*.{kind.lower().lstrip('.')}"
 
 
 def _answered(messages: list[dict[str, Any]]) -> bool:
@@ -133,9 +103,8 @@ def _results(messages: list[dict[str, Any]]) -> str:
 
 def _not_understood(request: str) -> str:
     return (
-        f"{LABEL} I can only transfer, deposit, read balances, list and delete files, or "
-        f"call a tool written as `tool_name {{json arguments}}`; I did not understand: "
-        f"{request!r}"
+        f"{LABEL} I only make the calls my rules read in a request, or calls written as "
+        f"`tool_name {{json arguments}}`; I did not understand: {request!r}"
     )
 
 
