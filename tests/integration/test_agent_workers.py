@@ -10,7 +10,7 @@ from tests.integration.conftest import Database
 
 
 async def test_live_agents_are_those_of_workers_heard_from_lately(db: Database) -> None:
-    registry = WorkerRegistry(db, stale_after=timedelta(seconds=1), cache_seconds=0)  # type: ignore[arg-type]
+    registry = WorkerRegistry(db, stale_after=timedelta(seconds=1), cache_seconds=0)
     started = utcnow()
     await registry.beat("w-demo", ["banking", "files"], started_at=started)
     await registry.beat("w-invoices", ["invoices"], started_at=started)
