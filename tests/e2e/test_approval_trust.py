@@ -422,7 +422,8 @@ async def test_a_retry_after_a_crash_gets_its_own_decision_back(bus: Bus, stack:
     stack.stop("approval")
     stack.env_extra["APPROVAL_FAULT_CRASH_AFTER_COMMIT"] = "1"
     try:
-        stack.start("approval")
+        # Generous: on a loaded machine the interpreter alone can take most of a minute.
+        stack.start("approval", timeout=180)
         process = stack.procs["approval"]
         async with client(stack, "bob") as bob:
             with pytest.raises(httpx.TransportError):
@@ -432,7 +433,7 @@ async def test_a_retry_after_a_crash_gets_its_own_decision_back(bus: Bus, stack:
         assert await asyncio.to_thread(process.wait, 30) == 137
     finally:
         del stack.env_extra["APPROVAL_FAULT_CRASH_AFTER_COMMIT"]
-    stack.start("approval")
+    stack.start("approval", timeout=180)
     async with client(stack, "bob") as bob:
         retry = await bob.post(
             f"/v1/approvals/{cid}/decision", json={"decision": "approve"}, headers=key
