@@ -10,6 +10,7 @@ is a 503 within two seconds.
 import asyncio
 import base64
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -34,6 +35,7 @@ from tests.e2e.test_approval_support import (
     client,
     now,
     read_all,
+    token,
 )
 from tests.e2e.test_notifier_channels import slack_signed
 from tests.support import recorder
@@ -447,3 +449,30 @@ async def test_a_retry_after_a_crash_gets_its_own_decision_back(bus: Bus, stack:
         assert other.status_code == 422, "the same key for another request"
         fresh = await bob.post(f"/v1/approvals/{cid}/decision", json={"decision": "reject"})
         assert fresh.status_code == 409
+
+
+async def test_signing_out_ends_the_web_session_and_the_cookie_is_not_the_token(
+    stack: Stack,
+) -> None:
+    async with httpx.AsyncClient(base_url=stack.url("approval"), timeout=30) as web:
+        form = await web.get("/ui/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert csrf, form.text
+        signed = await web.post("/ui/login", data={"token": token("ann"), "csrf": csrf.group(1)})
+        assert signed.status_code == 303
+        cookie = web.cookies.get("hitl_session", path="/ui")
+        assert cookie
+        assert token("ann") not in cookie, "the browser never holds the API token"
+        queue = await web.get("/ui")
+        assert queue.status_code == 200
+        logout_csrf = re.search(r'name="csrf" value="([^"]+)"', queue.text)
+        assert logout_csrf, queue.text
+        out = await web.post("/ui/logout", data={"csrf": logout_csrf.group(1)})
+        assert out.status_code == 303
+        assert out.headers["location"] == "/ui/login", "signed out (not refused for CSRF)"
+    # The old cookie, replayed (stolen before sign-out), no longer signs anyone in.
+    async with httpx.AsyncClient(base_url=stack.url("approval"), timeout=30) as thief:
+        thief.cookies.set("hitl_session", cookie, path="/ui")
+        replay = await thief.get("/ui")
+        assert replay.status_code == 303
+        assert replay.headers["location"].startswith("/ui/login")

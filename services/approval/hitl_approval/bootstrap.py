@@ -28,6 +28,7 @@ from hitl_approval.adapters.repository import ApprovalRepository
 from hitl_approval.adapters.signing_keys import KeyRing, configured_signer, load_keyring
 from hitl_approval.adapters.store_time import background
 from hitl_approval.adapters.traces import TraceStore
+from hitl_approval.adapters.web_sessions import WebSessions
 from hitl_approval.domain.errors import BrokenApproval
 from hitl_approval.entrypoints import api, consumer, decisions, errors, health, keys
 from hitl_approval.entrypoints.auth import load_reviewers
@@ -35,6 +36,7 @@ from hitl_approval.integrations.router import router as integrations_router
 from hitl_approval.service_layer.services import AfterCommitHook, ApprovalService, OutboxEvent
 from hitl_approval.settings import ApprovalSettings
 from hitl_approval.web import router as web_router
+from hitl_approval.web.session import SESSION_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,7 @@ def build_app(
     )
     notes = NoteRepository(db)
     idempotency = IdempotencyStore(db)
+    web_sessions = WebSessions(db, lifetime=timedelta(seconds=SESSION_SECONDS))
     broker = make_broker(settings, client_id="hitl-approval")
     reviewers = load_reviewers(settings)
     # Read now so a bad key stops start-up; the development key needs the store (lifespan).
@@ -123,7 +126,8 @@ def build_app(
     retention = timedelta(seconds=settings.approval_idempotency_retention_seconds)
 
     async def housekeeping() -> int:
-        return await idempotency.forget_before(service.clock() - retention)
+        forgotten = await idempotency.forget_before(service.clock() - retention)
+        return forgotten + await web_sessions.forget_before(service.clock())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -131,6 +135,7 @@ def build_app(
             await repo.ensure_indexes()
             await notes.ensure_indexes()
             await idempotency.ensure_indexes()
+            await web_sessions.ensure_indexes()
             ring: KeyRing = await load_keyring(settings, db, signer)
         app.state.keyring = ring
         service.signer = ring.signer
@@ -187,6 +192,7 @@ def build_app(
     app.state.broker = broker
     app.state.directory = reviewers
     app.state.idempotency = idempotency
+    app.state.web_sessions = web_sessions
     app.state.consumer_lag = ConsumerLag(broker, metrics.registry)
     app.add_exception_handler(RequestValidationError, errors.on_validation_error)
     app.add_exception_handler(BrokenApproval, errors.on_broken_approval)
