@@ -2,8 +2,8 @@
 
 from datetime import UTC, datetime, timedelta
 
-from hitl_agent.adapters.ledger import LEDGER, Ledger
-from hitl_agent.tools.banking import money_totals, transfer_args
+from hitl_demo.banking import money_totals, transfer_args
+from hitl_demo.ledger import LEDGER, Ledger
 from hitl_shared.mongo import Document
 from pymongo.asynchronous.database import AsyncDatabase
 
