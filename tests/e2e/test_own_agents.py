@@ -215,8 +215,21 @@ async def test_a_modified_payment_pays_the_edited_amount_once(
         reason = approval["request"]["reason"]
         assert "payment of 5000.00 is above 1,000" in reason
         assert "first payment to vendor 'globex'" in reason
+        cid = approval["correlation_id"]
+        # The tool's edit policy (declared through the SDK) travels with the request:
+        # a reviewer may lower the amount, not raise it or pay someone else.
+        for widened in ({"amount": 6_000}, {"vendor": "acme"}):
+            refused = await reviewer.post(
+                f"/v1/approvals/{cid}/decision",
+                json={
+                    "decision": "modify",
+                    "arguments": {"vendor": "globex", "invoice": "INV-1", "amount": 5_000}
+                    | widened,
+                },
+            )
+            assert refused.status_code == 422, refused.text
         edited = {"vendor": "globex", "invoice": "INV-1", "amount": 4_000}
-        await decide(reviewer, approval["correlation_id"], "modify", arguments=edited)
+        await decide(reviewer, cid, "modify", arguments=edited)
         done = await wait_status(demo, run_id, "completed")
         assert "changed the arguments" in done["output"]
         assert "Paid 4000.00 to globex" in done["output"]
