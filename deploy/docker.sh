@@ -59,10 +59,15 @@ if [[ $(id -u) != 0 ]]; then SUDO=(sudo); fi
 now() { date +%s; }
 TIMINGS=()
 timed() { # NAME CMD...: run CMD and remember how long it took
-  local name=$1 t0 rc=0
+  local name=$1 t0 rc
   shift
   t0=$(now)
-  "$@" || rc=$?
+  # In a subshell outside any `||`, so that `set -e` still stops CMD at its first failure
+  # (bash ignores -e inside a function called as `f || ...`).
+  set +e
+  (set -e; "$@")
+  rc=$?
+  set -e
   TIMINGS+=("$(printf '%-28s %4ss%s' "$name" $(( $(now) - t0 )) "$([[ $rc == 0 ]] || echo '  FAILED')")")
   return "$rc"
 }
