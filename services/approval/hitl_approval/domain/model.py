@@ -23,7 +23,7 @@ from hitl_contracts import (
 from hitl_contracts.edits import edit_problem
 from hitl_contracts.identity import identity_key, same_identity
 
-from hitl_approval.domain.arguments import json_problems, schema_problems
+from hitl_approval.domain.arguments import json_problems, schema_problems, with_defaults
 from hitl_approval.domain.errors import (
     AlreadyDecided,
     AlreadyVoted,
@@ -290,7 +290,10 @@ class Approval:
                 f"the edited arguments do not fit the {self.request.tool} tool's schema: {problem}"
             )
         # Against the request as asked, not an earlier vote's edit: no edit widens it.
-        if problem := edit_problem(self.request.arguments, arguments, self.request.edit_policy):
+        # Compared as the tool will run it: a field left out takes its schema default
+        # (the agent fills it the same way), so omitting a default is not a change.
+        as_run = with_defaults(arguments, schema)
+        if problem := edit_problem(self.request.arguments, as_run, self.request.edit_policy):
             raise InvalidDecision(f"this edit would widen what was asked: {problem}")
 
     def _tally(self) -> tuple[dict[str, Any], list[str]]:

@@ -9,6 +9,7 @@ from hitl_contracts import RiskLevel
 
 from hitl_approval.adapters.repository import Filters
 from hitl_approval.domain.model import Status
+from hitl_approval.entrypoints import longpoll
 from hitl_approval.entrypoints.auth import CurrentReviewer
 from hitl_approval.entrypoints.errors import BROKEN, INVALID, NOT_FOUND, UNAUTHORIZED
 from hitl_approval.entrypoints.schemas import ApprovalPage, ApprovalView, HistoryItem
@@ -111,12 +112,36 @@ def _readable(rows: list[dict[str, Any]]) -> list[ApprovalView]:
     summary="One approval, read from its stream",
 )
 async def get_approval(
-    correlation_id: CorrelationId, service: ServiceDep, response: Response, _: CurrentReviewer
+    correlation_id: CorrelationId,
+    service: ServiceDep,
+    request: Request,
+    response: Response,
+    _: CurrentReviewer,
+    wait: Annotated[
+        str | None,
+        Query(
+            pattern=longpoll.WAIT_PATTERN,
+            description="Long-poll: hold the answer up to this many seconds (`30` or `30s`, "
+            "capped by APPROVAL_WAIT_MAX_SECONDS) until the approval is decided or its "
+            "version passes `after_version`; on timeout the current (pending) state.",
+        ),
+    ] = None,
+    after_version: Annotated[
+        int | None,
+        Query(ge=0, le=2**31, description="With `wait`: the version you already have."),
+    ] = None,
 ) -> ApprovalView:
     try:
-        approval = await service.get(correlation_id)
+        if wait is None:
+            approval = await service.get(correlation_id)
+        else:
+            approval = await longpoll.current(request, correlation_id)
     except NotFound as exc:
         raise HTTPException(404, str(exc)) from None
+    if wait is not None:
+        approval = await longpoll.until_changed(
+            request, approval, wait=longpoll.seconds_of(wait), after_version=after_version
+        )
     response.headers["ETag"] = etag(approval.version)
     return ApprovalView.of(approval)
 
