@@ -141,16 +141,3 @@ def test_a_signed_decision_verifies_and_an_altered_one_does_not() -> None:
     with pytest.raises(ValueError, match="altered or forged"):
         verifier.verify(signed.model_copy(update={"arguments": {**TRANSFER, "to_account": "bob"}}))
 
-
-def test_a_default_the_agent_left_out_is_not_an_added_field() -> None:
-    # The web form sends every schema field; one at its default is the call as asked.
-    schema = {
-        **SCHEMA,
-        "properties": {
-            **SCHEMA["properties"],
-            "confirm": {"type": ["boolean", "null"], "default": None},
-        },
-    }
-    approval = Approval.requested(request(arguments_schema=schema))
-    edited = {**TRANSFER, "amount": 80, "confirm": None}
-    assert attempt(approval, Verb.MODIFY, arguments=edited).type is EntryType.DECIDED

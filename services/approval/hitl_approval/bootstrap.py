@@ -218,8 +218,8 @@ def build_app(
     app.state.broker = broker
     app.state.directory = reviewers
     app.state.idempotency = idempotency
-    app.state.web_sessions = web_sessions
     app.state.watchers = watchers
+    app.state.web_sessions = web_sessions
     app.state.consumer_lag = ConsumerLag(broker, metrics.registry)
     app.add_exception_handler(RequestValidationError, errors.on_validation_error)
     app.add_exception_handler(BrokenApproval, errors.on_broken_approval)

@@ -292,11 +292,8 @@ class Approval:
         # Against the request as asked, not an earlier vote's edit: no edit widens it.
         # Compared as the tool will run it: a field left out takes its schema default
         # (the agent fills it the same way), so omitting a default is not a change.
-        # Both sides: a field the agent left out and the edit leaves at its default (the
-        # web form fills every schema field) is the same call, not an added argument.
-        asked = with_defaults(self.request.arguments, schema)
-        as_run = with_defaults(arguments, schema)
-        if problem := edit_problem(asked, as_run, self.request.edit_policy):
+        as_run = with_defaults(arguments, schema, requested=self.request.arguments)
+        if problem := edit_problem(self.request.arguments, as_run, self.request.edit_policy):
             raise InvalidDecision(f"this edit would widen what was asked: {problem}")
 
     def _tally(self) -> tuple[dict[str, Any], list[str]]:
