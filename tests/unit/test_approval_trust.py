@@ -140,4 +140,3 @@ def test_a_signed_decision_verifies_and_an_altered_one_does_not() -> None:
     verifier.verify(signed)
     with pytest.raises(ValueError, match="altered or forged"):
         verifier.verify(signed.model_copy(update={"arguments": {**TRANSFER, "to_account": "bob"}}))
-
