@@ -8,7 +8,16 @@ from pymongo import AsyncMongoClient
 
 from tests.support.stack import DEV_TOKEN, Stack
 
-COLLECTIONS = ("approval_events", "approvals", "runs", "run_claims", "tool_executions", "ledger")
+COLLECTIONS = (
+    "approval_events",
+    "approvals",
+    "approvals_archive",
+    "runs",
+    "run_steps",
+    "run_outbox",
+    "tool_executions",
+    "ledger",
+)
 
 
 async def store_size(mongodb_url: str, database: str) -> dict[str, int]:
