@@ -105,6 +105,8 @@ def build_app(settings: AgentSettings | None = None, *, model: ChatModel | None 
         await store.ensure_indexes()
         await ledger.ensure_indexes()
         await ledger.seed(settings.agent_seed_accounts)
+        # A store written by an older hitl: balances from its ledger, once.
+        await ledger.migrate()
         if not sandbox.ensure():
             log.error("cannot create the files sandbox %s; the files agent will fail", sandbox.root)
         await ensure_topics(settings, settings.topics.all(), partitions=settings.kafka_partitions)

@@ -5,7 +5,7 @@ from typing import Any
 from hitl_contracts import RiskLevel
 from pydantic import Field, PrivateAttr, model_validator
 
-from hitl_agent.adapters.ledger import Ledger, UnknownAccount, to_cents
+from hitl_agent.adapters.ledger import InsufficientFunds, Ledger, UnknownAccount, to_cents
 from hitl_agent.domain.policy import ToolPolicy
 from hitl_agent.tools.registry import Execution, PolicyArgs, Registry, Tool, ToolError
 
@@ -73,22 +73,29 @@ def banking_registry(
         return f"Balance of {args.account}: {cents / 100:.2f}"
 
     async def deposit(args: DepositArgs, run: Execution) -> str:
-        await _known(ledger, args.account)
-        await ledger.post(
-            str(run.key), source=None, target=args.account, cents=to_cents(args.amount)
-        )
-        balance = await ledger.balance_cents(args.account)
+        try:
+            posted = await ledger.post(
+                str(run.key), source=None, target=args.account, cents=to_cents(args.amount)
+            )
+        except UnknownAccount as exc:
+            raise ToolError(str(exc)) from None
+        balance = posted.target_cents
         return f"Deposited {args.amount:.2f} to {args.account}. New balance: {balance / 100:.2f}"
 
     async def transfer(args: TransferFields, run: Execution) -> str:
         source, target, amount = args.from_account, args.to_account, args.amount
-        await _known(ledger, source)
-        await _known(ledger, target)
-        if not await ledger.applied(str(run.key)):
-            if await ledger.balance_cents(source) < to_cents(amount):
-                raise ToolError(f"insufficient funds in {source} for a transfer of {amount:.2f}")
-            await ledger.post(str(run.key), source=source, target=target, cents=to_cents(amount))
-        balance = await ledger.balance_cents(source)
+        try:
+            # The balance check is made on the balance it debits: no transfer overtakes it.
+            posted = await ledger.post(
+                str(run.key), source=source, target=target, cents=to_cents(amount)
+            )
+        except UnknownAccount as exc:
+            raise ToolError(str(exc)) from None
+        except InsufficientFunds:
+            raise ToolError(
+                f"insufficient funds in {source} for a transfer of {amount:.2f}"
+            ) from None
+        balance = posted.source_cents or 0
         return (
             f"Transferred {amount:.2f} from {source} to {target}. "
             f"New balance of {source}: {balance / 100:.2f}"
@@ -110,7 +117,7 @@ def banking_registry(
                 DepositArgs,
                 deposit,
                 policy=ToolPolicy(risk_level=RiskLevel.LOW),
-                # One ledger insert keyed by the call: a repeat finds it applied.
+                # One ledger entry keyed by the call: a repeat completes or reuses it.
                 idempotent=True,
             ),
             Tool(
@@ -123,8 +130,3 @@ def banking_registry(
             ),
         ]
     )
-
-
-async def _known(ledger: Ledger, account: str) -> None:
-    if not await ledger.exists(account):
-        raise ToolError(f"no account named {account!r}")
