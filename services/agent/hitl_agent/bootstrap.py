@@ -122,6 +122,9 @@ def build_app(settings: AgentSettings | None = None, *, model: ChatModel | None 
             yield
         finally:
             relay.cancel()
+            with contextlib.suppress(Exception):
+                # Spares the next start-up re-delivering what was already delivered.
+                await outbox.forget_delivered()
             await broker.stop()
             await approvals.close()
             await mongo.close()

@@ -123,7 +123,10 @@ class RunStore:
             )
         if not await insert_once(self.db, STEPS, checkpoint.to_document()):
             return False
-        await self.project(checkpoint.run)
+        if checkpoint.run.status is not RunStatus.RUNNING:
+            # Only where a run stops (paused, ended, queued) is it read again later;
+            # `latest` probes forward past the few running steps since.
+            await self.project(checkpoint.run)
         return True
 
     async def project(self, run: Run) -> None:
@@ -143,10 +146,13 @@ class RunStore:
                 {"_id": run.run_id, "seq": {"$lt": run.seq}}, row, upsert=True
             )
 
-    async def latest(self, run_id: str) -> Run | None:
-        """The run after its last stored step: from the projection, then forward by seq."""
-        row = await self.runs.find_one({"_id": run_id}, {"state": 1})
-        run = None if row is None else Run.model_validate(row["state"])
+    async def latest(self, run_id: str, known: Run | None = None) -> Run | None:
+        """The run after its last stored step: from `known` (a stored step of it) or the
+        projection, then forward by seq."""
+        run = known
+        if run is None:
+            row = await self.runs.find_one({"_id": run_id}, {"state": 1})
+            run = None if row is None else Run.model_validate(row["state"])
         seq = -1 if run is None else run.seq
         while True:
             doc = await self.steps.find_one({"_id": checkpoint_id(run_id, seq + 1)}, {"state": 1})
@@ -180,6 +186,9 @@ class RunStore:
 
     async def delivered(self, checkpoint_id_: str) -> None:
         await self.outbox.delete_one({"_id": checkpoint_id_})
+
+    async def delivered_many(self, checkpoint_ids: list[str]) -> None:
+        await self.outbox.delete_many({"_id": {"$in": checkpoint_ids}})
 
     # Runs queued or running, the only ones a dead worker could leave behind.
 

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 MAX_RACES = 32
 # A safety net far above any guard: each iteration stores progress.
 MAX_ITERATIONS = 1_000
+# Paused runs kept in memory for their decision (a few KiB each).
+PAUSED_KEPT = 2_048
 
 
 class UnknownRun(LookupError):
@@ -65,6 +67,9 @@ class Runner:
         self.agents = agents
         self.steps = steps
         self.outbox = outbox
+        # Runs this process paused last (a stored checkpoint each, never mutated),
+        # oldest first; `latest` checks them against the store by probing forward.
+        self.paused: dict[str, Run] = {}
 
     @property
     def model_name(self) -> str:
@@ -137,13 +142,17 @@ class Runner:
     async def resume(self, decided: ApprovalDecided) -> None:
         """Apply one decision once; carry on when every call of its turn is decided.
 
-        First the decision is recorded (its checkpoint carries `resumed` when it was
-        the last open call), then its outcome; a crash in between leaves the decision
-        recorded and the redelivered message completes it.
+        The decision and its outcome (the approved call executed, or the refusal told)
+        are stored as one checkpoint, which carries `resumed` when it was the last open
+        call. A checkpoint an older version stored with the decision only (its outcome
+        to come) is completed here too.
         """
         ids = {"run_id": decided.run_id, "correlation_id": decided.correlation_id}
         applied: Run | None = None
-        run = await self.store.latest(decided.run_id)
+        paused = self.paused.pop(decided.run_id, None)
+        run = await self.store.latest(
+            decided.run_id, paused.model_copy(deep=True) if paused else None
+        )
         for _ in range(MAX_RACES):
             if run is None:
                 log.warning("decision for an unknown run; ignored", extra=ids)
@@ -158,6 +167,12 @@ class Runner:
                 break
             if not pending.resolved:
                 record_decision(run, pending, decided, changes)
+                if awaits_result(run, pending):
+                    # Decision and outcome in one checkpoint: one round of store writes
+                    # before the effect is told, not two. The execution is keyed by the
+                    # call, so a crash before this is stored only repeats a lookup.
+                    spec = self.spec(run.agent)
+                    await complete_decision(self.steps, run, spec, pending, decided, changes)
             elif awaits_result(run, pending):
                 spec = self.spec(run.agent)
                 await complete_decision(self.steps, run, spec, pending, decided, changes)
@@ -239,6 +254,11 @@ class Runner:
         )
         if not await self.store.append(checkpoint):
             return False
+        if checkpoint.run.status is RunStatus.AWAITING_APPROVAL:
+            # Its decision most likely comes back here: start from this, not the store.
+            self.paused[run.run_id] = checkpoint.run
+            while len(self.paused) > PAUSED_KEPT:
+                self.paused.pop(next(iter(self.paused)))
         if unlist:
             await self.store.set_active(run.run_id, None)
         for event in events:
