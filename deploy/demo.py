@@ -15,6 +15,8 @@ import httpx
 AGENT = f"http://127.0.0.1:{os.environ.get('AGENT_PORT', '8082')}"
 APPROVAL = f"http://127.0.0.1:{os.environ.get('APPROVAL_PORT', '8081')}"
 TOKEN = os.environ.get("HITL_REVIEWER_TOKEN", "dev-reviewer-token")
+# The agent API's development token (principal `developer`); the runs are theirs.
+AGENT_TOKEN = os.environ.get("HITL_AGENT_TOKEN", "dev-agent-token")
 TIMEOUT = 60.0
 
 
@@ -53,7 +55,9 @@ async def settled(agent: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
 async def main() -> None:
     headers = {"Authorization": f"Bearer {TOKEN}"}
     async with (
-        httpx.AsyncClient(base_url=AGENT, timeout=30) as agent,
+        httpx.AsyncClient(
+            base_url=AGENT, headers={"Authorization": f"Bearer {AGENT_TOKEN}"}, timeout=30
+        ) as agent,
         httpx.AsyncClient(base_url=APPROVAL, headers=headers, timeout=30) as reviewer,
     ):
         show("balances before", (await agent.get("/v1/accounts")).json())

@@ -30,7 +30,7 @@ use_infra
 deploy/local/services.sh start
 
 if [[ $mode == up ]]; then
-  say "stack running; try: deploy/demo.sh --keep, or POST http://127.0.0.1:${AGENT_PORT:-8082}/v1/runs"
+  say "stack running; try: deploy/demo.sh --keep, or POST http://127.0.0.1:${AGENT_PORT:-8082}/v1/runs with 'Authorization: Bearer dev-agent-token'"
   say "stop it with: deploy/demo.sh --down"
   exit 0
 fi

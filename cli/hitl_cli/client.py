@@ -16,6 +16,8 @@ class Config:
     agent_url: str
     token: str
     timeout: float
+    # The agent API's bearer token (its own directory, AGENT_TOKENS).
+    agent_token: str = ""
 
 
 def _detail(response: httpx.Response) -> str:
@@ -81,6 +83,8 @@ class Api:
         if code in (409, 412):
             raise ConflictError(detail, response.json())
         if code == 401:
+            if self.name == "agent":
+                raise Failed(f"{detail} (set HITL_AGENT_TOKEN or pass --agent-token)")
             raise Failed(f"{detail} (set HITL_TOKEN or pass --token)")
         raise Failed(f"{self.name} service answered {code}: {detail}")
 
@@ -90,4 +94,4 @@ def approval_api(config: Config) -> Api:
 
 
 def agent_api(config: Config) -> Api:
-    return Api("agent", config.agent_url, timeout=config.timeout)
+    return Api("agent", config.agent_url, token=config.agent_token, timeout=config.timeout)

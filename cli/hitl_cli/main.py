@@ -1,7 +1,8 @@
 """`hitl`: the stack, runs and approvals from a terminal.
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 conflict (the approval was already decided
-or moved on). Base URLs and the reviewer token come from options or HITL_* variables.
+or moved on). Base URLs, the reviewer token and the agent API token come from options or HITL_*
+variables.
 """
 
 import click
@@ -10,6 +11,7 @@ from hitl_cli import approvals, runs, stack
 from hitl_cli.client import Config
 
 DEV_TOKEN = "dev-reviewer-token"
+DEV_AGENT_TOKEN = "dev-agent-token"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,6 +37,13 @@ DEV_TOKEN = "dev-reviewer-token"
     help="Reviewer token [env HITL_TOKEN].",
 )
 @click.option(
+    "--agent-token",
+    envvar="HITL_AGENT_TOKEN",
+    default=DEV_AGENT_TOKEN,
+    show_default="the development token",
+    help="Agent API token (roles submit/read/operate) [env HITL_AGENT_TOKEN].",
+)
+@click.option(
     "--timeout",
     envvar="HITL_TIMEOUT",
     type=float,
@@ -44,9 +53,22 @@ DEV_TOKEN = "dev-reviewer-token"
 )
 @click.version_option(package_name="hitl-cli")
 @click.pass_context
-def cli(ctx: click.Context, approval_url: str, agent_url: str, token: str, timeout: float) -> None:
+def cli(
+    ctx: click.Context,
+    approval_url: str,
+    agent_url: str,
+    token: str,
+    agent_token: str,
+    timeout: float,
+) -> None:
     """hitl: human-in-the-loop approvals for AI agents."""
-    ctx.obj = Config(approval_url=approval_url, agent_url=agent_url, token=token, timeout=timeout)
+    ctx.obj = Config(
+        approval_url=approval_url,
+        agent_url=agent_url,
+        token=token,
+        timeout=timeout,
+        agent_token=agent_token,
+    )
 
 
 for command in (

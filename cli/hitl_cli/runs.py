@@ -54,7 +54,10 @@ def describe(event: str, detail: dict[str, Any]) -> list[str]:
     if event == "failed":
         return [f"failed: {detail.get('error', '')}"]
     if event == "cancelled":
-        return [f"cancelled: {detail.get('reason', '')}"]
+        by = f" by {detail['by']}" if detail.get("by") else ""
+        return [f"cancelled{by}: {detail.get('reason', '')}"]
+    if event == "decision_refused":
+        return [f"decision refused ({detail.get('code')}): {detail.get('reason', '')}"]
     if event == "resumed":
         return ["resumed"]
     return [f"{event} {json.dumps(detail)}"]

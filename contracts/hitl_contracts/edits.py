@@ -24,6 +24,13 @@ def edit_problem(
         return None
     if not policy.editable:
         return "this call's arguments cannot be edited: approve or reject it as requested"
+    # A tool that declares a policy declares its whole call: a field the agent did not
+    # send (a fee account, a second recipient) is a new instruction, not a narrowing.
+    if added := sorted(set(edited) - set(original)):
+        return (
+            f"{', '.join(added)} {'was' if len(added) == 1 else 'were'} not in the request; "
+            "a reviewer may change arguments but not add new ones"
+        )
     for name in policy.locked:
         if edited.get(name) != original.get(name):
             return (

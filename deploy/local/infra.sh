@@ -7,7 +7,9 @@
 #   stop             stop both (SIGTERM, wait, then SIGKILL) and remove pid files
 #   status           print state, pid and address of each; exit 0 only if both run
 #   env              print `export KAFKA_BOOTSTRAP_SERVERS=...` and `export MONGODB_URL=...`
-#                    for  eval "$(deploy/local/infra.sh env)"
+#                    for  eval "$(deploy/local/infra.sh env)"; with sasl_ssl also
+#                    KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*, KAFKA_SSL_CAFILE for the
+#                    user HITL_KAFKA_USER [admin]
 #   reset            stop both and wipe their data (caches are kept)
 #   install          only fetch/build into the cache (no servers started)
 #   start-kafka | stop-kafka | start-ferretdb | stop-ferretdb
@@ -18,8 +20,17 @@
 # Every wait is bounded (HITL_READY_TIMEOUT); on failure the log tails are printed.
 #
 # Environment (defaults in brackets):
-#   HITL_KAFKA_PORT            [19092]  Kafka PLAINTEXT listener
-#   HITL_KAFKA_CONTROLLER_PORT [19093]  KRaft controller listener
+#   HITL_KAFKA_SECURITY        [plaintext]  or sasl_ssl: TLS (a generated local CA),
+#                      SCRAM-SHA-512 users admin, hitl-agent, hitl-approval,
+#                      hitl-notifier, hitl-client (passwords generated into
+#                      <state>/secrets, mode 600), StandardAuthorizer with the ACLs of
+#                      deploy/local/kafka/acls.txt. Its own state dir (kafka-sasl_ssl)
+#                      and ports, so it runs beside a plaintext broker. Give every
+#                      command (start, env, stop...) the same value.
+#   HITL_KAFKA_ACL_PREFIX      []  put before topic/group names in acls.txt
+#                      (the services' HITL_TOPIC_PREFIX)
+#   HITL_KAFKA_PORT            [19092; sasl_ssl 19094]  Kafka client listener
+#   HITL_KAFKA_CONTROLLER_PORT [19093; sasl_ssl 19095]  KRaft controller listener
 #   HITL_MONGO_PORT            [27018]  FerretDB (MongoDB wire protocol)
 #     Non-default ports, so a Kafka or MongoDB of the user's own does not collide.
 #   HITL_CACHE_DIR   [$HOME/.cache/hitl]        jars and binaries, keyed by version:
@@ -44,8 +55,20 @@ set -euo pipefail
 
 HITL_DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 HITL_HOST=127.0.0.1
-HITL_KAFKA_PORT="${HITL_KAFKA_PORT:-19092}"
-HITL_KAFKA_CONTROLLER_PORT="${HITL_KAFKA_CONTROLLER_PORT:-19093}"
+HITL_KAFKA_SECURITY="${HITL_KAFKA_SECURITY:-plaintext}"
+case "$HITL_KAFKA_SECURITY" in
+  plaintext)
+    HITL_KAFKA_PORT="${HITL_KAFKA_PORT:-19092}"
+    HITL_KAFKA_CONTROLLER_PORT="${HITL_KAFKA_CONTROLLER_PORT:-19093}"
+    HITL_KAFKA_STATE_NAME=kafka
+    ;;
+  sasl_ssl)
+    HITL_KAFKA_PORT="${HITL_KAFKA_PORT:-19094}"
+    HITL_KAFKA_CONTROLLER_PORT="${HITL_KAFKA_CONTROLLER_PORT:-19095}"
+    HITL_KAFKA_STATE_NAME=kafka-sasl_ssl
+    ;;
+  *) printf '[infra] ERROR: HITL_KAFKA_SECURITY=%s: use plaintext or sasl_ssl\n' "$HITL_KAFKA_SECURITY" >&2; exit 2 ;;
+esac
 HITL_MONGO_PORT="${HITL_MONGO_PORT:-27018}"
 HITL_CACHE_DIR="${HITL_CACHE_DIR:-$HOME/.cache/hitl}"
 HITL_STATE_DIR="${HITL_STATE_DIR:-$HOME/.local/state/hitl}"
@@ -60,6 +83,8 @@ HITL_FERRETDB_LOG_LEVEL="${HITL_FERRETDB_LOG_LEVEL:-INFO}"
 source "$HITL_DEPLOY_DIR/lib/common.sh"
 # shellcheck source=lib/kafka.sh
 source "$HITL_DEPLOY_DIR/lib/kafka.sh"
+# shellcheck source=lib/kafka_security.sh
+source "$HITL_DEPLOY_DIR/lib/kafka_security.sh"
 # shellcheck source=lib/ferretdb.sh
 source "$HITL_DEPLOY_DIR/lib/ferretdb.sh"
 
@@ -108,7 +133,7 @@ cmd_status() {
 }
 
 cmd_env() {
-  echo "export KAFKA_BOOTSTRAP_SERVERS=$HITL_HOST:$HITL_KAFKA_PORT"
+  kafka_env
   echo "export MONGODB_URL=mongodb://$HITL_HOST:$HITL_MONGO_PORT/"
 }
 

@@ -70,14 +70,15 @@ class DirectoryEntry(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 hex of the token")
-    roles: list[Role] = Field(default_factory=list)
+    # None (absent): the service's default roles; an explicit [] holds no role at all.
+    roles: list[Role] | None = None
     groups: list[str] = Field(default_factory=list)
 
     def principal(self, default_roles: frozenset[str]) -> Principal:
         extras: dict[str, Any] = self.model_extra or {}
         return Principal(
             name=self.name.strip(),
-            roles=frozenset(r.value for r in self.roles) or default_roles,
+            roles=default_roles if self.roles is None else frozenset(r.value for r in self.roles),
             groups=frozenset(self.groups),
             attributes={k: str(v) for k, v in extras.items()},
         )

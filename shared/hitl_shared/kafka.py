@@ -1,10 +1,14 @@
 """Kafka plumbing: one latency-tuned broker factory, keyed publishing, safe consumers.
 
 Every consumer goes through `subscribe`: the raw bytes are validated against the
-event model; a message that cannot be parsed (or keeps failing in its handler) goes
-to `<topic>.dlq` with the reason and consumption continues. Store or broker outages
-are not the message's fault: those are retried and, failing that, nacked so the
-message is read again instead of lost.
+event model; a message that cannot be parsed goes to `<topic>.dlq` with the reason at
+once and consumption continues. When its handler fails, a health probe of the store
+and the broker decides whose fault that is (the exception's class cannot: a document
+that makes the store drop the connection raises what an outage raises). Both up: the
+message's; after a few tries it is dead-lettered, whatever the exception. Either down:
+an outage; retried and, failing that, nacked so the message is read again, not lost.
+
+Every client is built with the deployment's SASL/TLS settings (`kafka_security`).
 
 Tracing and log context ride along: `publish` puts the current W3C `traceparent`
 in the headers; the consumer wrapper continues that trace in a span per message and
@@ -21,14 +25,17 @@ from typing import Any, TypeVar
 from aiokafka import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from bson.errors import InvalidDocument
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.message import StreamMessage
 from hitl_contracts import DeadLetter, Event
 from pydantic import BaseModel, ValidationError
-from pymongo.errors import PyMongoError
 
 from hitl_shared import context, telemetry
+from hitl_shared.health import Probe
+from hitl_shared.http_limits import Unavailable
+from hitl_shared.kafka_security import broker_security, client_kwargs, describe
 from hitl_shared.settings import CommonSettings
 from hitl_shared.topics import dlq
 
@@ -48,9 +55,17 @@ class PoisonMessage(Exception):
     """A handler's verdict that retrying this message can never succeed."""
 
 
+# Failures that say "this message" by their very type: no retry, no health probe.
+# (A value the store cannot encode, a model the event cannot become, a duration
+# that does not fit a datetime: the same message fails the same way every time.)
+_DETERMINISTIC = (PoisonMessage, ValidationError, InvalidDocument, OverflowError)
+
+
 def make_broker(settings: CommonSettings, *, client_id: str) -> KafkaBroker:
+    log.info("kafka %s: %s", client_id, describe(settings))
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
+        security=broker_security(settings),
         client_id=client_id,
         acks="all",
         enable_idempotence=True,
@@ -66,7 +81,9 @@ def make_broker(settings: CommonSettings, *, client_id: str) -> KafkaBroker:
 async def ensure_topics(settings: CommonSettings, names: list[str], *, partitions: int = 3) -> None:
     """Create topics (and their DLQs) up front, so no consumer waits for auto-creation."""
     wanted = sorted({*names, *(dlq(n) for n in names)})
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers, **client_kwargs(settings)
+    )
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -110,10 +127,6 @@ async def publish(
 
 async def _raw_body(msg: StreamMessage[Any]) -> bytes:
     return msg.body
-
-
-def _is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, (PyMongoError, OSError, asyncio.TimeoutError, ConnectionError))
 
 
 async def dead_letter(
@@ -160,31 +173,49 @@ def _summarize(exc: ValidationError) -> str:
 
 
 async def _attempt(
-    call: Callable[[], Awaitable[None]], topic: str, *, attempts: int = HANDLER_ATTEMPTS
+    call: Callable[[], Awaitable[None]],
+    topic: str,
+    *,
+    healthy: Probe,
+    attempts: int = HANDLER_ATTEMPTS,
 ) -> Exception | None:
-    """Run a handler with retries: None when it succeeded, else why it failed for good.
+    """Run a handler: None when it succeeded, else why this message failed for good.
 
-    A PoisonMessage fails at once. Store or broker errors that outlast the retries
-    are raised, so the message is nacked and read again rather than dead-lettered:
-    they are not the message's fault.
+    - PoisonMessage, a validation error, a value the store cannot encode: the message's
+      fault by type; returned at once (dead-lettered).
+    - `Unavailable` (a dependency said so), or any failure while `healthy()` says the
+      store or the broker is down: an outage, not the message's fault. Retried; if it
+      lasts, raised, so the message is nacked and read again rather than dead-lettered.
+    - Any other failure while store and broker are healthy counts against `attempts`;
+      then it is returned (dead-lettered) whatever its class, so one message can never
+      stall its partition.
     """
-    for attempt in range(1, attempts + 1):
+    if attempts < 1:
+        raise ValueError("attempts must be at least 1")
+    failures = outages = 0
+    while True:
         try:
             await call()
             return None
-        except PoisonMessage as exc:
+        except _DETERMINISTIC as exc:
             return exc
         except Exception as exc:
-            if attempt < attempts:
-                log.warning("handler attempt %d on %s failed: %r", attempt, topic, exc)
-                await asyncio.sleep(0.2 * 2**attempt)
+            if isinstance(exc, Unavailable) or not await healthy():
+                outages += 1
+                if outages >= HANDLER_ATTEMPTS:
+                    log.error("store or broker down on %s, will redeliver: %r", topic, exc)
+                    await asyncio.sleep(1.0)
+                    raise
+                log.warning("store or broker down on %s (try %d): %r", topic, outages, exc)
+                await asyncio.sleep(0.2 * 2**outages)
                 continue
-            if _is_transient(exc):
-                log.error("infrastructure error on %s, will redeliver: %r", topic, exc)
-                await asyncio.sleep(1.0)
-                raise
-            return exc
-    raise AssertionError("attempts must be at least 1")
+            failures += 1
+            if failures >= attempts:
+                return exc
+            log.warning(
+                "handler attempt %d on %s failed with store and broker up: %r", failures, topic, exc
+            )
+            await asyncio.sleep(0.2 * 2**failures)
 
 
 def _reason(failure: Exception, topic: str) -> str:
@@ -202,9 +233,14 @@ def subscribe(
     group: str,
     model: type[E],
     handler: Callable[[E], Awaitable[None]],
+    healthy: Probe,
     on_dead_letter: Callable[[str], None] | None = None,
 ) -> None:
-    """Register `handler` for `model` events on `topic` with DLQ and retry semantics."""
+    """Register `handler` for `model` events on `topic` with DLQ and retry semantics.
+
+    `healthy` probes the store and broker the handler depends on (`hitl_shared.health`):
+    it tells an outage (retry) from a message that breaks the handler (dead-letter).
+    """
 
     async def consume(body: bytes, message: KafkaMessage) -> None:
         headers = message.headers
@@ -226,7 +262,7 @@ def subscribe(
                 context.handling.reset(token)
 
     async def handle(event: E, message: KafkaMessage) -> None:
-        failure = await _attempt(lambda: handler(event), topic)
+        failure = await _attempt(lambda: handler(event), topic, healthy=healthy)
         if failure is not None:
             await rejected(message, _reason(failure, topic))
 
@@ -256,6 +292,7 @@ def subscribe_batch(
     group: str,
     model: type[E],
     handler: Callable[[list[E]], Awaitable[None]],
+    healthy: Probe,
     after_each: Callable[[E], Awaitable[None]] | None = None,
     on_dead_letter: Callable[[str], None] | None = None,
     max_records: int = BATCH_MAX_RECORDS,
@@ -263,10 +300,10 @@ def subscribe_batch(
     """Like `subscribe`, but `handler` gets every valid event of a fetched batch at once.
 
     Each record is still validated on its own: a malformed one is dead-lettered with
-    its reason and the rest of the batch handled. A transient failure of the handler
-    nacks the whole batch (every partition rewinds to its first record), so `handler`
-    must be idempotent. Any other failure is narrowed down by handling the events one
-    at a time, dead-lettering only those that still fail. `after_each` runs per event
+    its reason and the rest of the batch handled. An outage (see `_attempt`) during the
+    handler nacks the whole batch (every partition rewinds to its first record), so
+    `handler` must be idempotent. Any other failure is narrowed down by handling the
+    events one at a time, dead-lettering only those that still fail. `after_each` runs per event
     inside that record's own trace span and log context (e.g. to keep its trace).
     """
 
@@ -295,15 +332,15 @@ def subscribe_batch(
 
     async def handle_all(events: list[E]) -> bool:
         """True when the batch was handled; False to narrow a permanent failure down."""
-        failure = await _attempt(lambda: handler(events), topic)
+        failure = await _attempt(lambda: handler(events), topic, healthy=healthy)
         if failure is not None:
             log.warning("batch on %s failed, handling one by one: %r", topic, failure)
         return failure is None
 
     async def handle_one(event: E, record: ConsumerRecord[Any, Any]) -> None:
-        # The batch already had its retries: one try each, transient errors still raise.
+        # The batch already had its retries: one try each; an outage still raises.
         with context.bound(**context.ids_of(event)):
-            failure = await _attempt(lambda: handler([event]), topic, attempts=1)
+            failure = await _attempt(lambda: handler([event]), topic, healthy=healthy, attempts=1)
         if failure is not None:
             await rejected(record, record.value or b"", _reason(failure, topic))
 

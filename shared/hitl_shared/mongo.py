@@ -24,13 +24,10 @@ _INDEX_CONFLICTS = {85, 86}  # IndexOptionsConflict, IndexKeySpecsConflict
 _INDEX_NOT_FOUND = 27
 
 
-def make_client(settings: CommonSettings) -> AsyncMongoClient[Document]:
-    return AsyncMongoClient(
-        settings.mongodb_url,
-        tz_aware=True,
-        serverSelectionTimeoutMS=5_000,
-        connectTimeoutMS=5_000,
-    )
+def make_client(settings: CommonSettings, **options: Any) -> AsyncMongoClient[Document]:
+    """A client; `options` (e.g. `timeoutMS`) add to or override the defaults."""
+    defaults: dict[str, Any] = {"serverSelectionTimeoutMS": 5_000, "connectTimeoutMS": 5_000}
+    return AsyncMongoClient(settings.mongodb_url, tz_aware=True, **{**defaults, **options})
 
 
 def database(

@@ -5,12 +5,13 @@ from typing import Literal
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hitl_shared.kafka_security import KafkaSecuritySettings, kafka_security_problems
 from hitl_shared.topics import Topics
 
 DEV_LINK_SECRET = "dev-link-secret"
 
 
-class CommonSettings(BaseSettings):
+class CommonSettings(KafkaSecuritySettings, BaseSettings):
     model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", frozen=True)
 
     hitl_env: Literal["development", "test", "production"] = "development"
@@ -38,6 +39,10 @@ class CommonSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _fail_fast_on_unsafe(self) -> "CommonSettings":
+        # Checked in every environment: a half-configured SASL/TLS setup never works.
+        problems = kafka_security_problems(self, production=self.hitl_env == "production")
+        if problems:
+            raise ValueError("; ".join(problems))
         if self.hitl_env == "production":
             self.check_production()
         return self

@@ -194,7 +194,7 @@ async def _settle(
     runs: dict[str, dict[str, Any]] = {}
     approvals: dict[str, dict[str, Any]] = {}
     auth = {"Authorization": f"Bearer {DEV_TOKEN}"}
-    agent = httpx.AsyncClient(base_url=stack.url("agent"), timeout=10)
+    agent = stack.agent()
     approval = httpx.AsyncClient(base_url=stack.url("approval"), timeout=10, headers=auth)
     observed = Observed(
         tasks=tasks,

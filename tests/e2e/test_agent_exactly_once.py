@@ -27,7 +27,7 @@ from tests.e2e.test_agent_support import (
 )
 from tests.support.fake_openai import Call, Say, ScriptedLLM
 from tests.support.infra import Infra
-from tests.support.stack import Stack
+from tests.support.stack import DEV_AGENT_TOKEN, Stack
 from tests.support.wait import eventually
 
 PARTITIONS = 3  # of every topic a stack creates (KAFKA_PARTITIONS default)
@@ -85,17 +85,24 @@ async def test_duplicate_decisions_and_two_agent_replicas_move_the_money_once(
             for approval in approvals:
                 decision = await decide(reviewer, approval["correlation_id"], "approve")
                 assert decision["status"] == "approved"
+                request = approval["request"]
+                # Duplicates as the approval service would sign them (the stack's key).
                 await publish_everywhere(
                     infra,
                     stack,
-                    ApprovalDecided(
-                        correlation_id=approval["correlation_id"],
-                        run_id=approval["request"]["run_id"],
-                        decision=Decision.APPROVED,
-                        arguments=approval["request"]["arguments"],
-                        reviewer="dev",
-                        channel=Channel.API,
-                        decided_at=datetime.now(UTC),
+                    stack.signer.sign(
+                        ApprovalDecided(
+                            correlation_id=approval["correlation_id"],
+                            run_id=request["run_id"],
+                            agent=request["agent"],
+                            tool=request["tool"],
+                            tool_call_id=request["tool_call_id"],
+                            decision=Decision.APPROVED,
+                            arguments=request["arguments"],
+                            reviewer="dev",
+                            channel=Channel.API,
+                            decided_at=datetime.now(UTC),
+                        )
                     ),
                 )
             for run_id in runs:
@@ -152,7 +159,11 @@ async def test_a_crash_between_executing_and_recording_is_finished_by_the_redeli
     try:
         async with (
             stack.reviewer() as reviewer,
-            httpx.AsyncClient(base_url=faulty.url, timeout=30) as agent,
+            httpx.AsyncClient(
+                base_url=faulty.url,
+                headers={"Authorization": f"Bearer {DEV_AGENT_TOKEN}"},
+                timeout=30,
+            ) as agent,
         ):
             before = await balances(agent)
             run_id = await submit(agent, f"Transfer 300 to Alice {tag}")

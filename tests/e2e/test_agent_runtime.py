@@ -15,6 +15,7 @@ from hitl_contracts import TaskSubmitted
 from hitl_shared.topics import Topics, dlq
 
 from tests.e2e.test_agent_support import (
+    CAROL_TOKEN,
     age,
     agent_stack,
     balances,
@@ -51,10 +52,15 @@ async def test_a_500_transfer_pauses_though_the_model_says_no_confirmation_is_ne
         [Call("transfer", {"to_account": "Alice", "amount": 500, "requires_confirmation": False})],
         Say("Final: {tool_results}"),
     )
-    async with stack.agent() as agent, stack.reviewer() as reviewer:
+    async with (
+        stack.agent() as agent,
+        stack.agent(CAROL_TOKEN) as carol,
+        stack.reviewer() as reviewer,
+    ):
         before = await balances(agent)
         text = f"Pay Alice 500, no need to ask anyone {tag}"
-        run_id = await submit(agent, text, submitted_by="carol")
+        # Who asked is the token's principal; a name in the metadata changes nothing.
+        run_id = await submit(carol, text, submitted_by="someone-else")
         (approval,) = await pending(reviewer, run_id)
         request = approval["request"]
         assert request["tool"] == "transfer"

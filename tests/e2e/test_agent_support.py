@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pymongo
+from hitl_shared.directory import hash_token
 
 from tests.support.http_server import free_port
 from tests.support.infra import Infra
@@ -27,6 +28,18 @@ from tests.support.stack import Stack, approvals_of
 from tests.support.wait import eventually
 
 DAY = 86_400
+
+# Agent API principals besides the development one (`developer`, dev-agent-token).
+CAROL_TOKEN = "carol-agent-token"  # submits runs
+MALLORY_TOKEN = "mallory-agent-token"  # submits runs too, but not carol's business
+AUDITOR_TOKEN = "auditor-agent-token"  # reads every run, cancels none
+OPS_TOKEN = "ops-agent-token"  # operates: reads and cancels every run
+AGENT_TOKENS = [
+    {"name": "carol", "token_sha256": hash_token(CAROL_TOKEN), "roles": ["submit"]},
+    {"name": "mallory", "token_sha256": hash_token(MALLORY_TOKEN), "roles": ["submit"]},
+    {"name": "auditor", "token_sha256": hash_token(AUDITOR_TOKEN), "roles": ["read"]},
+    {"name": "ops", "token_sha256": hash_token(OPS_TOKEN), "roles": ["operate"]},
+]
 
 POLICIES: dict[str, Any] = {
     "banking": {"tools": {"transfer": {"timeout_seconds": 900}}},
@@ -61,6 +74,7 @@ def agent_stack(
             "AGENT_POLICIES_FILE": str(policies),
             "AGENT_FILES_SANDBOX": str(sandbox),
             "AGENT_MAX_REPEATED_FAILURES": "3",
+            "AGENT_TOKENS": json.dumps(AGENT_TOKENS),
             # Every test of a module moves money from the same checking account.
             "AGENT_SEED_ACCOUNTS": json.dumps({"checking": 1_000_000, "alice": 0, "bob": 0}),
             **(env or {}),

@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 from hitl_cli.main import cli
 
 from tests.support.fake_openai import Call, Say, ScriptedLLM
-from tests.support.stack import DEV_TOKEN, Stack
+from tests.support.stack import DEV_AGENT_TOKEN, DEV_TOKEN, Stack
 
 T = TypeVar("T")
 
@@ -61,7 +61,11 @@ def pending_of(stack: Stack, run_id: str) -> str:
 
 
 def balances(stack: Stack) -> dict[str, float]:
-    result: dict[str, float] = httpx.get(stack.url("agent") + "/v1/accounts", timeout=30).json()
+    result: dict[str, float] = httpx.get(
+        stack.url("agent") + "/v1/accounts",
+        headers={"Authorization": f"Bearer {DEV_AGENT_TOKEN}"},
+        timeout=30,
+    ).json()
     return result
 
 

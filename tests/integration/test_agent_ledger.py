@@ -1,6 +1,7 @@
 """The banking ledger on the real store: maintained balances, exactly once, never overdrawn."""
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 pytestmark = pytest.mark.integration
 
 Database = AsyncDatabase[dict[str, Any]]
+T_OLD = datetime(2020, 1, 1, tzinfo=UTC)
 
 
 async def test_concurrent_transfers_from_one_account_all_land_and_never_overdraw(
@@ -82,3 +84,23 @@ async def test_start_up_opens_balances_of_an_older_store_from_its_ledger(db: Dat
     assert await ledger.balances() == {"alice": 3.0, "checking": 7.5}
     await ledger.post("c", source="checking", target="alice", cents=100)
     assert await Ledger(db).balances() == {"alice": 4.0, "checking": 6.5}
+
+
+async def test_daily_totals_come_from_running_totals_not_a_ledger_scan(db: Database) -> None:
+    ledger = Ledger(db)
+    await ledger.seed({"checking": 100, "alice": 0})
+    await ledger.post("t1", source="checking", target="alice", cents=1000)
+    await ledger.post("d1", source=None, target="checking", cents=500)
+    await ledger.post("t2", source="checking", target="alice", cents=250)
+    day = timedelta(days=1)
+    for reader in (ledger, Ledger(db)):
+        assert await reader.moved_cents("checking", "out", within=day) == 1250
+        assert await reader.moved_cents("checking", "in", within=day) == 500
+        assert await reader.moved_cents("alice", "in", within=day) == 0, (
+            "transfers are not deposits"
+        )
+    # A day later only what happened since counts.
+    await db[BALANCES].update_many({"key": {"$in": ["t1", "d1"]}}, {"$set": {"at": T_OLD}})
+    await db[BALANCES].update_many({"version": 0}, {"$set": {"at": T_OLD}})
+    assert await Ledger(db).moved_cents("checking", "out", within=day) == 250
+    assert await Ledger(db).moved_cents("checking", "in", within=day) == 0

@@ -29,6 +29,8 @@ from hitl_approval.adapters.repository import ApprovalRepository
 from hitl_approval.domain.model import Verb
 from hitl_approval.service_layer.services import ApprovalService, DecideCommand, OutboxEvent
 from hitl_contracts import ApprovalDecided, ApprovalRequested, Channel, RunEvent, TaskSubmitted
+from hitl_contracts.signing import DecisionSigner, DecisionVerifier
+from hitl_shared.decision_keys import DecisionKeys
 from pymongo import AsyncMongoClient, monitoring
 
 from tests.support.infra import Infra
@@ -95,7 +97,10 @@ async def test_one_decision_costs_a_bounded_number_of_round_trips(
         async def publish_event(event: RunEvent) -> None:
             published.add(event)
 
-        approvals = ApprovalService(ApprovalRepository(db, instance="a"), publish_decision)
+        signer = DecisionSigner.generate()
+        approvals = ApprovalService(
+            ApprovalRepository(db, instance="a"), publish_decision, signer=signer
+        )
         settings = AgentSettings(agent_files_sandbox=tmp_path)
         ledger, store = Ledger(db), RunStore(db)
         await ledger.ensure_indexes()
@@ -103,6 +108,7 @@ async def test_one_decision_costs_a_bounded_number_of_round_trips(
         await store.ensure_indexes()
         runner = Runner(
             store=store,
+            keys=DecisionKeys(pinned=DecisionVerifier([signer.key.public_key()])),
             agents=catalog.agents(settings, ledger=ledger, sandbox=Sandbox(tmp_path)),
             steps=Steps(
                 model=OfflinePlanner(),

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from hitl_contracts import NotificationRecorded
+from hitl_shared.health import broker_probe
 from hitl_shared.kafka import ensure_topics, make_broker, subscribe_batch
 from hitl_shared.settings import CommonSettings
 
@@ -80,6 +81,7 @@ async def test_one_failing_event_is_dead_lettered_and_the_rest_of_its_batch_hand
         group=settings.group_id("batch-test"),
         model=NotificationRecorded,
         handler=handler,
+        healthy=broker_probe(broker),
     )
     await broker.start()
     try:

@@ -4,6 +4,7 @@ Each stack gets its own topic prefix, consumer groups and database, so stacks th
 share one broker and one store never see each other's messages or documents.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -15,11 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from hitl_contracts.signing import DecisionSigner, private_key_pem
 
 from tests.support.http_server import free_port
 from tests.support.infra import Infra
 
 DEV_TOKEN = "dev-reviewer-token"
+# The agent API's development principal (`developer`: submit, read, operate).
+DEV_AGENT_TOKEN = "dev-agent-token"
 
 MODULES = {
     "approval": "hitl_approval.main",
@@ -33,9 +37,14 @@ class Stack:
     infra: Infra
     logs: Path
     env_extra: dict[str, str] = field(default_factory=dict)
+    # Per service on top of `env` (e.g. each its own Kafka user).
+    service_env: dict[str, dict[str, str]] = field(default_factory=dict)
     suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     ports: dict[str, int] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # The stack's decision key: the approval service signs with it, the agent trusts only
+    # its public half (pinned), and tests sign decisions they publish themselves with it.
+    signer: DecisionSigner = field(default_factory=DecisionSigner.generate)
 
     def __post_init__(self) -> None:
         self.ports = {name: free_port() for name in MODULES}
@@ -56,6 +65,10 @@ class Stack:
             "NOTIFIER_PORT": str(self.ports["notifier"]),
             "APPROVAL_PUBLIC_URL": self.url("approval"),
             "OPENAI_API_KEY": "",
+            # Test modules move money from one checking account all day long.
+            "AGENT_ACCOUNT_DAILY_LIMIT": "100000000",
+            "APPROVAL_SIGNING_KEY": private_key_pem(self.signer.key).decode(),
+            "AGENT_DECISION_KEYS": json.dumps({"keys": [self.signer.public_jwk()]}),
             **self.env_extra,
         }
 
@@ -66,7 +79,7 @@ class Stack:
         log = (self.logs / f"{name}.log").open("ab")
         self.procs[name] = subprocess.Popen(
             [sys.executable, "-m", MODULES[name]],
-            env=self.env,
+            env={**self.env, **self.service_env.get(name, {})},
             stdout=log,
             stderr=log,
         )
@@ -117,8 +130,9 @@ class Stack:
             base_url=self.url("approval"), headers={"Authorization": f"Bearer {token}"}, timeout=30
         )
 
-    def agent(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url("agent"), timeout=30)
+    def agent(self, token: str = DEV_AGENT_TOKEN) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.AsyncClient(base_url=self.url("agent"), headers=headers, timeout=30)
 
 
 async def approvals_of(

@@ -31,7 +31,13 @@ from hitl_contracts import (
     RunEvent,
     TaskSubmitted,
 )
+from hitl_contracts.approval import EditPolicy
+from hitl_contracts.signing import DecisionSigner, DecisionVerifier
+from hitl_shared.decision_keys import DecisionKeys
 from pydantic import Field, PrivateAttr, model_validator
+
+# Stands in for the approval service's signing key.
+SIGNER = DecisionSigner.generate()
 
 
 class MemoryStore(RunStore):
@@ -234,7 +240,9 @@ class World:
                     "Pay.",
                     PayArgs,
                     pay,
-                    policy=ToolPolicy(risk_level=RiskLevel.HIGH),
+                    policy=ToolPolicy(
+                        risk_level=RiskLevel.HIGH, edit=EditPolicy(not_above=("amount",))
+                    ),
                     idempotent=True,
                 ),
                 Tool("broken", "Always fails.", NoteArgs, broken, idempotent=True),
@@ -294,15 +302,21 @@ def decided(
     arguments: dict[str, Any] | None = None,
     comment: str = "",
 ) -> ApprovalDecided:
-    return ApprovalDecided(
-        correlation_id=request.correlation_id,
-        run_id=request.run_id,
-        decision=decision,
-        arguments=arguments,
-        reviewer="rita",
-        channel=Channel.API,
-        comment=comment,
-        decided_at=datetime.now(UTC),
+    """A decision as the approval service makes it: about the request's call, signed."""
+    return SIGNER.sign(
+        ApprovalDecided(
+            correlation_id=request.correlation_id,
+            run_id=request.run_id,
+            agent=getattr(request, "agent", ""),
+            tool=getattr(request, "tool", ""),
+            tool_call_id=getattr(request, "tool_call_id", ""),
+            decision=decision,
+            arguments=arguments,
+            reviewer="rita",
+            channel=Channel.API,
+            comment=comment,
+            decided_at=datetime.now(UTC),
+        )
     )
 
 
@@ -342,5 +356,6 @@ def harness(
         outbox=Outbox(
             store, publish_request=publish_request, publish_event=publish_event, approvals=approvals
         ),
+        keys=DecisionKeys(pinned=DecisionVerifier([SIGNER.key.public_key()])),
     )
     return Harness(runner, store, model, world, requests, published, approvals)

@@ -5,10 +5,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hitl_approval.domain.policy import Policy, PolicyBook
-from hitl_approval.entrypoints.auth import by_name, hash_token, load_reviewers
+from hitl_approval.entrypoints.auth import hash_token, load_reviewers
 from hitl_approval.settings import ApprovalSettings
 from hitl_contracts import ApprovalRequested, OnTimeout, RequestContext
+from hitl_contracts.signing import private_key_pem
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -97,21 +99,31 @@ def test_reviewers_load_with_groups_and_extra_attributes(tmp_path: Path) -> None
                     "email": "ann@example.com",
                 },
                 {"name": "ops-bot", "token_sha256": hash_token("agent-token"), "roles": ["agent"]},
+                {"name": "viewer", "token_sha256": hash_token("view-token"), "roles": []},
+                {"name": "Bea", "token_sha256": hash_token("bea-token")},
             ]
         )
     )
-    table = load_reviewers(
+    directory = load_reviewers(
         ApprovalSettings(approval_reviewers_file=str(path), approval_dev_token="")
     )
-    ann = table[hash_token("ann-token")]
+    ann = directory.authenticate("ann-token")
+    assert ann is not None
     assert ann.groups == frozenset({"finance"})
     assert ann.attributes == {"email": "ann@example.com"}
     assert ann.can("reviewer")
     assert not ann.can("admin")
-    bot = table[hash_token("agent-token")]
+    bot = directory.authenticate("agent-token")
+    assert bot is not None
     assert bot.can("agent")
     assert not bot.can("reviewer")
-    assert set(by_name(table)) == {"ann", "ops-bot"}
+    # Explicit "roles": [] holds no role; no "roles" at all is a reviewer.
+    viewer = directory.authenticate("view-token")
+    assert viewer is not None
+    assert viewer.roles == frozenset()
+    assert directory.named("BEA") is not None
+    assert directory.named("bea").can("reviewer")  # type: ignore[union-attr]
+    assert set(directory.names) == {"ann", "ops-bot", "viewer", "bea"}
 
 
 @pytest.mark.parametrize(
@@ -129,9 +141,44 @@ def test_a_bad_reviewer_entry_stops_start_up_with_the_reason(
         load_reviewers(ApprovalSettings(approval_reviewers=json.dumps([entry])))
 
 
+PEM = private_key_pem(Ed25519PrivateKey.generate()).decode()
+
+
 def test_the_dev_token_is_refused_in_production() -> None:
     with pytest.raises(ValueError, match="APPROVAL_REVIEWERS"):
-        ApprovalSettings(hitl_env="production")
+        ApprovalSettings(hitl_env="production", kafka_allow_insecure=True, approval_signing_key=PEM)
     reviewers = json.dumps([{"name": "ann", "token_sha256": hash_token("t")}])
-    table = load_reviewers(ApprovalSettings(hitl_env="production", approval_reviewers=reviewers))
-    assert hash_token("dev-reviewer-token") not in table
+    directory = load_reviewers(
+        ApprovalSettings(
+            hitl_env="production",
+            kafka_allow_insecure=True,
+            approval_reviewers=reviewers,
+            approval_signing_key=PEM,
+        )
+    )
+    assert directory.authenticate("dev-reviewer-token") is None
+
+
+def test_production_refuses_to_start_without_a_signing_key() -> None:
+    reviewers = json.dumps([{"name": "ann", "token_sha256": hash_token("t")}])
+    with pytest.raises(ValueError, match="APPROVAL_SIGNING_KEY"):
+        ApprovalSettings(
+            hitl_env="production", kafka_allow_insecure=True, approval_reviewers=reviewers
+        )
+    settings = ApprovalSettings(
+        hitl_env="production",
+        kafka_allow_insecure=True,
+        approval_reviewers=reviewers,
+        approval_signing_key=PEM,
+    )
+    # Production refuses an unknown submitter under four-eyes unless told otherwise.
+    assert settings.refuse_unknown_submitter
+    assert not ApprovalSettings().refuse_unknown_submitter
+    assert ApprovalSettings(approval_four_eyes_unknown_submitter="refuse").refuse_unknown_submitter
+
+
+def test_policy_waits_are_bounded() -> None:
+    with pytest.raises(ValueError, match="escalation_seconds"):
+        ApprovalSettings(
+            approval_policies=json.dumps({"default": {"escalation_seconds": 1e15}})
+        ).policy_book()

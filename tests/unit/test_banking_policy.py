@@ -1,8 +1,14 @@
 """The transfer approval policy lives in code; the model cannot talk its way past it."""
 
+from datetime import timedelta
+from typing import Literal
+
 import pytest
+from hitl_agent.adapters.ledger import Ledger
 from hitl_agent.adapters.llm import OfflinePlanner
-from hitl_agent.tools.banking import transfer_args
+from hitl_agent.tools.banking import TRANSFER_EDITS, deposit_args, money_totals, transfer_args
+from hitl_contracts.edits import edit_problem
+from pydantic import ValidationError
 
 TransferArgs = transfer_args(100.0)
 
@@ -46,3 +52,62 @@ async def test_offline_planner_reports_tool_results() -> None:
     turn = await planner.complete(messages, [])
     assert turn.tool_calls == []
     assert turn.message["content"] == "[offline planner] The human operator rejected this: no"
+
+
+class RecentLedger(Ledger):
+    """Only what the totals read: money each account moved in the last day."""
+
+    def __init__(self, moved: dict[tuple[str, str], int]) -> None:
+        self.moved = moved
+
+    async def moved_cents(
+        self, account: str, direction: Literal["in", "out"], *, within: timedelta
+    ) -> int:
+        assert within == timedelta(days=1)
+        return self.moved.get((account, direction), 0)
+
+
+async def test_split_transfers_add_up_to_the_run_threshold() -> None:
+    totals = money_totals(RecentLedger({}), threshold=100, daily_limit=1000)
+    small = TransferArgs.model_validate({"to_account": "alice", "amount": 99})
+    assert await totals(small, 0) == []
+    (reason,) = await totals(small, 99)
+    assert "already moved 99.00 without approval" in reason
+    assert "198.00, above the 100.00 approval threshold" in reason
+
+
+async def test_an_accounts_daily_total_needs_approval_past_its_limit() -> None:
+    totals = money_totals(
+        RecentLedger({("checking", "out"): 95_000, ("checking", "in"): 0}),
+        threshold=100,
+        daily_limit=1000,
+    )
+    (reason,) = await totals(TransferArgs.model_validate({"to_account": "bob", "amount": 60}), 0)
+    assert reason.startswith("checking has sent 950.00 in the last 24 hours")
+    assert await totals(TransferArgs.model_validate({"to_account": "bob", "amount": 50}), 0) == []
+    deposit = deposit_args(100).model_validate({"amount": 60})
+    assert await totals(deposit, 0) == [], "deposits count against deposits"
+
+
+def test_large_deposits_need_approval_too() -> None:
+    args = deposit_args(100).model_validate({"amount": 999_999})
+    assert args.approval_reason() == "deposit of 999999.00 exceeds the 100.00 approval threshold"
+    assert deposit_args(100).model_validate({"amount": 100}).approval_reason() is None
+
+
+@pytest.mark.parametrize("amount", [0.001, 0.005, 12.345])
+def test_amounts_are_whole_cents(amount: float) -> None:
+    with pytest.raises(ValidationError, match=r"whole cents|greater than or equal to 0\.01"):
+        TransferArgs.model_validate({"to_account": "bob", "amount": amount})
+    with pytest.raises(ValidationError):
+        deposit_args(100).model_validate({"amount": amount})
+
+
+def test_a_reviewer_may_lower_a_transfer_but_not_redirect_or_raise_it() -> None:
+    asked = {"to_account": "alice", "amount": 500.0, "from_account": "checking"}
+    assert edit_problem(asked, {**asked, "amount": 300}, TRANSFER_EDITS) is None
+    assert "to_account" in str(edit_problem(asked, {**asked, "to_account": "bob"}, TRANSFER_EDITS))
+    assert "from_account" in str(
+        edit_problem(asked, {**asked, "from_account": "alice"}, TRANSFER_EDITS)
+    )
+    assert "raised" in str(edit_problem(asked, {**asked, "amount": 1_000_000}, TRANSFER_EDITS))

@@ -74,16 +74,22 @@ def test_routes_come_from_json_settings_and_reject_unknown_keys() -> None:
 
 def test_production_refuses_development_secrets() -> None:
     with pytest.raises(ValueError, match="HITL_LINK_SECRET"):
-        NotifierSettings(hitl_env="production")
+        NotifierSettings(hitl_env="production", kafka_allow_insecure=True)
     with pytest.raises(ValueError, match="NOTIFIER_WEBHOOK_SECRET"):
         NotifierSettings(
-            hitl_env="production", hitl_link_secret="s" * 32, notifier_webhook_urls="https://h"
+            hitl_env="production",
+            kafka_allow_insecure=True,
+            hitl_link_secret="s" * 32,
+            notifier_webhook_urls="https://h",
         )
     with pytest.raises(ValueError, match="NOTIFIER_SLACK_BOT_TOKEN"):
         NotifierSettings(
-            hitl_env="production", hitl_link_secret="s" * 32, notifier_slack_channels="C1"
+            hitl_env="production",
+            kafka_allow_insecure=True,
+            hitl_link_secret="s" * 32,
+            notifier_slack_channels="C1",
         )
-    NotifierSettings(hitl_env="production", hitl_link_secret="s" * 32)
+    NotifierSettings(hitl_env="production", kafka_allow_insecure=True, hitl_link_secret="s" * 32)
 
 
 def test_reminder_is_due_at_the_configured_fraction_of_the_wait() -> None:

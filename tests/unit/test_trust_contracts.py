@@ -128,6 +128,9 @@ def test_edits_may_narrow_but_not_widen() -> None:
     assert "cannot be edited" in (
         edit_problem(original, original, EditPolicy(editable=False)) or ""
     )
+    assert "memo was not in the request" in (
+        edit_problem(original, {**original, "memo": "x"}, policy) or ""
+    )
     assert edit_problem(original, {"anything": 1}, None) is None
 
 

@@ -9,7 +9,11 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from hitl_contracts import ApprovalRequested, RunEvent, TaskSubmitted
+from hitl_shared.decision_keys import DecisionKeys
+from hitl_shared.health import store_and_broker
+from hitl_shared.http_limits import BodyLimit, install_unavailable_handlers
 from hitl_shared.http_tracing import BIND_PATH_IDS, instrument
 from hitl_shared.kafka import ensure_topics, make_broker, publish
 from hitl_shared.metrics import endpoint
@@ -22,7 +26,7 @@ from hitl_agent.adapters.ledger import Ledger
 from hitl_agent.adapters.llm import make_model
 from hitl_agent.adapters.runs import RunStore
 from hitl_agent.adapters.sandbox import Sandbox
-from hitl_agent.entrypoints import api, consumer, events
+from hitl_agent.entrypoints import api, consumer, errors, events
 from hitl_agent.metrics import AgentMetrics, MeteredModel
 from hitl_agent.service_layer.executions import Executions, crash_after
 from hitl_agent.service_layer.outbox import Outbox
@@ -43,6 +47,12 @@ def build_app(settings: AgentSettings | None = None, *, model: ChatModel | None 
     metrics = AgentMetrics(broker)
     topics = settings.topics
     approvals = ApprovalClient(settings.agent_approval_url, settings.agent_approval_token)
+    keys = DecisionKeys.configured(
+        approval_url=settings.agent_approval_url,
+        inline=settings.agent_decision_keys,
+        file=settings.agent_decision_keys_file,
+        source="AGENT_DECISION_KEYS",
+    )
 
     async def publish_request(request: ApprovalRequested) -> None:
         await publish(
@@ -86,8 +96,15 @@ def build_app(settings: AgentSettings | None = None, *, model: ChatModel | None 
             approval_timeout=timedelta(seconds=settings.agent_approval_timeout_seconds),
         ),
         outbox=outbox,
+        keys=keys,
     )
-    consumer.register(broker, settings, runner, on_dead_letter=metrics.dead_lettered)
+    consumer.register(
+        broker,
+        settings,
+        runner,
+        healthy=store_and_broker(mongo, broker),
+        on_dead_letter=metrics.dead_lettered,
+    )
 
     async def relay_forever() -> None:
         grace = timedelta(seconds=settings.agent_outbox_grace_seconds)
@@ -113,10 +130,11 @@ def build_app(settings: AgentSettings | None = None, *, model: ChatModel | None 
         await broker.start()
         relay = asyncio.create_task(relay_forever())
         log.info(
-            "agent service ready (model: %s, agents: %s, sandbox: %s)",
+            "agent service ready (model: %s, agents: %s, sandbox: %s, decision keys: %s)",
             runner.model_name,
             ", ".join(f"{n} ({s.policy.style.value})" for n, s in runner.agents.items()),
             sandbox.root,
+            keys.describe,
         )
         try:
             yield
@@ -136,6 +154,10 @@ def build_app(settings: AgentSettings | None = None, *, model: ChatModel | None 
         dependencies=[BIND_PATH_IDS],
     )
     instrument(app)
+    app.add_middleware(BodyLimit)
+    install_unavailable_handlers(app)
+    app.add_exception_handler(RequestValidationError, errors.on_validation_error)
+    app.state.directory = settings.directory()
     app.add_api_route(
         "/metrics",
         endpoint(metrics.registry, metrics.lag.refresh),

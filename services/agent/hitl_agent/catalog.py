@@ -25,7 +25,9 @@ def agents(settings: AgentSettings, *, ledger: Ledger, sandbox: Sandbox) -> dict
             "banking",
             banking.SYSTEM_PROMPT,
             lambda: banking.banking_registry(
-                ledger, threshold=settings.agent_transfer_approval_threshold
+                ledger,
+                threshold=settings.agent_transfer_approval_threshold,
+                daily_limit=settings.agent_account_daily_limit,
             ),
             defaults,
         ),

@@ -50,6 +50,13 @@ class AgentMetrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.refused = Counter(
+            "hitl_agent_decisions_refused",
+            "Decisions the agent refused to act on, by reason (unsigned, unknown_key, "
+            "bad_signature, wrong_run, wrong_agent, wrong_tool, wrong_call, widening_edit).",
+            ["reason"],
+            registry=self.registry,
+        )
         # Cumulative tokens of runs in the middle of a step: a run's completion is
         # published right after the model reply that carries its total.
         self._tokens_so_far: dict[str, int] = {}
@@ -62,6 +69,9 @@ class AgentMetrics:
         self.tokens.labels(kind="completion").inc(reply.completion_tokens)
 
     def published(self, event: RunEvent) -> None:
+        if event.type is RunEventType.DECISION_REFUSED:
+            self.refused.labels(reason=str(event.detail.get("code", "unknown"))).inc()
+            return
         if event.type is RunEventType.MODEL_REPLIED:
             self._tokens_so_far[event.run_id] = int(event.detail.get("total_tokens") or 0)
             return

@@ -2,10 +2,14 @@
 
 from pathlib import Path
 
+from hitl_shared.directory import Directory, Principal, Role, load_directory
 from hitl_shared.settings import CommonSettings
 from pydantic import AliasChoices, Field
 
 DEV_APPROVAL_TOKEN = "dev-reviewer-token"
+# Outside production, this token is principal `developer` with roles submit, read, operate.
+DEV_AGENT_TOKEN = "dev-agent-token"
+DEV_AGENT_PRINCIPAL = "developer"
 
 
 class AgentSettings(CommonSettings):
@@ -31,7 +35,10 @@ class AgentSettings(CommonSettings):
     agent_seed_accounts: dict[str, float] = Field(
         default_factory=lambda: {"checking": 1000.0, "alice": 0.0, "bob": 0.0}
     )
+    # Transfers and deposits above this need approval; so do smaller ones once the run's
+    # unapproved total would pass it, or the account's last-24-hours total the daily limit.
     agent_transfer_approval_threshold: float = 100.0
+    agent_account_daily_limit: float = Field(default=1000.0, ge=0)
     # The files demo agent works only inside this directory.
     agent_files_sandbox: Path = Path("~/.local/state/hitl/files-sandbox")
     # The approval service, for cancelling the approvals of a cancelled run.
@@ -40,6 +47,14 @@ class AgentSettings(CommonSettings):
         validation_alias=AliasChoices("agent_approval_url", "approval_public_url"),
     )
     agent_approval_token: str = DEV_APPROVAL_TOKEN
+    # The approval service's public keys (JWK set) that may sign decisions: pinned here,
+    # or, when both are empty, fetched from AGENT_APPROVAL_URL/v1/keys.
+    agent_decision_keys: str = ""
+    agent_decision_keys_file: str = ""
+    # Who may call this API (hitl_shared.directory format). Outside production the
+    # development token `dev-agent-token` (principal `developer`) is added.
+    agent_tokens: str = ""
+    agent_tokens_file: str = ""
     # Outbox relay and stalled-run recovery.
     agent_outbox_interval_seconds: float = Field(default=1.0, gt=0)
     agent_outbox_grace_seconds: float = Field(default=3.0, ge=0)
@@ -53,11 +68,29 @@ class AgentSettings(CommonSettings):
     # recording it (proves a redelivery finishes the job). Refused in production.
     agent_fault_crash_after_execution: str = ""
 
+    def directory(self) -> Directory:
+        """Who may call the agent API; the development token only outside production."""
+        dev = None
+        if self.hitl_env != "production":
+            dev = Principal(DEV_AGENT_PRINCIPAL, frozenset({Role.SUBMIT, Role.READ, Role.OPERATE}))
+        return load_directory(
+            inline=self.agent_tokens,
+            file=self.agent_tokens_file,
+            source="AGENT_TOKENS",
+            dev=dev,
+            dev_token=DEV_AGENT_TOKEN,
+        )
+
     @property
     def uses_offline_planner(self) -> bool:
         return not self.openai_api_key
 
     def check_production(self) -> None:
+        if not (self.agent_tokens or self.agent_tokens_file):
+            raise ValueError(
+                "production needs AGENT_TOKENS or AGENT_TOKENS_FILE: the agent API does not "
+                "run without authentication"
+            )
         if self.agent_approval_token == DEV_APPROVAL_TOKEN:
             raise ValueError(
                 "production needs AGENT_APPROVAL_TOKEN; the development token is refused"

@@ -13,6 +13,8 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from hitl_contracts import ApprovalDecided
 from hitl_shared import telemetry
+from hitl_shared.health import store_and_broker
+from hitl_shared.http_limits import BodyLimit, install_unavailable_handlers
 from hitl_shared.http_tracing import BIND_PATH_IDS, instrument
 from hitl_shared.kafka import ensure_topics, make_broker, publish
 from hitl_shared.metrics import ConsumerLag
@@ -23,10 +25,12 @@ from hitl_approval.adapters.instances import InstanceRegistry
 from hitl_approval.adapters.metrics import ApprovalMetrics
 from hitl_approval.adapters.notes import NoteRepository
 from hitl_approval.adapters.repository import ApprovalRepository
+from hitl_approval.adapters.signing_keys import KeyRing, configured_signer, load_keyring
+from hitl_approval.adapters.store_time import background
 from hitl_approval.adapters.traces import TraceStore
-from hitl_approval.entrypoints import api, consumer, decisions, errors, health
-from hitl_approval.entrypoints.auth import by_name, load_reviewers
-from hitl_approval.entrypoints.limits import BodyLimit
+from hitl_approval.domain.errors import BrokenApproval
+from hitl_approval.entrypoints import api, consumer, decisions, errors, health, keys
+from hitl_approval.entrypoints.auth import load_reviewers
 from hitl_approval.integrations.router import router as integrations_router
 from hitl_approval.service_layer.services import AfterCommitHook, ApprovalService, OutboxEvent
 from hitl_approval.settings import ApprovalSettings
@@ -38,7 +42,8 @@ log = logging.getLogger(__name__)
 async def _every(seconds: float, name: str, job: Callable[[], Awaitable[int]]) -> None:
     while True:
         try:
-            await job()
+            with background():
+                await job()
         except Exception:
             # A background job's failure must not kill the service; it runs again.
             log.exception("%s failed; retrying in %.1fs", name, seconds)
@@ -64,7 +69,13 @@ def build_app(
     settings: ApprovalSettings | None = None, *, after_commit: AfterCommitHook | None = None
 ) -> FastAPI:
     settings = settings or ApprovalSettings()
-    mongo = make_client(settings)
+    # Short per operation: a caller gets 503 within ~2 s when the store is away;
+    # background work widens it (adapters.store_time).
+    mongo = make_client(
+        settings,
+        timeoutMS=settings.approval_store_timeout_ms,
+        serverSelectionTimeoutMS=settings.approval_store_timeout_ms,
+    )
     # One connection pool for the service's outbound HTTP (Slack's response_url).
     http = httpx.AsyncClient(timeout=5.0)
     db = database(mongo, settings)
@@ -76,10 +87,15 @@ def build_app(
     idempotency = IdempotencyStore(db)
     broker = make_broker(settings, client_id="hitl-approval")
     reviewers = load_reviewers(settings)
+    # Read now so a bad key stops start-up; the development key needs the store (lifespan).
+    signer = configured_signer(settings)
     traces = TraceStore(db)
     metrics = ApprovalMetrics()
 
     async def publish_event(event: OutboxEvent) -> None:
+        if isinstance(event, ApprovalDecided) and not event.signature and service.signer:
+            # Stored unsigned by an older version and relayed now: consumers need it signed.
+            event = service.signer.sign(event)
         # A decision goes to approval.decided; an escalated request back to approval.requested.
         topic = (
             settings.topics.approval_decided
@@ -100,14 +116,18 @@ def build_app(
         publish_event,
         notes=notes,
         policies=settings.policy_book(),
-        reviewers=by_name(reviewers),
+        reviewers=reviewers,
+        refuse_unknown_submitter=settings.refuse_unknown_submitter,
         metrics=metrics,
         instances=InstanceRegistry(db),
         outbox_grace=timedelta(seconds=settings.approval_outbox_grace_seconds),
         replica_timeout=timedelta(seconds=settings.approval_replica_timeout_seconds),
+        publish_timeout=timedelta(seconds=settings.approval_publish_timeout_seconds),
         after_commit=after_commit,
     )
-    consumer.register(broker, settings, service, traces=traces)
+    consumer.register(
+        broker, settings, service, healthy=store_and_broker(mongo, broker), traces=traces
+    )
     retention = timedelta(seconds=settings.approval_idempotency_retention_seconds)
 
     async def housekeeping() -> int:
@@ -115,15 +135,20 @@ def build_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await repo.ensure_indexes()
+        with background():
+            await repo.ensure_indexes()
+            await notes.ensure_indexes()
+            await idempotency.ensure_indexes()
+            ring: KeyRing = await load_keyring(settings, db, signer)
+        app.state.keyring = ring
+        service.signer = ring.signer
         # A store written by an older hitl: finished rows leave the pending listing.
         # In the background: listings are correct before, during and after it.
         migration = asyncio.create_task(_once("archive finished approvals", repo.archive_finished))
-        await notes.ensure_indexes()
-        await idempotency.ensure_indexes()
         await ensure_topics(settings, settings.topics.all(), partitions=settings.kafka_partitions)
         await broker.start()
-        await service.outbox.heartbeat()
+        with background():
+            await service.outbox.heartbeat()
         jobs = [
             asyncio.create_task(
                 _every(
@@ -160,7 +185,8 @@ def build_app(
         version="0.1.0",
         description="Stores approval requests, serves reviewers, enforces timeouts, "
         "emits approval.decided. Every /v1/approvals call needs `Authorization: Bearer "
-        "<reviewer token>`.",
+        "<reviewer token>`. Every approval.decided is signed; `GET /v1/keys` publishes "
+        "the public keys that verify it.",
         lifespan=lifespan,
         dependencies=[BIND_PATH_IDS],
     )
@@ -170,14 +196,18 @@ def build_app(
     app.state.mongo = mongo
     app.state.http = http
     app.state.broker = broker
-    app.state.reviewers = reviewers
+    app.state.directory = reviewers
     app.state.idempotency = idempotency
     app.state.consumer_lag = ConsumerLag(broker, metrics.registry)
     app.add_exception_handler(RequestValidationError, errors.on_validation_error)
+    app.add_exception_handler(BrokenApproval, errors.on_broken_approval)
+    install_unavailable_handlers(app)
+    # On the bytes read, chunked bodies included, on every route (forms, Slack, email).
     app.add_middleware(BodyLimit)
     app.include_router(api.router)
     app.include_router(decisions.router)
     app.include_router(health.router)
+    app.include_router(keys.router)
     app.include_router(integrations_router)
     app.include_router(web_router)
     return app

@@ -1,6 +1,7 @@
 """Approval service settings."""
 
 from pathlib import Path
+from typing import Literal
 
 from hitl_shared.settings import CommonSettings
 from pydantic import Field, ValidationError
@@ -34,8 +35,36 @@ class ApprovalSettings(CommonSettings):
     approval_idempotency_retention_seconds: float = 86400.0
     # Test-only fault: exit right after a decision is stored, before it is published.
     approval_fault_crash_after_commit: bool = False
+    # The Ed25519 key that signs every approval.decided (PEM, PKCS#8): a file, or the PEM
+    # text itself. Neither, outside production: a development key kept in the store.
+    approval_signing_key_file: str = ""
+    approval_signing_key: str = ""
+    # Public keys of earlier signing keys (a JWK set), still published at GET /v1/keys so
+    # decisions signed before a rotation keep verifying.
+    approval_retired_keys_file: str = ""
+    # Four-eyes with no known submitter (requested_by empty): approve anyway, or refuse.
+    # Unset: refuse in production, allow elsewhere.
+    approval_four_eyes_unknown_submitter: Literal["allow", "refuse"] | None = None
+    # How long one store operation of a request may take before the caller gets 503.
+    approval_store_timeout_ms: int = 1500
+    # How long a request waits for its decision's inline publish; past it the decision
+    # stands (stored) and the outbox relay publishes it once the broker answers.
+    approval_publish_timeout_seconds: float = 1.0
+
+    @property
+    def refuse_unknown_submitter(self) -> bool:
+        choice = self.approval_four_eyes_unknown_submitter
+        if choice is None:
+            return self.hitl_env == "production"
+        return choice == "refuse"
 
     def check_production(self) -> None:
+        if not (self.approval_signing_key or self.approval_signing_key_file):
+            raise ValueError(
+                "production needs APPROVAL_SIGNING_KEY_FILE or APPROVAL_SIGNING_KEY (an Ed25519 "
+                "private key, PEM PKCS#8: `openssl genpkey -algorithm ed25519`); agents act "
+                "only on decisions it signs, and the development key is refused"
+            )
         if not (self.approval_reviewers or self.approval_reviewers_file):
             raise ValueError(
                 "production needs APPROVAL_REVIEWERS or APPROVAL_REVIEWERS_FILE; "

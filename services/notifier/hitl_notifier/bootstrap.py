@@ -5,9 +5,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import httpx
 from fastapi import FastAPI
+from hitl_shared.health import store_and_broker
+from hitl_shared.http_limits import BodyLimit, install_unavailable_handlers
 from hitl_shared.http_tracing import BIND_PATH_IDS, instrument
 from hitl_shared.kafka import ensure_topics, make_broker
 from hitl_shared.metrics import endpoint
@@ -81,7 +84,10 @@ def build_app(settings: NotifierSettings | None = None) -> FastAPI:
             lease=timedelta(seconds=settings.notifier_lease_seconds),
         ),
         clock=utcnow,
-        link_for=lambda cid: settings.notifier_approval_link.format(base=base, correlation_id=cid),
+        # An id is one path segment of the link whatever it holds ("/", "?", "#").
+        link_for=lambda cid: settings.notifier_approval_link.format(
+            base=base, correlation_id=quote(cid, safe="")
+        ),
     )
     service = NotifierService(
         store,
@@ -91,7 +97,18 @@ def build_app(settings: NotifierSettings | None = None) -> FastAPI:
         reminder_fraction=settings.notifier_reminder_fraction,
         email_follow_up=settings.notifier_email_follow_up,
     )
-    consumer.register(broker, settings, service, on_dead_letter=metrics.dead_lettered)
+    # Read now: pinned keys that do not parse stop start-up with the reason.
+    keys = settings.decision_keys()
+    log.info("approval.decided is verified against %s", keys.describe)
+    consumer.register(
+        broker,
+        settings,
+        service,
+        keys=keys,
+        healthy=store_and_broker(mongo, broker),
+        on_dead_letter=metrics.dead_lettered,
+        on_refused=lambda reason: metrics.decisions_refused.labels(reason=reason).inc(),
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -114,6 +131,8 @@ def build_app(settings: NotifierSettings | None = None) -> FastAPI:
         title="hitl notifier", version="0.1.0", lifespan=lifespan, dependencies=[BIND_PATH_IDS]
     )
     instrument(app)
+    install_unavailable_handlers(app)
+    app.add_middleware(BodyLimit)
     app.add_api_route(
         "/metrics",
         endpoint(metrics.registry, metrics.lag.refresh),

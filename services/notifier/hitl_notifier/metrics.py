@@ -31,6 +31,13 @@ class NotifierMetrics:
             registry=self.registry,
         )
 
+        self.decisions_refused = Counter(
+            "hitl_notifier_decisions_refused",
+            "approval.decided messages not acted on (unsigned, unknown key, altered), by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+
     def dead_lettered(self, topic: str) -> None:
         self.dead_letters.labels(topic=topic).inc()
 

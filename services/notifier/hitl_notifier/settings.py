@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+from hitl_shared.decision_keys import DecisionKeys
 from hitl_shared.settings import CommonSettings
 from pydantic import TypeAdapter
 
@@ -23,6 +24,11 @@ class NotifierSettings(CommonSettings):
     # `{base}` and `{correlation_id}` are replaced: the reviewer web page by default.
     notifier_approval_link: str = "{base}/ui/approvals/{correlation_id}"
     notifier_timeout_seconds: float = 5.0
+    # Where the approval service's public keys are fetched (`<url>/v1/keys`) to verify
+    # approval.decided; unset: APPROVAL_PUBLIC_URL. Pinned keys (a JWK set) replace the fetch.
+    notifier_approval_url: str = ""
+    notifier_decision_keys: str = ""
+    notifier_decision_keys_file: str = ""
 
     # The default route, used when no rule of NOTIFIER_ROUTES matches (or none is set).
     notifier_webhook_urls: str = ""
@@ -59,6 +65,14 @@ class NotifierSettings(CommonSettings):
     notifier_tick_seconds: float = 1.0
     # An in-flight delivery untouched this long is taken over (its owner died).
     notifier_lease_seconds: float = 120.0
+
+    def decision_keys(self) -> DecisionKeys:
+        return DecisionKeys.configured(
+            approval_url=self.notifier_approval_url or self.approval_public_url,
+            inline=self.notifier_decision_keys,
+            file=self.notifier_decision_keys_file,
+            source="NOTIFIER_DECISION_KEYS",
+        )
 
     def check_production(self) -> None:
         self.require_link_secret()

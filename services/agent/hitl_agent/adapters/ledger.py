@@ -17,14 +17,21 @@ crash, a redelivered decision) finishes what is missing and never applies twice.
 
 Reading a balance costs the same whatever the history: the reader probes forward
 by `_id` from the newest link it knows (this process's last, else the account
-row's `head`, which readers move on when they had to walk far). A store written by an older hitl (a ledger, no
-chains) gets its chains once at start-up, from the ledger (`migrate`).
+row's `head`, which readers move on when they had to walk far). Links also carry
+running totals (sent out, deposited in) and their time, so what an account moved
+in the last day is the difference between its head and the last link before the
+day began, found once by bisection and then followed forward.
+
+A store written by an older hitl (a ledger, no chains) gets its chains once at
+start-up, from the ledger (`migrate`); its movements of the day before the
+upgrade do not count towards the daily totals.
 """
 
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from hitl_shared.mongo import Document, ensure_index, insert_once
 from pymongo.asynchronous.database import AsyncDatabase
@@ -61,6 +68,24 @@ class Link:
     version: int
     cents: int
     key: str | None  # the movement that made it; None for the opening link
+    at: datetime | None = None
+    sent: int = 0  # cents sent out by transfers, ever (running total)
+    deposited: int = 0  # cents received as deposits, ever
+
+    def total(self, direction: Literal["in", "out"]) -> int:
+        return self.deposited if direction == "in" else self.sent
+
+    def document(self) -> Document:
+        return {
+            "_id": _link_id(self.account, self.version),
+            "account": self.account,
+            "version": self.version,
+            "cents": self.cents,
+            "key": self.key,
+            "at": self.at,
+            "sent": self.sent,
+            "deposited": self.deposited,
+        }
 
 
 @dataclass(frozen=True)
@@ -76,6 +101,8 @@ class Ledger:
         self.db = db
         # The newest link this process has seen per account: where its next read starts.
         self.known: dict[str, Link] = {}
+        # Per account, the last link found before a day's window began.
+        self.window_start: dict[str, Link] = {}
 
     async def ensure_indexes(self) -> None:
         await ensure_index(self.db[LEDGER], "from")
@@ -114,11 +141,8 @@ class Ledger:
         return opened
 
     async def _open(self, account: str, cents: int) -> bool:
-        return await insert_once(
-            self.db,
-            BALANCES,
-            {"_id": _link_id(account, 0), "account": account, "version": 0, "cents": cents},
-        )
+        opening = Link(account, 0, cents, None, datetime.now(UTC))
+        return await insert_once(self.db, BALANCES, opening.document())
 
     async def accounts(self) -> list[str]:
         return [doc["_id"] async for doc in self.db[ACCOUNTS].find({}, {"_id": 1}).sort("_id")]
@@ -169,7 +193,48 @@ class Ledger:
         doc = await self.db[BALANCES].find_one({"_id": _link_id(account, version)})
         if doc is None:
             return None
-        return Link(account, version, int(doc["cents"]), doc.get("key"))
+        return Link(
+            account,
+            version,
+            int(doc["cents"]),
+            doc.get("key"),
+            doc.get("at"),
+            int(doc.get("sent", 0)),
+            int(doc.get("deposited", 0)),
+        )
+
+    async def moved_cents(
+        self, account: str, direction: Literal["in", "out"], *, within: timedelta
+    ) -> int:
+        """What `account` sent ("out") or received as deposits ("in") lately."""
+        head = await self.head(account)
+        start = await self._before(head, datetime.now(UTC) - within)
+        return head.total(direction) - (start.total(direction) if start else 0)
+
+    async def _before(self, head: Link, since: datetime) -> Link | None:
+        """The newest link of `head`'s chain made before `since` (None: all are newer)."""
+        known = self.window_start.get(head.account)
+        if known is None:
+            # Bisection over versions: links are appended in time order.
+            low, high, found = 0, head.version, None
+            while low <= high:
+                middle = (low + high) // 2
+                link = await self._link(head.account, middle)
+                if link is None or _made_before(link, since):
+                    found, low = link or found, middle + 1
+                else:
+                    high = middle - 1
+            if found is None:
+                return None
+            known = found
+        # Time only moves on: follow the chain forward from the last start found.
+        while known.version < head.version:
+            following = await self._link(head.account, known.version + 1)
+            if following is None or not _made_before(following, since):
+                break
+            known = following
+        self.window_start[head.account] = known
+        return known
 
     async def applied(self, key: str) -> bool:
         return await self.db[LEDGER].find_one({"_id": key}, {"_id": 1}) is not None
@@ -241,16 +306,22 @@ class Ledger:
                 # Overtaken by another transfer since the first check: record nothing.
                 await self.db[LEDGER].delete_one({"_id": key})
                 raise InsufficientFunds(f"insufficient funds in {account}")
-            mine = Link(account, link.version + 1, cents, key)
-            doc = {
-                "_id": _link_id(account, mine.version),
-                "account": account,
-                "version": mine.version,
-                "cents": cents,
-                "key": key,
-            }
-            if await insert_once(self.db, BALANCES, doc):
+            deposit = entry.get("from") is None
+            mine = Link(
+                account,
+                link.version + 1,
+                cents,
+                key,
+                datetime.now(UTC),
+                sent=link.sent + (-delta if delta < 0 else 0),
+                deposited=link.deposited + (delta if deposit else 0),
+            )
+            if await insert_once(self.db, BALANCES, mine.document()):
                 self._learn(mine)
                 return cents
             # Another movement took that version: read it and go on from there.
             head = None
+
+
+def _made_before(link: Link, since: datetime) -> bool:
+    return link.at is None or link.at < since

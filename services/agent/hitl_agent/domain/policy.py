@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from hitl_contracts import RiskLevel
+from hitl_contracts.approval import EditPolicy
 from pydantic import BaseModel, ConfigDict, Field
 
 from hitl_agent.domain.run import Style
@@ -20,11 +21,25 @@ def riskier(a: RiskLevel, b: RiskLevel) -> RiskLevel:
     return max(a, b, key=_RISK_ORDER.index)
 
 
+@dataclass(frozen=True)
+class Movement:
+    """Money a call moves through an account, added up against run and daily totals."""
+
+    account: str
+    amount: float
+    # "out" of the account (a transfer's source) or "in" (a deposit).
+    direction: Literal["in", "out"]
+
+
 class PolicyArgs(BaseModel):
     """Tool arguments whose validators may decide that a human must approve."""
 
     def approval_reason(self) -> str | None:
         """Why this call needs approval (predicate on the arguments), or None."""
+        return None
+
+    def movement(self) -> Movement | None:
+        """The money this call moves, when it moves any (see Tool.totals)."""
         return None
 
     def public_arguments(self) -> dict[str, Any]:
@@ -99,6 +114,10 @@ class ToolPolicy:
     risk_level: RiskLevel = RiskLevel.MEDIUM
     timeout_seconds: float | None = None
     conditions: tuple[Condition, ...] = ()
+    # What a reviewer's edit may change; sent with each approval request (the approval
+    # service enforces it) and checked again before an edited call runs. None: any
+    # edit the arguments' schema accepts.
+    edit: EditPolicy | None = None
 
     def tightened(self, override: ToolOverride | None) -> "ToolPolicy":
         if override is None:

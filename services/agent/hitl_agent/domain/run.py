@@ -163,6 +163,14 @@ class Run(BaseModel):
     limits: Limits | None = None
     failures: list[Failure] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    # The authenticated principal that submitted the task (never from metadata):
+    # the approval's requested_by, so four-eyes keeps them from approving it.
+    submitted_by: str = ""
+    # sha256 of the API request that started it (input, agent, metadata), for
+    # Idempotency-Key replays; empty for tasks from Kafka.
+    request_digest: str = ""
+    # Money this run moved without a human's approval, against its approval threshold.
+    moved_unreviewed: float = 0.0
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     # Position in the run's checkpoint stream, and events emitted so far.

@@ -1,11 +1,26 @@
-"""REST routes of the agent service: runs, their cancellation, the banking demo's balances."""
+"""REST routes of the agent service: runs, their cancellation, the banking demo's balances.
 
+Every route needs a bearer token (hitl_shared.directory). A run belongs to the principal
+that submitted it: they read and cancel it; `read`, `operate` and `reviewer` principals
+read every run, `operate` cancels any. Anyone else gets 404 for a run that exists, as
+for one that does not, so run ids cannot be probed.
+"""
+
+import asyncio
+import hashlib
+import logging
 import uuid
-from typing import Annotated, Any
+from collections.abc import Awaitable
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from hitl_contracts import TaskSubmitted
+from hitl_contracts.identity import same_identity
+from hitl_contracts.plain import PlainObject
+from hitl_contracts.signing import canonical_json
+from hitl_shared.directory import Principal, Role
+from hitl_shared.http_auth import CurrentPrincipal, require_any
 from pydantic import BaseModel, ConfigDict, Field
 
 from hitl_agent.adapters.ledger import Ledger
@@ -14,7 +29,21 @@ from hitl_agent.service_layer.agents import UnknownAgent
 from hitl_agent.service_layer.requests import summary
 from hitl_agent.service_layer.runner import InvalidTask, NotCancellable, Runner, UnknownRun
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["runs"])
+T = TypeVar("T")
+
+# Idempotency keys name one run per caller: a retry with the same key gets that run.
+IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c0a52-3f7e-4d8e-9a51-0c1d2e3f4a5b")
+# How long a request waits for the store, and for the broker after the run is stored,
+# before answering (503, or 202 with the relay starting the run later).
+STORE_DEADLINE_SECONDS = 1.5
+PUBLISH_DEADLINE_SECONDS = 1.0
+
+
+async def bounded(step: Awaitable[T]) -> T:
+    """The store's answer within the deadline, else TimeoutError (JSON 503 + Retry-After)."""
+    return await asyncio.wait_for(step, STORE_DEADLINE_SECONDS)
 
 
 class RunCreate(BaseModel):
@@ -22,11 +51,11 @@ class RunCreate(BaseModel):
 
     input: str = Field(min_length=1, max_length=20_000, examples=["Transfer 500 to Alice"])
     agent: str = Field(default="banking", examples=["banking", "files"])
-    metadata: dict[str, Any] = Field(
+    metadata: PlainObject = Field(
         default_factory=dict,
-        description="Free-form; `submitted_by` becomes the approval's requested_by "
-        "(the approval service refuses that person as the reviewer).",
-        examples=[{"submitted_by": "carol"}],
+        description="Free-form, for the caller's own bookkeeping. Who submitted the run is "
+        "the authenticated caller (the approval's requested_by), never a metadata field.",
+        examples=[{"ticket": "OPS-12"}],
     )
 
 
@@ -56,6 +85,7 @@ class PendingApproval(BaseModel):
 class RunPublic(BaseModel):
     run_id: str
     agent: str
+    submitted_by: str = Field(description="The authenticated principal that submitted it.")
     style: Style
     input: str
     status: RunStatus
@@ -73,6 +103,7 @@ class RunPublic(BaseModel):
         return cls(
             run_id=run.run_id,
             agent=run.agent,
+            submitted_by=run.submitted_by,
             style=run.style,
             input=run.input,
             status=run.status,
@@ -97,33 +128,108 @@ def get_runner(request: Request) -> Runner:
 RunnerDep = Annotated[Runner, Depends(get_runner)]
 
 
-async def existing_run(run_id: str, runner: RunnerDep) -> Run:
-    run = await runner.get(run_id)
-    if run is None:
+# Roles that read every run (admin holds every role).
+READ_ALL = (Role.READ, Role.OPERATE, Role.REVIEWER)
+
+
+def owns(principal: Principal, run: Run) -> bool:
+    return bool(run.submitted_by) and same_identity(principal.name, run.submitted_by)
+
+
+def may_read(principal: Principal, run: Run) -> bool:
+    return owns(principal, run) or any(principal.can(role) for role in READ_ALL)
+
+
+def may_cancel(principal: Principal, run: Run) -> bool:
+    return principal.can(Role.OPERATE) or (owns(principal, run) and principal.can(Role.SUBMIT))
+
+
+async def visible_run(run_id: str, runner: RunnerDep, principal: CurrentPrincipal) -> Run:
+    run = await bounded(runner.get(run_id))
+    if run is None or not may_read(principal, run):
         raise HTTPException(404, f"no run with id {run_id!r}")
     return run
 
 
-RunDep = Annotated[Run, Depends(existing_run)]
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such run"}}
+RunDep = Annotated[Run, Depends(visible_run)]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No token, or an unknown one"},
+    404: {"description": "No such run (or not one this caller may see)"},
+}
 
 
 @router.post(
     "/v1/runs",
     status_code=202,
     response_model=RunAccepted,
-    responses={422: {"description": "Unknown agent or bad body"}},
+    responses={
+        200: {"description": "A retry with the same Idempotency-Key: the run it started"},
+        401: {"description": "No token, or an unknown one"},
+        403: {"description": "The caller lacks the submit role"},
+        409: {"description": "This Idempotency-Key was used for a different request"},
+        413: {"description": "Body over 1 MiB"},
+        422: {"description": "Unknown agent or bad body"},
+        503: {"description": "The store is unavailable; retry (with the same Idempotency-Key)"},
+    },
 )
-async def create_run(body: RunCreate, runner: RunnerDep, request: Request) -> RunAccepted:
+async def create_run(
+    body: RunCreate,
+    runner: RunnerDep,
+    request: Request,
+    response: Response,
+    principal: Annotated[Principal, require_any(Role.SUBMIT)],
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=200,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Retrying with the same key returns the same run instead of a second.",
+        ),
+    ] = None,
+) -> RunAccepted:
+    """Start a run as the authenticated caller (its `submitted_by`).
+
+    202: stored and started (or, with the broker away, started by the relay shortly).
+    An error status means no run was created, except 503, after which the run may exist:
+    retry with the same Idempotency-Key to get it rather than a second one.
+    """
+    digest = hashlib.sha256(
+        canonical_json({"input": body.input, "agent": body.agent, "metadata": body.metadata})
+    ).hexdigest()
+    task_id = (
+        str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{principal.key}\n{idempotency_key}"))
+        if idempotency_key
+        else str(uuid.uuid4())
+    )
     task = TaskSubmitted(
-        task_id=str(uuid.uuid4()), input=body.input, agent=body.agent, metadata=body.metadata
+        task_id=task_id,
+        input=body.input,
+        agent=body.agent,
+        metadata=body.metadata,
+        submitted_by=principal.name,
     )
     try:
-        run = await runner.submit(task)
+        run, created = await bounded(runner.accept(task, digest=digest))
     except (UnknownAgent, InvalidTask) as exc:
         raise HTTPException(422, str(exc)) from None
+    if not created:
+        if run.request_digest != digest or not owns(principal, run):
+            raise HTTPException(
+                409, "this Idempotency-Key was already used for a different request"
+            )
+        response.status_code = 200
+        if run.status is not RunStatus.QUEUED:
+            return RunAccepted(run_id=run.run_id, status=run.status)
     # The run is stored (queued): if this publish fails, the relay starts it later.
-    await request.app.state.submit_task(task)
+    try:
+        await asyncio.wait_for(request.app.state.submit_task(task), PUBLISH_DEADLINE_SECONDS)
+    except Exception as exc:
+        log.warning(
+            "run stored, task not published (%r); the relay starts it",
+            exc,
+            extra={"run_id": run.run_id},
+        )
     return RunAccepted(run_id=run.run_id, status=run.status)
 
 
@@ -135,15 +241,26 @@ async def get_run(run: RunDep) -> RunPublic:
 @router.post(
     "/v1/runs/{run_id}/cancel",
     response_model=RunPublic,
-    responses={**NOT_FOUND, 409: {"description": "The run already ended; `run` is its state"}},
+    responses={
+        **NOT_FOUND,
+        403: {"description": "Neither the run's submitter nor an operator"},
+        409: {"description": "The run already ended; `run` is its state"},
+    },
 )
 async def cancel_run(
-    run: RunDep, runner: RunnerDep, body: RunCancel | None = None
+    run: RunDep, runner: RunnerDep, principal: CurrentPrincipal, body: RunCancel | None = None
 ) -> RunPublic | JSONResponse:
-    """Cancel a run that has not ended; its pending approvals become `cancelled`."""
+    """Cancel a run that has not ended; its pending approvals become `cancelled`.
+
+    For the run's submitter and for operators; the history names who cancelled.
+    """
+    if not may_cancel(principal, run):
+        raise HTTPException(
+            403, f"{principal.name!r} may not cancel this run: only its submitter or an operator"
+        )
     reason = (body or RunCancel()).reason
     try:
-        cancelled = await runner.cancel(run.run_id, reason)
+        cancelled = await bounded(runner.cancel(run.run_id, reason, by=principal.name))
     except UnknownRun:
         raise HTTPException(404, f"no run with id {run.run_id!r}") from None
     except NotCancellable as exc:
@@ -152,7 +269,12 @@ async def cancel_run(
     return RunPublic.of(cancelled)
 
 
-@router.get("/v1/accounts", tags=["banking demo"])
+@router.get(
+    "/v1/accounts",
+    tags=["banking demo"],
+    dependencies=[require_any(Role.READ, Role.OPERATE)],
+    responses={401: {"description": "No token"}, 403: {"description": "Not read or operate"}},
+)
 async def accounts(request: Request) -> dict[str, float]:
     """Balances of the banking demo's accounts."""
     ledger: Ledger = request.app.state.ledger

@@ -4,10 +4,12 @@ from collections.abc import Callable
 
 from faststream.kafka import KafkaBroker
 from hitl_contracts import ApprovalDecided, TaskSubmitted
+from hitl_shared.health import Probe
 from hitl_shared.kafka import PoisonMessage, subscribe
 
 from hitl_agent.service_layer.agents import UnknownAgent
 from hitl_agent.service_layer.runner import InvalidTask, Runner
+from hitl_agent.service_layer.trust import DecisionRefused
 from hitl_agent.settings import AgentSettings
 
 
@@ -16,6 +18,7 @@ def register(
     settings: AgentSettings,
     runner: Runner,
     *,
+    healthy: Probe,
     on_dead_letter: Callable[[str], None] | None = None,
 ) -> None:
     async def on_task(task: TaskSubmitted) -> None:
@@ -28,7 +31,12 @@ def register(
             raise PoisonMessage(str(exc)) from None
 
     async def on_decided(decided: ApprovalDecided) -> None:
-        await runner.resume(decided)
+        # KeysUnavailable (the approval service's keys cannot be fetched) propagates:
+        # transient, retried, never read as a verdict on the decision.
+        try:
+            await runner.resume(decided)
+        except DecisionRefused as exc:
+            raise PoisonMessage(str(exc)) from None
 
     group = settings.group_id("agent")
     subscribe(
@@ -38,6 +46,7 @@ def register(
         group=group,
         model=TaskSubmitted,
         handler=on_task,
+        healthy=healthy,
         on_dead_letter=on_dead_letter,
     )
     subscribe(
@@ -47,5 +56,6 @@ def register(
         group=group,
         model=ApprovalDecided,
         handler=on_decided,
+        healthy=healthy,
         on_dead_letter=on_dead_letter,
     )

@@ -26,7 +26,8 @@ def approval_request(run: Run, pending: PendingCall, spec: AgentSpec) -> Approva
         requested_at=pending.requested_at,
         expires_at=pending.expires_at,
         arguments_schema=tool.args_schema() if tool else None,
-        requested_by=str(run.metadata.get("submitted_by", "")),
+        requested_by=run.submitted_by,
+        edit_policy=tool.policy.edit if tool else None,
     )
 
 

@@ -14,9 +14,10 @@ from datetime import timedelta
 from typing import Any
 
 from hitl_contracts import ApprovalDecided, RunEvent, RunEventType, TaskSubmitted
+from hitl_shared.decision_keys import DecisionKeys
 
 from hitl_agent.adapters.runs import CancelOrder, Checkpoint, RunStore
-from hitl_agent.domain.run import Run, RunStatus, utcnow
+from hitl_agent.domain.run import PendingCall, Run, RunStatus, utcnow
 from hitl_agent.service_layer.agents import AgentSpec, UnknownAgent
 from hitl_agent.service_layer.decisions import (
     awaits_result,
@@ -27,6 +28,12 @@ from hitl_agent.service_layer.decisions import (
 from hitl_agent.service_layer.outbox import Outbox
 from hitl_agent.service_layer.requests import approval_request
 from hitl_agent.service_layer.steps import Changes, Steps
+from hitl_agent.service_layer.trust import (
+    DecisionRefused,
+    Refusal,
+    match_refusal,
+    signature_refusal,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +69,13 @@ class Runner:
         agents: dict[str, AgentSpec],
         steps: Steps,
         outbox: Outbox,
+        keys: DecisionKeys,
     ) -> None:
         self.store = store
         self.agents = agents
         self.steps = steps
         self.outbox = outbox
+        self.keys = keys
         # Runs this process paused last (a stored checkpoint each, never mutated),
         # oldest first; `latest` checks them against the store by probing forward.
         self.paused: dict[str, Run] = {}
@@ -85,6 +94,15 @@ class Runner:
 
     async def submit(self, task: TaskSubmitted) -> Run:
         """Store the queued run (idempotent by task id) so it is visible at once."""
+        run, _ = await self.accept(task)
+        return run
+
+    async def accept(self, task: TaskSubmitted, *, digest: str = "") -> tuple[Run, bool]:
+        """Like submit; also whether this call stored it (False: the task id existed).
+
+        `digest` identifies the request that named the task id, so a retry can be told
+        from another request reusing its idempotency key.
+        """
         spec = self.spec(task.agent)
         _check_keys(task.metadata)
         run = Run(
@@ -95,6 +113,8 @@ class Runner:
             style=spec.policy.style,
             budget=spec.budget(),
             metadata=task.metadata,
+            submitted_by=task.submitted_by,
+            request_digest=digest,
             messages=[
                 {"role": "system", "content": spec.system_prompt},
                 {"role": "user", "content": task.input},
@@ -103,10 +123,10 @@ class Runner:
         run.active = True
         if await self.store.append(Checkpoint(run=run.model_copy(deep=True))):
             await self.store.set_active(run.run_id, run.updated_at)
-            return run
+            return run, True
         existing = await self.store.latest(task.task_id)
         assert existing is not None
-        return existing
+        return existing, False
 
     async def start(self, task: TaskSubmitted) -> None:
         run = await self.submit(task)
@@ -149,18 +169,31 @@ class Runner:
         """
         ids = {"run_id": decided.run_id, "correlation_id": decided.correlation_id}
         applied: Run | None = None
+        # Checked on every delivery: the outcome step below uses this message's arguments.
+        forged = await signature_refusal(self.keys, decided)
         paused = self.paused.pop(decided.run_id, None)
         run = await self.store.latest(
             decided.run_id, paused.model_copy(deep=True) if paused else None
         )
         for _ in range(MAX_RACES):
             if run is None:
+                if forged is not None:
+                    raise DecisionRefused(forged)
                 log.warning("decision for an unknown run; ignored", extra=ids)
                 return
             pending = run.find_pending(decided.correlation_id)
             if pending is None:
+                if forged is not None:
+                    raise DecisionRefused(forged)
                 log.warning("decision for an approval this run never asked for", extra=ids)
                 return
+            tool = self.spec(run.agent).registry.get(pending.tool)
+            refusal = forged or match_refusal(run, pending, decided, tool)
+            if refusal is not None:
+                if await self._refuse(run, pending, decided, refusal):
+                    raise DecisionRefused(refusal)
+                run = await self.store.latest(decided.run_id)
+                continue
             changes = Changes()
             if run.status.terminal:
                 log.info("decision already applied (duplicate delivery)", extra=ids)
@@ -173,6 +206,10 @@ class Runner:
                     # call, so a crash before this is stored only repeats a lookup.
                     spec = self.spec(run.agent)
                     await complete_decision(self.steps, run, spec, pending, decided, changes)
+            elif awaits_result(run, pending) and pending.decision != decided.decision.value:
+                # Two signed decisions cannot differ; never let a second one change course.
+                log.error("a second, different decision for a decided call; ignored", extra=ids)
+                break
             elif awaits_result(run, pending):
                 spec = self.spec(run.agent)
                 await complete_decision(self.steps, run, spec, pending, decided, changes)
@@ -192,7 +229,31 @@ class Runner:
         # the run paused or finished and does nothing.
         await self.drive(decided.run_id, applied)
 
-    async def cancel(self, run_id: str, reason: str) -> Run:
+    async def _refuse(
+        self, run: Run, pending: PendingCall, decided: ApprovalDecided, refusal: Refusal
+    ) -> bool:
+        """Write the refusal to the run's history; the run itself stays as it was."""
+        log.warning(
+            "refused a decision (%s): %s",
+            refusal.code,
+            refusal.reason,
+            extra={"run_id": run.run_id, "correlation_id": decided.correlation_id},
+        )
+        changes = Changes()
+        changes.emit(
+            RunEventType.DECISION_REFUSED,
+            correlation_id=decided.correlation_id,
+            code=refusal.code,
+            reason=refusal.reason,
+            decision=decided.decision.value,
+            reviewer=decided.reviewer,
+            tool=pending.tool,
+            event_id=str(decided.event_id),
+        )
+        return await self.commit(run, changes)
+
+    async def cancel(self, run_id: str, reason: str, *, by: str = "") -> Run:
+        """Cancel a run; `by` is the authenticated principal, credited in the history."""
         for _ in range(MAX_RACES):
             run = await self.store.latest(run_id)
             if run is None:
@@ -203,14 +264,16 @@ class Runner:
             for pending in open_calls:
                 pending.resolved, pending.decision, pending.comment = True, "cancelled", reason
             run.status = RunStatus.CANCELLED
-            run.error = f"cancelled: {reason}"
+            who = f" by {by}" if by else ""
+            run.error = f"cancelled{who}: {reason}"
             changes = Changes()
             changes.cancels = [
-                CancelOrder(p.correlation_id, f"run cancelled: {reason}") for p in open_calls
+                CancelOrder(p.correlation_id, f"run cancelled{who}: {reason}") for p in open_calls
             ]
             changes.emit(
                 RunEventType.CANCELLED,
                 reason=reason,
+                by=by,
                 approvals=[p.correlation_id for p in open_calls],
             )
             if await self.commit(run, changes):

@@ -180,7 +180,12 @@ class Steps:
             guards.record_outcome(run, tool.name, action.arguments, ok=False, error=error)
             return
         reasons = spec.reasons(tool, args, confidence=action.confidence)
+        if tool.totals is not None:
+            reasons += await tool.totals(args, run.moved_unreviewed)
         if not reasons:
+            if (moved := args.movement()) is not None:
+                # Counted before it runs: a failed attempt still counts (conservative).
+                run.moved_unreviewed += moved.amount
             result = await self.execute(run, tool, action.call_id, args, None, changes)
             turn.add_result(action.call_id, result)
             return

@@ -1,13 +1,18 @@
 """The banking demo agent's tools: balances live in MongoDB, transfers may need approval."""
 
+from datetime import timedelta
 from typing import Any
 
 from hitl_contracts import RiskLevel
-from pydantic import Field, PrivateAttr, model_validator
+from hitl_contracts.approval import EditPolicy
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from hitl_agent.adapters.ledger import InsufficientFunds, Ledger, UnknownAccount, to_cents
-from hitl_agent.domain.policy import ToolPolicy
-from hitl_agent.tools.registry import Execution, PolicyArgs, Registry, Tool, ToolError
+from hitl_agent.domain.policy import Movement, ToolPolicy
+from hitl_agent.tools.registry import Execution, PolicyArgs, Registry, Tool, ToolError, TotalsCheck
+
+# Per-account totals are over the last day, rolling.
+DAY = timedelta(days=1)
 
 SYSTEM_PROMPT = (
     "You are a banking assistant. The user's own account is 'checking'. Use the tools to "
@@ -21,22 +26,58 @@ class BalanceArgs(PolicyArgs):
     account: str = Field(default="checking", description="Account name, lower-case.")
 
 
-class DepositArgs(PolicyArgs):
+def _whole_cents(amount: float) -> float:
+    # 0.001 would be booked as 0.00: refuse amounts the ledger cannot hold exactly.
+    if abs(amount * 100 - round(amount * 100)) > 1e-6:
+        raise ValueError("amounts have at most two decimals (whole cents)")
+    return amount
+
+
+class DepositFields(PolicyArgs):
     account: str = Field(default="checking")
-    amount: float = Field(gt=0, le=1_000_000)
+    amount: float = Field(ge=0.01, le=1_000_000)
+
+    _cents = field_validator("amount")(_whole_cents)
+
+    def movement(self) -> Movement:
+        return Movement(self.account, self.amount, "in")
+
+
+def deposit_args(threshold: float) -> type[DepositFields]:
+    class DepositArgs(DepositFields):
+        """Deposit money; above the threshold a human must approve."""
+
+        @model_validator(mode="after")
+        def _normalise(self) -> "DepositArgs":
+            self.account = self.account.strip().lower()
+            return self
+
+        def approval_reason(self) -> str | None:
+            if self.amount > threshold:
+                return (
+                    f"deposit of {self.amount:.2f} exceeds the {threshold:.2f} approval threshold"
+                )
+            return None
+
+    return DepositArgs
 
 
 class TransferFields(PolicyArgs):
     to_account: str = Field(description="Recipient account, lower-case.", min_length=1)
-    amount: float = Field(gt=0, le=1_000_000, description="Amount in the account currency.")
+    amount: float = Field(ge=0.01, le=1_000_000, description="Amount in the account currency.")
     from_account: str = Field(default="checking")
     # Whatever the model claims here is ignored: the amount alone decides.
     requires_confirmation: bool | None = Field(
         default=None, description="Ignored; approval is decided by policy."
     )
 
+    _cents = field_validator("amount")(_whole_cents)
+
     def public_arguments(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude={"requires_confirmation"})
+
+    def movement(self) -> Movement:
+        return Movement(self.from_account, self.amount, "out")
 
 
 def transfer_args(threshold: float) -> type[TransferFields]:
@@ -62,9 +103,51 @@ def transfer_args(threshold: float) -> type[TransferFields]:
     return TransferArgs
 
 
+def money_totals(ledger: Ledger, *, threshold: float, daily_limit: float) -> TotalsCheck:
+    """Splitting does not avoid approval: amounts add up per run and per account per day.
+
+    `run_total` is what this run already moved without a human's approval; the
+    account's daily total counts every movement of the last 24 hours, approved or not.
+    """
+
+    async def check(args: PolicyArgs, run_total: float) -> list[str]:
+        moved = args.movement()
+        if moved is None:
+            return []
+        reasons: list[str] = []
+        # Above the threshold on its own the call has its own reason already.
+        if moved.amount <= threshold and run_total + moved.amount > threshold:
+            reasons.append(
+                f"this run already moved {run_total:.2f} without approval; with this "
+                f"{moved.amount:.2f} it would be {run_total + moved.amount:.2f}, above the "
+                f"{threshold:.2f} approval threshold (split amounts add up)"
+            )
+        today = await ledger.moved_cents(moved.account, moved.direction, within=DAY) / 100
+        if today + moved.amount > daily_limit:
+            verb = "received" if moved.direction == "in" else "sent"
+            reasons.append(
+                f"{moved.account} has {verb} {today:.2f} in the last 24 hours; with this "
+                f"{moved.amount:.2f} it would pass its daily limit of {daily_limit:.2f}"
+            )
+        return reasons
+
+    return check
+
+
+# A reviewer may lower the amount, never raise it or change where money comes from or goes.
+TRANSFER_EDITS = EditPolicy(locked=("to_account", "from_account"), not_above=("amount",))
+DEPOSIT_EDITS = EditPolicy(locked=("account",), not_above=("amount",))
+
+
 def banking_registry(
-    ledger: Ledger, *, threshold: float, timeout_seconds: float | None = None
+    ledger: Ledger,
+    *,
+    threshold: float,
+    daily_limit: float = 1000.0,
+    timeout_seconds: float | None = None,
 ) -> Registry:
+    totals = money_totals(ledger, threshold=threshold, daily_limit=daily_limit)
+
     async def get_balance(args: BalanceArgs, run: Execution) -> str:
         try:
             cents = await ledger.balance_cents(args.account)
@@ -72,7 +155,7 @@ def banking_registry(
             raise ToolError(str(exc)) from None
         return f"Balance of {args.account}: {cents / 100:.2f}"
 
-    async def deposit(args: DepositArgs, run: Execution) -> str:
+    async def deposit(args: DepositFields, run: Execution) -> str:
         try:
             posted = await ledger.post(
                 str(run.key), source=None, target=args.account, cents=to_cents(args.amount)
@@ -114,9 +197,14 @@ def banking_registry(
             Tool(
                 "deposit",
                 "Deposit money into an account.",
-                DepositArgs,
+                deposit_args(threshold),
                 deposit,
-                policy=ToolPolicy(risk_level=RiskLevel.LOW),
+                policy=ToolPolicy(
+                    risk_level=RiskLevel.MEDIUM,
+                    timeout_seconds=timeout_seconds,
+                    edit=DEPOSIT_EDITS,
+                ),
+                totals=totals,
                 # One ledger entry keyed by the call: a repeat completes or reuses it.
                 idempotent=True,
             ),
@@ -125,7 +213,12 @@ def banking_registry(
                 "Transfer money from one account to another.",
                 transfer_args(threshold),
                 transfer,
-                policy=ToolPolicy(risk_level=RiskLevel.HIGH, timeout_seconds=timeout_seconds),
+                policy=ToolPolicy(
+                    risk_level=RiskLevel.HIGH,
+                    timeout_seconds=timeout_seconds,
+                    edit=TRANSFER_EDITS,
+                ),
+                totals=totals,
                 idempotent=True,
             ),
         ]

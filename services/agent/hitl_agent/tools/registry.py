@@ -15,6 +15,7 @@ __all__ = [
     "Registry",
     "Tool",
     "ToolError",
+    "TotalsCheck",
     "describe_validation",
 ]
 
@@ -44,6 +45,8 @@ class Execution:
 
 Executor = Callable[[Any, Execution], Awaitable[str]]
 Previewer = Callable[[Any], Awaitable[dict[str, Any]]]
+# (arguments, what the run already moved without approval) -> reasons to ask a human.
+TotalsCheck = Callable[[PolicyArgs, float], Awaitable[list[str]]]
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,9 @@ class Tool:
     preview: Previewer | None = None
     # The reviewer's answer is the result (request_human_intervention): nothing runs.
     answered_by_human: bool = False
+    # Totals this call adds to (money per run and per account per day): a human must
+    # approve once they would pass their limits, so splitting does not avoid approval.
+    totals: TotalsCheck | None = None
 
     def parse(self, arguments: dict[str, Any]) -> PolicyArgs:
         return self.args.model_validate(arguments)

@@ -61,6 +61,11 @@ class ApprovalMetrics:
             ["topic"],
             registry=self.registry,
         )
+        self.sweep_failures = Counter(
+            "hitl_approval_sweep_failures",
+            "Approvals the expiry sweep could not handle (logged; the sweep went on).",
+            registry=self.registry,
+        )
         self.outbox_relayed = Counter(
             "hitl_approval_outbox_relayed",
             "Events the outbox relay published after the inline publish did not happen.",

@@ -26,13 +26,14 @@ from typing import Any
 
 from hitl_contracts import Channel
 from hitl_shared.mongo import Document, ensure_index, insert_once
+from pydantic import ValidationError
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from hitl_approval.adapters.storable import dumps, loads, readable
-from hitl_approval.domain.model import Approval, Entry, EntryType, Status
+from hitl_approval.domain.model import Approval, BrokenApproval, Entry, EntryType, Status
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,15 @@ def _entry(doc: Document) -> Entry:
 
 
 DUPLICATE_KEY = 11000
+
+
+def _first_line(exc: Exception) -> str:
+    """What is wrong with a stored stream, short enough for a log line and a 409."""
+    if isinstance(exc, ValidationError):
+        found = exc.errors()[:3]
+        return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in found)[:300]
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
 
 
 async def insert_new(collection: AsyncCollection[Document], docs: list[Document]) -> set[int]:
@@ -231,15 +241,25 @@ class ApprovalRepository:
         return created
 
     async def get(self, correlation_id: str) -> Approval | None:
+        """The approval, None if there is none; BrokenApproval if it cannot be read."""
         # Entry by entry on its `_id`, until the first gap: FerretDB 1.x answers only an
         # `_id` equality without reading the whole collection, and a stream holds a few
         # entries. Entries are only ever appended, so the result is a consistent prefix.
-        entries: list[Entry] = []
+        docs: list[Document] = []
         while (
-            doc := await self.events.find_one({"_id": _entry_id(correlation_id, len(entries))})
+            doc := await self.events.find_one({"_id": _entry_id(correlation_id, len(docs))})
         ) is not None:
-            entries.append(_entry(doc))
-        return Approval.from_entries(entries) if entries else None
+            docs.append(doc)
+        if not docs:
+            return None
+        try:
+            approval = Approval.from_entries([_entry(doc) for doc in docs])
+            # What every use case computes first: a deadline that overflows shows here.
+            _ = approval.expires_at, approval.status
+        except (ValueError, TypeError, KeyError, AssertionError, OverflowError) as exc:
+            # Older rules let through what today's refuse (a 1e15-second escalation).
+            raise BrokenApproval(correlation_id, _first_line(exc)) from exc
+        return approval
 
     async def append(self, approval: Approval, entry: Entry) -> bool:
         """Append atomically; False when another writer took that seq first."""
@@ -389,10 +409,18 @@ class ApprovalRepository:
         return Page(items=items, next_cursor=next_cursor)
 
     async def due(self, now: datetime, *, limit: int = 200) -> list[str]:
-        found = self.approvals.find(
-            {"status": Status.PENDING.value, "expires_at": {"$lte": now}}, {"_id": 1}
-        ).limit(limit)
+        query = {
+            "status": Status.PENDING.value,
+            "expires_at": {"$lte": now},
+            "set_aside": {"$exists": False},
+        }
+        found = self.approvals.find(query, {"_id": 1}).limit(limit)
         return [doc["_id"] async for doc in found]
+
+    async def set_aside(self, correlation_id: str, reason: str) -> None:
+        """Keep an approval that cannot be read out of every later sweep (a page of them
+        would otherwise crowd out the ones that can expire); `reason` is for operators."""
+        await self.approvals.update_one({"_id": correlation_id}, {"$set": {"set_aside": reason}})
 
     async def unpublished(self, *, before: datetime, limit: int = 200) -> list[OutboxItem]:
         found = self.events.find({"published": False, "at": {"$lt": before}}).limit(limit)

@@ -53,3 +53,20 @@ class TooLate(ApprovalError):
 
 class NotDue(ApprovalError):
     """Expiry was attempted before the deadline."""
+
+
+class BrokenApproval(ApprovalError):
+    """A stored approval this service cannot read or act on (HTTP 409, never a 500).
+
+    Written by an older version under looser rules (an escalation of 1e15 seconds), or
+    damaged in the store: it is left as it is for an operator, and nothing else waits on it.
+    """
+
+    def __init__(self, correlation_id: str, reason: str) -> None:
+        super().__init__(
+            f"approval {correlation_id} is stored in a form this service cannot act on "
+            f"({reason}); it can be neither decided nor cancelled here: an operator must "
+            "repair or remove it"
+        )
+        self.correlation_id = correlation_id
+        self.reason = reason

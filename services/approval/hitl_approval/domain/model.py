@@ -19,12 +19,15 @@ from hitl_contracts import (
     Decision,
     OnTimeout,
 )
+from hitl_contracts.edits import edit_problem
+from hitl_contracts.identity import identity_key, same_identity
 
 from hitl_approval.domain.arguments import json_problems, schema_problems
 from hitl_approval.domain.errors import (
     AlreadyDecided,
     AlreadyVoted,
     ApprovalError,
+    BrokenApproval,
     Conflict,
     InvalidDecision,
     NotAllowed,
@@ -39,6 +42,7 @@ __all__ = [
     "AlreadyVoted",
     "Approval",
     "ApprovalError",
+    "BrokenApproval",
     "Conflict",
     "Entry",
     "EntryType",
@@ -152,9 +156,14 @@ class Approval:
         arguments: dict[str, Any] | None = None,
         comment: str = "",
         groups: frozenset[str] = frozenset(),
+        refuse_unknown_submitter: bool = False,
     ) -> Entry:
-        """The entry that records this reviewer's decision or vote; raises if it cannot."""
-        self._check_allowed(verb, reviewer, groups)
+        """The entry that records this reviewer's decision or vote; raises if it cannot.
+
+        `refuse_unknown_submitter`: under four-eyes, refuse approving a request whose
+        submitter is unknown (nobody can be shown to be a second person).
+        """
+        self._check_allowed(verb, reviewer, groups, refuse_unknown_submitter)
         if self.status.terminal:
             raise AlreadyDecided(self)
         if self.is_due(now):
@@ -169,7 +178,7 @@ class Approval:
             if arguments != proposal:
                 # An edit is a new proposal: earlier approvals were for other arguments.
                 proposal, approvers = arguments, []
-        if reviewer in approvers:
+        if any(same_identity(reviewer, a) for a in approvers):
             raise AlreadyVoted(self, reviewer)
         approvers = [*approvers, reviewer]
         if len(approvers) < self.policy.quorum:
@@ -215,23 +224,29 @@ class Approval:
         self.entries.append(entry)
         return self
 
-    def _check_allowed(self, verb: Verb, reviewer: str, groups: frozenset[str]) -> None:
+    def _check_allowed(
+        self, verb: Verb, reviewer: str, groups: frozenset[str], refuse_unknown_submitter: bool
+    ) -> None:
         allowed = set(self.policy.groups)
         if allowed and not groups & allowed:
             raise NotAllowed(
                 f"reviewer {reviewer!r} is not in a group allowed to decide this approval "
                 f"(allowed: {', '.join(sorted(allowed))})"
             )
+        if verb is Verb.REJECT or not self.policy.four_eyes:
+            return
         submitter = self.request.requested_by
-        if (
-            verb is not Verb.REJECT
-            and self.policy.four_eyes
-            and submitter
-            and submitter == reviewer
-        ):
+        # Names compare as identities: "Carol" and its full-width form are one person.
+        if same_identity(submitter, reviewer):
             raise NotAllowed(
                 f"four-eyes policy: {reviewer!r} submitted this task and may not approve it; "
                 "another reviewer must (rejecting is allowed)"
+            )
+        if not identity_key(submitter) and refuse_unknown_submitter:
+            raise NotAllowed(
+                "four-eyes policy: this task's submitter is unknown, so no reviewer can be "
+                "shown to be a second person; it can only be rejected (or left to expire). "
+                "Operators: APPROVAL_FOUR_EYES_UNKNOWN_SUBMITTER=allow accepts such approvals"
             )
 
     def _check_arguments(self, arguments: dict[str, Any] | None) -> None:
@@ -244,6 +259,9 @@ class Approval:
             raise InvalidDecision(
                 f"the edited arguments do not fit the {self.request.tool} tool's schema: {problem}"
             )
+        # Against the request as asked, not an earlier vote's edit: no edit widens it.
+        if problem := edit_problem(self.request.arguments, arguments, self.request.edit_policy):
+            raise InvalidDecision(f"this edit would widen what was asked: {problem}")
 
     def _tally(self) -> tuple[dict[str, Any], list[str]]:
         proposal: dict[str, Any] = self.request.arguments
@@ -253,7 +271,7 @@ class Approval:
                 continue
             if entry.data["arguments"] != proposal:
                 proposal, approvers = entry.data["arguments"], []
-            if entry.actor not in approvers:
+            if not any(same_identity(entry.actor, a) for a in approvers):
                 approvers.append(entry.actor)
         return proposal, approvers
 
@@ -306,6 +324,9 @@ class Approval:
             comment=comment,
             decided_at=now,
             approvers=approvers or [],
+            agent=self.request.agent,
+            tool=self.request.tool,
+            tool_call_id=self.request.tool_call_id,
         )
         return Entry(
             seq=self.version + 1,

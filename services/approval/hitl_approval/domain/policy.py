@@ -9,7 +9,12 @@ the terms of a request a reviewer is already looking at.
 from typing import Any
 
 from hitl_contracts import ApprovalRequested, OnTimeout, RiskLevel
+from hitl_contracts.approval import MAX_WAIT
 from pydantic import BaseModel, ConfigDict, Field
+
+# Waits are bounded like the contracts bound a request's: date arithmetic on a huge
+# duration overflows, and the sweeper would fail on it at every pass.
+MAX_SECONDS = MAX_WAIT.total_seconds()
 
 
 class Policy(BaseModel):
@@ -29,6 +34,7 @@ class Policy(BaseModel):
     timeout_seconds: float | None = Field(
         default=None,
         gt=0,
+        le=MAX_SECONDS,
         description="Ceiling on the wait: expires_at is at most requested_at + this.",
     )
     on_timeout: OnTimeout | None = Field(
@@ -37,6 +43,7 @@ class Policy(BaseModel):
     escalation_seconds: float | None = Field(
         default=None,
         gt=0,
+        le=MAX_SECONDS,
         description="How long an escalation extends the deadline; unset: as long again "
         "as the original wait.",
     )
@@ -50,9 +57,9 @@ class PolicyLayer(BaseModel):
     quorum: int | None = Field(default=None, ge=1, le=20)
     groups: list[str] | None = None
     four_eyes: bool | None = None
-    timeout_seconds: float | None = Field(default=None, gt=0)
+    timeout_seconds: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
     on_timeout: OnTimeout | None = None
-    escalation_seconds: float | None = Field(default=None, gt=0)
+    escalation_seconds: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
 
     def fields(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True, exclude={"match"})

@@ -9,7 +9,7 @@ from hitl_contracts import RiskLevel
 from hitl_approval.adapters.repository import Filters
 from hitl_approval.domain.model import Status
 from hitl_approval.entrypoints.auth import CurrentReviewer
-from hitl_approval.entrypoints.errors import INVALID, NOT_FOUND, UNAUTHORIZED
+from hitl_approval.entrypoints.errors import BROKEN, INVALID, NOT_FOUND, UNAUTHORIZED
 from hitl_approval.entrypoints.schemas import ApprovalPage, ApprovalView, HistoryItem
 from hitl_approval.service_layer.services import ApprovalService, NotFound
 
@@ -85,6 +85,7 @@ async def list_approvals(
         200: {"headers": {"ETag": {"description": "The version, for If-Match."}}},
         **UNAUTHORIZED,
         **NOT_FOUND,
+        **BROKEN,
         **INVALID,
     },
     summary="One approval, read from its stream",
@@ -103,7 +104,7 @@ async def get_approval(
 @router.get(
     "/{correlation_id}/history",
     response_model=list[HistoryItem],
-    responses={**UNAUTHORIZED, **NOT_FOUND, **INVALID},
+    responses={**UNAUTHORIZED, **NOT_FOUND, **BROKEN, **INVALID},
     summary="Audit trail: who did what, when, through which channel",
 )
 async def history(

@@ -2,8 +2,10 @@
 
 from faststream.kafka import KafkaBroker
 from hitl_contracts import ApprovalRequested, NotificationRecorded
+from hitl_shared.health import Probe
 from hitl_shared.kafka import subscribe, subscribe_batch
 
+from hitl_approval.adapters.store_time import background
 from hitl_approval.adapters.traces import TraceStore
 from hitl_approval.service_layer.services import ApprovalService
 from hitl_approval.settings import ApprovalSettings
@@ -14,17 +16,22 @@ def register(
     settings: ApprovalSettings,
     service: ApprovalService,
     *,
+    healthy: Probe,
     traces: TraceStore | None = None,
 ) -> None:
+    # Nobody waits on a consumer: its store calls get the background deadline.
     async def on_requested(events: list[ApprovalRequested]) -> None:
-        await service.ingest_many(events)
+        with background():
+            await service.ingest_many(events)
 
     async def remember_trace(event: ApprovalRequested) -> None:
         if traces is not None:
-            await traces.remember(event.correlation_id)
+            with background():
+                await traces.remember(event.correlation_id)
 
     async def on_notification(event: NotificationRecorded) -> None:
-        await service.record_note(event)
+        with background():
+            await service.record_note(event)
 
     # In batches: one insert per collection for all new requests of a fetch, not two a request.
     subscribe_batch(
@@ -34,6 +41,7 @@ def register(
         group=settings.group_id("approval"),
         model=ApprovalRequested,
         handler=on_requested,
+        healthy=healthy,
         after_each=remember_trace if traces is not None else None,
         on_dead_letter=service.metrics.dead_lettered,
     )
@@ -44,5 +52,6 @@ def register(
         group=settings.group_id("approval-notes"),
         model=NotificationRecorded,
         handler=on_notification,
+        healthy=healthy,
         on_dead_letter=service.metrics.dead_lettered,
     )

@@ -8,7 +8,14 @@ from fastapi.responses import JSONResponse
 from hitl_contracts import Channel
 
 from hitl_approval.adapters.idempotency import IdempotencyStore, StoredResponse, fingerprint
-from hitl_approval.domain.model import Approval, Conflict, InvalidDecision, NotAllowed, Verb
+from hitl_approval.domain.model import (
+    Approval,
+    BrokenApproval,
+    Conflict,
+    InvalidDecision,
+    NotAllowed,
+    Verb,
+)
 from hitl_approval.domain.reviewer import Reviewer, Role
 from hitl_approval.entrypoints.api import CorrelationId, ServiceDep, etag
 from hitl_approval.entrypoints.auth import require_any
@@ -19,6 +26,7 @@ from hitl_approval.entrypoints.errors import (
     NOT_FOUND,
     PRECONDITION,
     UNAUTHORIZED,
+    UNAVAILABLE,
     UNREADABLE,
 )
 from hitl_approval.entrypoints.schemas import ApprovalView, CancelBody, DecisionBody
@@ -101,6 +109,7 @@ def _if_match(value: str | None) -> int | Outcome | None:
         **PRECONDITION,
         **INVALID,
         **UNREADABLE,
+        **UNAVAILABLE,
     },
     summary="Approve, modify or reject a pending approval",
 )
@@ -117,6 +126,12 @@ async def decide(
 
     Under a quorum policy an approval that does not complete the quorum is recorded as a
     vote and the approval stays `pending` (see `approvers`); any rejection ends it.
+    Four-eyes: the submitter (`requested_by`, compared without case or Unicode form) may
+    not approve or modify, only reject (403); with no known submitter the service's
+    APPROVAL_FOUR_EYES_UNKNOWN_SUBMITTER decides. `modify` must fit the tool's schema and
+    its `edit_policy`: locked fields unchanged, `not_above` fields not raised, no new
+    fields (422 with the reason). The decision's `signature` verifies against
+    `GET /v1/keys`.
     """
     version = _if_match(if_match)
     if isinstance(version, Outcome):
@@ -162,6 +177,8 @@ async def _decide(service: ApprovalService, command: DecideCommand) -> Outcome:
         approval = await service.decide(command)
     except NotFound as exc:
         return _error(404, str(exc))
+    except BrokenApproval as exc:
+        return _error(409, str(exc))
     except NotAllowed as exc:
         return _error(403, str(exc))
     except InvalidDecision as exc:
@@ -184,6 +201,7 @@ async def _decide(service: ApprovalService, command: DecideCommand) -> Outcome:
         **CONFLICT,
         **INVALID,
         **UNREADABLE,
+        **UNAVAILABLE,
     },
     summary="Cancel a pending approval (its run was cancelled)",
 )
@@ -199,6 +217,8 @@ async def cancel(
         approval = await service.cancel(correlation_id, actor=caller.name, comment=comment)
     except NotFound as exc:
         return _error(404, str(exc)).response()
+    except BrokenApproval as exc:
+        return _error(409, str(exc)).response()
     except Conflict as exc:
         return _state(409, exc.approval, str(exc)).response()
     return _state(200, approval).response()

@@ -1,13 +1,15 @@
 """Error responses of the approval API: JSON with a message a person can act on."""
 
+from html import escape
 from typing import Any
 
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from hitl_approval.domain.errors import BrokenApproval
 from hitl_approval.entrypoints.schemas import ConflictBody, ErrorBody, InvalidBody
 
 API_PREFIX = "/v1/approvals"
@@ -33,6 +35,16 @@ async def on_validation_error(request: Request, exc: Exception) -> Response:
     return JSONResponse(body, status_code=422)
 
 
+async def on_broken_approval(request: Request, exc: Exception) -> Response:
+    """409 with the reason for an approval stored in a form this service cannot act on."""
+    assert isinstance(exc, BrokenApproval)
+    if request.url.path.startswith("/ui"):
+        return HTMLResponse(
+            f"<!doctype html><title>Cannot show</title><p>{escape(str(exc))}</p>", 409
+        )
+    return JSONResponse({"detail": str(exc)}, status_code=409)
+
+
 UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "No bearer token, or an unknown one."},
 }
@@ -47,13 +59,32 @@ INVALID: dict[int | str, dict[str, Any]] = {
 }
 UNREADABLE: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "The body cannot be read as JSON (e.g. not UTF-8)."},
-    413: {"model": ErrorBody, "description": "The body is over 1 MiB."},
+    413: {
+        "model": ErrorBody,
+        "description": "The body is over 1 MiB (counted as it is read, chunked bodies too).",
+    },
+}
+UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {
+        "model": ErrorBody,
+        "description": "The store or the broker is unavailable; nothing was done or lost. "
+        "Retry after `Retry-After` seconds.",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    },
 }
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {
         "model": ConflictBody,
         "description": "Already decided (or this reviewer already voted); the body carries "
-        "the current state.",
+        "the current state. Also (`detail` only) when the stored approval cannot be read "
+        "and so can be neither decided nor cancelled.",
+    },
+}
+BROKEN: dict[int | str, dict[str, Any]] = {
+    409: {
+        "model": ErrorBody,
+        "description": "The stored approval cannot be read (written under older rules or "
+        "damaged); `detail` says why.",
     },
 }
 PRECONDITION: dict[int | str, dict[str, Any]] = {

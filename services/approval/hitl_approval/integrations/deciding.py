@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from hitl_contracts import Channel
 
-from hitl_approval.domain.model import Approval, ApprovalError, Conflict, Verb
+from hitl_approval.domain.model import Approval, ApprovalError, BrokenApproval, Conflict, Verb
 from hitl_approval.domain.reviewer import Reviewer
 from hitl_approval.service_layer.services import ApprovalService, DecideCommand, NotFound
 
@@ -39,6 +39,8 @@ async def decide(
         return Outcome(approval=await service.decide(command))
     except NotFound as exc:
         return Outcome(refusal=str(exc), http_status=404)
+    except BrokenApproval as exc:
+        return Outcome(refusal=str(exc), http_status=409)
     except Conflict as exc:
         # Already decided, or this reviewer already voted under a quorum policy.
         return Outcome(refusal=str(exc), current=exc.approval, http_status=409)

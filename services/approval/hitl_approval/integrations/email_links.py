@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from hitl_contracts import Channel
 from hitl_shared import links
+from hitl_shared.directory import Directory
 from hitl_shared.mongo import insert_once
 
 from hitl_approval.domain.model import Verb
@@ -70,8 +71,8 @@ async def _check(request: Request, token: str) -> tuple[links.LinkClaim, Reviewe
                 410,
             )
         )
-    directory: dict[str, Reviewer] = request.app.state.reviewers
-    reviewer = reviewers.find(directory.values(), "email", claim.recipient)
+    directory: Directory = request.app.state.directory
+    reviewer = reviewers.find(directory.by_token.values(), "email", claim.recipient)
     if reviewer is None:
         raise _Refused(
             _html(

@@ -16,9 +16,9 @@ import httpx
 from fastapi import APIRouter, BackgroundTasks, Request, Response
 from fastapi.responses import JSONResponse
 from hitl_contracts import Channel
+from hitl_shared.directory import Directory
 
 from hitl_approval.domain.model import Verb
-from hitl_approval.domain.reviewer import Reviewer
 from hitl_approval.integrations import deciding, reviewers, slack_signature
 from hitl_approval.integrations.settings import current
 from hitl_approval.service_layer.services import ApprovalService
@@ -64,8 +64,8 @@ async def interactions(request: Request, background: BackgroundTasks) -> Respons
     response_url = str(payload.get("response_url", ""))
 
     service: ApprovalService = request.app.state.service
-    directory: dict[str, Reviewer] = request.app.state.reviewers
-    reviewer = reviewers.find(directory.values(), "slack_user_id", slack_user)
+    directory: Directory = request.app.state.directory
+    reviewer = reviewers.find(directory.by_token.values(), "slack_user_id", slack_user)
     if reviewer is None:
         background.add_task(
             _respond,

@@ -11,6 +11,7 @@ Nothing scans the store while all is well: on FerretDB 1.x every scan reads the 
 collection.
 """
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator
@@ -52,6 +53,7 @@ class Outbox:
         clock: Callable[[], datetime],
         grace: timedelta,
         replica_timeout: timedelta,
+        publish_timeout: timedelta = timedelta(seconds=5),
         after_commit: AfterCommitHook | None = None,
     ) -> None:
         self.repo = repo
@@ -61,6 +63,7 @@ class Outbox:
         self.clock = clock
         self.grace = grace
         self.replica_timeout = replica_timeout
+        self.publish_timeout = publish_timeout
         self.after_commit = after_commit
         # Entries this process is publishing inline right now: not the relay's.
         self.inflight: set[tuple[str, int]] = set()
@@ -87,7 +90,10 @@ class Outbox:
         if self.after_commit:
             await self.after_commit(event)
         try:
-            await self.publish(event)
+            # A caller waits on this; with the broker away it would wait for minutes.
+            # A publish cut short may still go out: the relay's copy is then a
+            # duplicate, which consumers of an at-least-once outbox already take.
+            await asyncio.wait_for(self.publish(event), self.publish_timeout.total_seconds())
         except Exception:
             # Stored is decided: the relay publishes it once the broker answers.
             log.exception(

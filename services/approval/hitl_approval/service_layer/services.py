@@ -5,17 +5,23 @@ it with the unique-key insert. A lost race re-reads and asks the domain again, s
 the loser sees the winner's state (409) rather than overwriting it. Publishing is `outbox.py`'s.
 """
 
+import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hitl_contracts import (
+    ApprovalDecided,
     ApprovalRequested,
     Channel,
     NotificationRecorded,
 )
+from hitl_contracts.signing import DecisionSigner
+from hitl_shared.directory import Directory
+from hitl_shared.http_limits import BROKER_ERRORS, STORE_ERRORS
+from pymongo.errors import ExecutionTimeout
 
 from hitl_approval.adapters.instances import InstanceRegistry
 from hitl_approval.adapters.metrics import ApprovalMetrics
@@ -26,6 +32,7 @@ from hitl_approval.domain.model import (
     AlreadyDecided,
     Approval,
     ApprovalError,
+    BrokenApproval,
     Entry,
     EntryType,
     NotAllowed,
@@ -34,7 +41,7 @@ from hitl_approval.domain.model import (
     Verb,
 )
 from hitl_approval.domain.policy import PolicyBook
-from hitl_approval.domain.reviewer import Reviewer, Role
+from hitl_approval.domain.reviewer import Role
 from hitl_approval.service_layer.deadlines import Deadlines
 from hitl_approval.service_layer.outbox import (
     AfterCommitHook,
@@ -93,7 +100,7 @@ class ApprovalService:
 
     How an entrypoint decides (REST, web page, Slack, email alike): authenticate the
     person your own way, map them to the reviewer *name* configured in the reviewer
-    directory (`APPROVAL_REVIEWERS[_FILE]`), then call
+    directory (`APPROVAL_REVIEWERS[_FILE]`, names compare as identities), then call
     `await service.decide(DecideCommand(correlation_id, Verb(...), reviewer=name,
     channel=Channel.<yours>, arguments=..., comment=...))`. The service applies the
     same rules to everyone: the reviewer role (a known name without it is refused),
@@ -111,19 +118,25 @@ class ApprovalService:
         *,
         notes: NoteRepository | None = None,
         policies: PolicyBook | None = None,
-        reviewers: Mapping[str, Reviewer] | None = None,
+        reviewers: Directory | None = None,
+        signer: DecisionSigner | None = None,
+        refuse_unknown_submitter: bool = False,
         metrics: ApprovalMetrics | None = None,
         instances: InstanceRegistry | None = None,
         clock: Clock = utcnow,
         outbox_grace: timedelta = timedelta(seconds=2),
         replica_timeout: timedelta = timedelta(seconds=5),
+        publish_timeout: timedelta = timedelta(seconds=5),
         after_commit: AfterCommitHook | None = None,
     ) -> None:
         self.repo = repo
         self.publish = publish
         self.notes = notes or NoteRepository(repo.db)
         self.policies = policies or PolicyBook()
-        self.reviewers: Mapping[str, Reviewer] = reviewers or {}
+        self.reviewers = reviewers or Directory({})
+        # None only before start-up finished loading the key (and in tests of other things).
+        self.signer = signer
+        self.refuse_unknown_submitter = refuse_unknown_submitter
         self.metrics = metrics or ApprovalMetrics()
         self.clock = clock
         self.deadlines = Deadlines()
@@ -135,6 +148,7 @@ class ApprovalService:
             clock=clock,
             grace=outbox_grace,
             replica_timeout=replica_timeout,
+            publish_timeout=publish_timeout,
             after_commit=after_commit,
         )
 
@@ -211,6 +225,7 @@ class ApprovalService:
                     arguments=cmd.arguments,
                     comment=cmd.comment,
                     groups=groups,
+                    refuse_unknown_submitter=self.refuse_unknown_submitter,
                 )
             except TooLate as late:
                 await self._commit(approval, late.timeout)
@@ -249,41 +264,70 @@ class ApprovalService:
         # Safe on many replicas at once: each expiry is the same unique-key append.
         handled = 0
         for correlation_id in correlation_ids:
-            approval = await self.repo.get(correlation_id)
-            if approval is None:
-                continue
             try:
-                entry = approval.expire(self.clock())
-            except AlreadyDecided:
-                await self.repo.project(approval)  # repair a projection a crash left behind
-                continue
-            except NotDue:
-                self.deadlines.set(correlation_id, approval.expires_at)
-                await self.repo.project(approval)  # e.g. an escalation the projection missed
-                continue
-            if await self._commit(approval, entry):
-                handled += 1
-                extra = {"correlation_id": correlation_id, "run_id": approval.request.run_id}
-                if entry.type is EntryType.ESCALATED:
-                    log.warning(
-                        "approval escalated: no decision by %s; deadline extended once to %s",
-                        entry.data["previous_expires_at"],
-                        entry.data["expires_at"],
-                        extra=extra,
-                    )
-                else:
-                    log.warning("approval expired: %s", entry.data.get("comment"), extra=extra)
+                handled += await self._expire_one(correlation_id)
+            except (*STORE_ERRORS, ExecutionTimeout, *BROKER_ERRORS):
+                raise  # the store or broker is away: the next pass tries them all again
+            except BrokenApproval as exc:
+                # One bad approval never holds back another's deadline.
+                self.deadlines.forget(correlation_id)
+                await self.repo.set_aside(correlation_id, exc.reason)
+                self.metrics.sweep_failures.inc()
+                log.error("sweep: %s", exc, extra={"correlation_id": correlation_id})
+            except Exception:
+                self.deadlines.forget(correlation_id)
+                self.metrics.sweep_failures.inc()
+                log.exception(
+                    "sweep: approval %s failed; going on with the others",
+                    correlation_id,
+                    extra={"correlation_id": correlation_id},
+                )
         return handled
 
+    async def _expire_one(self, correlation_id: str) -> int:
+        approval = await self.repo.get(correlation_id)
+        if approval is None:
+            self.deadlines.forget(correlation_id)
+            return 0
+        try:
+            entry = approval.expire(self.clock())
+        except AlreadyDecided:
+            await self.repo.project(approval)  # repair a projection a crash left behind
+            return 0
+        except NotDue:
+            self.deadlines.set(correlation_id, approval.expires_at)
+            await self.repo.project(approval)  # e.g. an escalation the projection missed
+            return 0
+        if not await self._commit(approval, entry):
+            return 0
+        extra = {"correlation_id": correlation_id, "run_id": approval.request.run_id}
+        if entry.type is EntryType.ESCALATED:
+            log.warning(
+                "approval escalated: no decision by %s; deadline extended once to %s",
+                entry.data["previous_expires_at"],
+                entry.data["expires_at"],
+                extra=extra,
+            )
+        else:
+            log.warning("approval expired: %s", entry.data.get("comment"), extra=extra)
+        return 1
+
     def _groups_of(self, name: str) -> frozenset[str]:
-        reviewer = self.reviewers.get(name)
+        reviewer = self.reviewers.named(name)
         if reviewer is None:
             return frozenset()
         if not reviewer.can(Role.REVIEWER):
             raise NotAllowed(f"{name!r} does not have the reviewer role")
         return reviewer.groups
 
+    def _signed(self, entry: Entry) -> Entry:
+        if entry.type is not EntryType.DECIDED or self.signer is None:
+            return entry
+        decided = self.signer.sign(ApprovalDecided.model_validate(entry.data))
+        return dataclasses.replace(entry, data=decided.model_dump(mode="json"))
+
     async def _commit(self, approval: Approval, entry: Entry) -> bool:
+        entry = self._signed(entry)
         with self.outbox.publishing(approval, entry):
             if not await self.repo.append(approval, entry):
                 return False

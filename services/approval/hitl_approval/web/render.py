@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse
@@ -23,6 +24,8 @@ templates.env.globals.update(
     summary=present.summary,
     is_list=present.is_list_of_scalars,
 )
+# An id in a URL path is one segment whatever it holds ("/", "?", "#", "..").
+templates.env.filters["segment"] = lambda value: quote(str(value), safe="")
 
 # No inline script or style: the CSP forbids both, so injected markup cannot run.
 SECURITY_HEADERS = {

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from fastapi import HTTPException, Request, Response
+from hitl_shared.directory import Directory
 
 from hitl_approval.domain.reviewer import Reviewer
-from hitl_approval.entrypoints.auth import hash_token
 
 SESSION_COOKIE = "hitl_session"
 LOGIN_CSRF_COOKIE = "hitl_login_csrf"
@@ -39,8 +39,8 @@ def csrf_for(token: str) -> str:
 
 
 def reviewer_for(request: Request, token: str) -> Reviewer | None:
-    reviewers: dict[str, Reviewer] = request.app.state.reviewers
-    return reviewers.get(hash_token(token)) if token else None
+    directory: Directory = request.app.state.directory
+    return directory.authenticate(token)
 
 
 def session_of(request: Request) -> Session | None:
