@@ -1,11 +1,17 @@
-"""Kafka entrypoints: `agent.tasks` starts runs, `approval.decided` resumes them."""
+"""Kafka entrypoints: `agent.tasks` starts runs, `approval.decided` resumes them.
+
+Different runs proceed concurrently (at most AGENT_CONCURRENCY at once); the
+messages of one run are handled in their order. Both handlers are idempotent per
+message (a task already started, a decision already applied is recognised), which
+a redelivered batch relies on.
+"""
 
 from collections.abc import Callable
 
 from faststream.kafka import KafkaBroker
 from hitl_contracts import ApprovalDecided, TaskSubmitted
 from hitl_shared.health import Probe
-from hitl_shared.kafka import PoisonMessage, subscribe
+from hitl_shared.kafka import PoisonMessage, subscribe_concurrent
 
 from hitl_agent.service_layer.agents import UnknownAgent
 from hitl_agent.service_layer.runner import InvalidTask, Runner
@@ -39,23 +45,27 @@ def register(
             raise PoisonMessage(str(exc)) from None
 
     group = settings.group_id("agent")
-    subscribe(
+    subscribe_concurrent(
         broker,
         settings,
         topic=settings.topics.agent_tasks,
         group=group,
         model=TaskSubmitted,
         handler=on_task,
+        key=lambda task: task.task_id,
+        limit=settings.agent_concurrency,
         healthy=healthy,
         on_dead_letter=on_dead_letter,
     )
-    subscribe(
+    subscribe_concurrent(
         broker,
         settings,
         topic=settings.topics.approval_decided,
         group=group,
         model=ApprovalDecided,
         handler=on_decided,
+        key=lambda decided: decided.run_id,
+        limit=settings.agent_concurrency,
         healthy=healthy,
         on_dead_letter=on_dead_letter,
     )
