@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from bench.load import approval_request, producer, send_request
-from bench.scenarios.common import reviewer, store_size
+from bench.scenarios.common import reviewer, start_run, store_size
 from bench.stats import by_window, summarize
 from tests.support.infra import Infra
 from tests.support.stack import Stack
@@ -73,8 +73,7 @@ async def started(infra: Infra, stack: Stack, *, count: int) -> dict[str, Any]:
     async with stack.agent() as agent, reviewer(stack) as client:
         for i in range(count + 1):  # the first one warms up and is dropped
             start = time.perf_counter()
-            response = await agent.post("/v1/runs", json={"input": "Transfer 500 to alice"})
-            run_id = response.raise_for_status().json()["run_id"]
+            run_id = await start_run(agent)
             deadline = start + TIMEOUT_S
             while True:
                 page = await client.get("/v1/approvals", params=pending_of(run_id))
