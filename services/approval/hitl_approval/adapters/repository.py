@@ -282,6 +282,8 @@ class ApprovalRepository:
                 await self.approvals.delete_one({"_id": approval.correlation_id})
             else:
                 await _upsert_newer(self.approvals, doc)
+            if approval.status.terminal:
+                return  # nothing follows an end: this is the newest version
             following = _entry_id(approval.correlation_id, approval.version + 1)
             if await self.events.find_one({"_id": following}, {"_id": 1}) is None:
                 return
