@@ -170,10 +170,9 @@ class Ledger:
         self._learn(newest)
         if newest.version - link.version > HINT_EVERY:
             # Other writers moved it far on: spare the next reader the walk.
-            await self.db[ACCOUNTS].update_one(
-                {"_id": account, "head": {"$lt": newest.version}},
-                {"$set": {"head": newest.version}},
-            )
+            # By `_id` alone (a further condition would scan on FerretDB 1.x); an older
+            # value written over a newer one only costs the next reader probes.
+            await self.db[ACCOUNTS].update_one({"_id": account}, {"$set": {"head": newest.version}})
         return newest
 
     def _learn(self, link: Link) -> None:

@@ -16,6 +16,7 @@ point and checked by probing the next seq), undelivered outboxes through the sma
 rescuing through `run_active` (only runs queued or running).
 """
 
+import asyncio
 import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -130,7 +131,13 @@ class RunStore:
         return True
 
     async def project(self, run: Run) -> None:
-        """Copy the run's latest state to `runs`; only ever moves forward in seq."""
+        """Copy the run's latest state to `runs`, the starting point of `latest`.
+
+        By `_id` alone: on FerretDB 1.x any further condition (such as "only if newer")
+        makes the write scan the collection. A slow writer may so land an older state
+        over a newer one; `latest` probes forward by seq from it, so that costs reads,
+        never correctness.
+        """
         row = {
             "_id": run.run_id,
             "agent": run.agent,
@@ -140,11 +147,8 @@ class RunStore:
             "updated_at": run.updated_at,
             "state": run.model_dump(mode="python"),
         }
-        # DuplicateKeyError: a newer checkpoint is already projected.
-        with contextlib.suppress(DuplicateKeyError):
-            await self.runs.replace_one(
-                {"_id": run.run_id, "seq": {"$lt": run.seq}}, row, upsert=True
-            )
+        with contextlib.suppress(DuplicateKeyError):  # two first upserts at once
+            await self.runs.replace_one({"_id": run.run_id}, row, upsert=True)
 
     async def latest(self, run_id: str, known: Run | None = None) -> Run | None:
         """The run after its last stored step: from `known` (a stored step of it) or the
@@ -188,7 +192,8 @@ class RunStore:
         await self.outbox.delete_one({"_id": checkpoint_id_})
 
     async def delivered_many(self, checkpoint_ids: list[str]) -> None:
-        await self.outbox.delete_many({"_id": {"$in": checkpoint_ids}})
+        # One delete by `_id` each, sent together: `$in` would scan on FerretDB 1.x.
+        await asyncio.gather(*(self.delivered(id_) for id_ in checkpoint_ids))
 
     # Runs queued or running, the only ones a dead worker could leave behind.
 

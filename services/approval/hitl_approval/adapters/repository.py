@@ -133,12 +133,14 @@ async def insert_new(collection: AsyncCollection[Document], docs: list[Document]
 
 
 async def _upsert_newer(rows: AsyncCollection[Document], doc: Document) -> None:
-    """Write `doc` unless its row is already at that version or newer (one round trip)."""
-    # DuplicateKeyError: the row exists at a version not older than this one.
-    with contextlib.suppress(DuplicateKeyError):
-        await rows.replace_one(
-            {"_id": doc["_id"], "version": {"$lt": doc["version"]}}, doc, upsert=True
-        )
+    """Write the row by `_id` alone (one round trip, served by the `_id` index).
+
+    On FerretDB 1.x any further condition (such as "only if newer") makes the write
+    scan the collection, so a slow writer may land an older view; `project` then sees
+    the stream moved on and writes the newer one (see there).
+    """
+    with contextlib.suppress(DuplicateKeyError):  # two first upserts at once
+        await rows.replace_one({"_id": doc["_id"]}, doc, upsert=True)
 
 
 class _Reversed:
