@@ -25,6 +25,7 @@ from hitl_contracts import (
     NotificationStatus,
     RequestContext,
 )
+from hitl_shared.mongo import is_ferretdb
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.integration.conftest import fresh_database
@@ -155,6 +156,11 @@ async def test_pages_are_newest_first_and_stable_under_equal_timestamps(
 async def test_every_listing_filter_has_an_index_in_the_listing_order(
     repo: ApprovalRepository, db: AsyncDatabase[dict[str, object]]
 ) -> None:
+    if await is_ferretdb(db):
+        # FerretDB 1.x serves no query from them; they would only slow every write.
+        for listing in (APPROVALS, ARCHIVE):
+            assert list(await db[listing].index_information()) == ["_id_"]
+        return
     for listing in (APPROVALS, ARCHIVE):
         indexes = await db[listing].index_information()
         keys = [[k for k, _ in spec["key"]] for spec in indexes.values()]

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from hitl_shared.mongo import Document, ensure_index, insert_once
+from hitl_shared.mongo import Document, ensure_query_index, insert_once
 from pymongo.asynchronous.database import AsyncDatabase
 
 ACCOUNTS = "accounts"
@@ -105,8 +105,8 @@ class Ledger:
         self.window_start: dict[str, Link] = {}
 
     async def ensure_indexes(self) -> None:
-        await ensure_index(self.db[LEDGER], "from")
-        await ensure_index(self.db[LEDGER], "to")
+        await ensure_query_index(self.db[LEDGER], "from")
+        await ensure_query_index(self.db[LEDGER], "to")
 
     async def seed(self, opening: dict[str, float]) -> None:
         for account, amount in opening.items():

@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from hitl_contracts import ApprovalRequested, RunEvent
-from hitl_shared.mongo import Document, ensure_index, insert_once
+from hitl_shared.mongo import Document, ensure_query_index, insert_once
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -109,7 +109,7 @@ class RunStore:
         self.executions = db[EXECUTIONS]
 
     async def ensure_indexes(self) -> None:
-        await ensure_index(self.runs, [("status", 1), ("updated_at", 1)])
+        await ensure_query_index(self.runs, [("status", 1), ("updated_at", 1)])
 
     async def append(self, checkpoint: Checkpoint) -> bool:
         """Store the next checkpoint; False when another writer stored that seq first."""

@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from hitl_contracts import Channel
-from hitl_shared.mongo import Document, ensure_index, insert_once
+from hitl_shared.mongo import Document, ensure_index, ensure_query_index, insert_once
 from pydantic import ValidationError
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
@@ -196,20 +196,20 @@ class ApprovalRepository:
             unique=True,
             name="stream",
         )
-        await ensure_index(
+        await ensure_query_index(
             self.events, [("published", ASCENDING), ("at", ASCENDING)], name="outbox"
         )
         newest = [("requested_at", DESCENDING), ("_id", DESCENDING)]
         for rows in (self.approvals, self.archive):
-            await ensure_index(rows, newest, name="newest")
+            await ensure_query_index(rows, newest, name="newest")
             # One index per filter, ending in the listing's sort order, so a filtered
             # page is an index range scan rather than a sort of every match (MongoDB).
             for key in FILTER_KEYS:
-                await ensure_index(rows, [(key, ASCENDING), *newest], name=f"by_{key}")
-        await ensure_index(
+                await ensure_query_index(rows, [(key, ASCENDING), *newest], name=f"by_{key}")
+        await ensure_query_index(
             self.approvals, [("status", ASCENDING), ("expires_at", ASCENDING)], name="due"
         )
-        await ensure_index(self.approvals, [("expires_at", ASCENDING)], name="expires_at")
+        await ensure_query_index(self.approvals, [("expires_at", ASCENDING)], name="expires_at")
 
     async def add(self, approval: Approval) -> bool:
         """Store a new request; False when this correlation id already exists."""

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from hitl_contracts import ApprovalDecided, ApprovalRequested, NotificationKind
-from hitl_shared.mongo import Document, ensure_index, insert_once
+from hitl_shared.mongo import Document, ensure_query_index, insert_once
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -120,11 +120,11 @@ class NotifierStore:
         return marked
 
     async def ensure_indexes(self) -> None:
-        await ensure_index(
+        await ensure_query_index(
             self.approvals, [("status", ASCENDING), ("remind_at", ASCENDING)], name="reminders"
         )
-        await ensure_index(self.deliveries, [("correlation_id", ASCENDING)], name="approval")
-        await ensure_index(
+        await ensure_query_index(self.deliveries, [("correlation_id", ASCENDING)], name="approval")
+        await ensure_query_index(
             self.deliveries, [("status", ASCENDING), ("lease_until", ASCENDING)], name="leases"
         )
 
