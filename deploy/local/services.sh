@@ -5,6 +5,8 @@
 # Logs and pid files: $HITL_STATE_DIR/services/<name>.{log,pid}
 # Ports: APPROVAL_PORT [8081], AGENT_PORT [8082], NOTIFIER_PORT [8083].
 # Every other setting is read from the environment (see README "Configuration").
+# HITL_KAFKA_SECURITY=sasl_ssl (the broker of `infra.sh` with that setting): each
+# service connects as its own Kafka user (hitl-<name>), so the ACLs apply.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
@@ -27,10 +29,15 @@ start_one() {
   local name=$1 port=${PORTS[$1]}
   if running "$name"; then say "$name already running (pid $(cat "$DIR/$name.pid"))"; return; fi
   mkdir -p "$DIR"
+  local kafka_env=()
+  if [[ ${HITL_KAFKA_SECURITY:-plaintext} == sasl_ssl ]]; then
+    mapfile -t kafka_env < <(HITL_KAFKA_USER="hitl-$name" "$HITL_ROOT/deploy/local/infra.sh" env \
+      | sed -n 's/^export \(KAFKA_.*\)$/\1/p')
+  fi
   # exec: the recorded pid must be the service's own session and process group (setsid
   # does not fork here), so `stop` can signal the group; without it the pid was a bash
   # wrapper and `stop` left the service running.
-  (cd "$HITL_ROOT" && exec setsid nohup "${UV[@]}" run --locked --quiet "hitl-$name" \
+  (cd "$HITL_ROOT" && exec env "${kafka_env[@]}" setsid nohup "${UV[@]}" run --locked --quiet "hitl-$name" \
      >>"$DIR/$name.log" 2>&1) & echo $! >"$DIR/$name.pid"
   for _ in $(seq 1 300); do
     if healthy "$port"; then say "$name up on http://127.0.0.1:$port"; return; fi

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from aiokafka import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 from bson.errors import InvalidDocument
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
@@ -91,11 +91,29 @@ async def ensure_topics(settings: CommonSettings, names: list[str], *, partition
         if missing:
             # Another service may create the same topics at the same moment.
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(
+                response = await admin.create_topics(
                     [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in missing]
                 )
+                _check_created(response.topic_errors)
     finally:
         await admin.close()
+
+
+def _check_created(topic_errors: list[tuple[Any, ...]]) -> None:
+    """aiokafka returns per-topic errors instead of raising: a refused create must not
+    pass silently (the consumers would fail later, far from the cause)."""
+    failed = [
+        f"{topic}: {for_code(code).__name__}"
+        for topic, code, *_ in topic_errors
+        if code not in (0, TopicAlreadyExistsError.errno)
+    ]
+    if failed:
+        raise RuntimeError(
+            "could not create Kafka topics ("
+            + ", ".join(failed)
+            + "): grant this service's principal Create on them, or have an operator "
+            "create them (README, Kafka security)"
+        )
 
 
 def encode(event: BaseModel) -> bytes:

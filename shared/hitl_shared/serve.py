@@ -6,6 +6,8 @@ from typing import Any
 from hitl_shared.logs import configure
 from hitl_shared.telemetry import configure_tracing
 
+SHUTDOWN_GRACE_SECONDS = 10
+
 
 def serve(
     service: str, build_app: Callable[[], Any], *, host: str, port: int, log_level: str
@@ -15,4 +17,13 @@ def serve(
 
     configure(service, log_level)
     configure_tracing(service)
-    uvicorn.run(build_app(), host=host, port=port, log_config=None, access_log=False)
+    uvicorn.run(
+        build_app(),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        # Open event streams and long-polls would otherwise hold a stopping process for
+        # minutes; cut off, their clients reconnect (to another replica) and miss nothing.
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+    )

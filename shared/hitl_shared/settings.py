@@ -41,10 +41,14 @@ class CommonSettings(KafkaSecuritySettings, BaseSettings):
     def _fail_fast_on_unsafe(self) -> "CommonSettings":
         # Checked in every environment: a half-configured SASL/TLS setup never works.
         problems = kafka_security_problems(self, production=self.hitl_env == "production")
+        if self.hitl_env == "production":
+            # All refusals at once: fixing them one restart at a time wastes a deploy each.
+            try:
+                self.check_production()
+            except ValueError as exc:
+                problems.insert(0, str(exc))
         if problems:
             raise ValueError("; ".join(problems))
-        if self.hitl_env == "production":
-            self.check_production()
         return self
 
     def check_production(self) -> None:

@@ -88,7 +88,7 @@ async def test_a_500_transfer_pauses_though_the_model_says_no_confirmation_is_ne
             reviewer,
             approval["correlation_id"],
             "modify",
-            arguments={"to_account": "alice", "amount": 80},
+            arguments={"to_account": "alice", "amount": 80, "from_account": "checking"},
         )
         done = await wait_status(agent, run_id, "completed")
         assert "changed the arguments to" in done["output"]
@@ -307,7 +307,7 @@ def transfer_plan(amount: float, *, confidence: float = 0.95) -> Plan:
         ("approve", {}, 500, "Transferred 500.00 from checking to alice"),
         (
             "modify",
-            {"arguments": {"to_account": "alice", "amount": 80}},
+            {"arguments": {"to_account": "alice", "amount": 80, "from_account": "checking"}},
             80,
             "Transferred 80.00 from checking to alice",
         ),

@@ -46,7 +46,12 @@ CHECKS = [
 @pytest.fixture(scope="module")
 def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     # Configured, the Slack endpoint answers bad signatures with 401 instead of a 503.
-    env = {"APPROVAL_SLACK_SIGNING_SECRET": "openapi-test-secret"}
+    # Short waits: generated long-polls and event streams end in well under a second.
+    env = {
+        "APPROVAL_SLACK_SIGNING_SECRET": "openapi-test-secret",
+        "APPROVAL_WAIT_MAX_SECONDS": "0.2",
+        "APPROVAL_STREAM_MAX_SECONDS": "0.5",
+    }
     with approval_stack(infra, tmp_path_factory.mktemp("openapi-logs"), env=env) as s:
         yield s
 

@@ -7,6 +7,7 @@ stops the sweeper nor answers 500; bodies are capped on the bytes read; a frozen
 is a 503 within two seconds.
 """
 
+import asyncio
 import base64
 import json
 import time
@@ -14,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -33,6 +35,7 @@ from tests.e2e.test_approval_support import (
     now,
     read_all,
 )
+from tests.e2e.test_notifier_channels import slack_signed
 from tests.support import recorder
 from tests.support.infra import Infra
 from tests.support.stack import Stack
@@ -51,6 +54,7 @@ SCHEMA = {
     },
     "required": ["from_account", "to_account", "amount"],
 }
+SLACK_SECRET = "test-slack-secret"
 EDIT_POLICY = {"locked": ["from_account", "to_account"], "not_above": ["amount"]}
 
 
@@ -70,7 +74,8 @@ def stack(
         "APPROVAL_FULL_SWEEP_INTERVAL_SECONDS": "0.5",
         "NOTIFIER_WEBHOOK_URLS": hooks[1] + "/hook",
         "NOTIFIER_REMINDER_FRACTION": "0",
-        "APPROVAL_SLACK_SIGNING_SECRET": "test-slack-secret",
+        "APPROVAL_SLACK_SIGNING_SECRET": SLACK_SECRET,
+        "APPROVAL_SLACK_TEAM_ID": "T_OURS",
     }
     with approval_stack(infra, logs, env=env, services=("approval", "notifier")) as s:
         yield s
@@ -272,7 +277,9 @@ async def test_a_broken_stored_approval_is_a_409_and_the_sweep_goes_on(
         data["request"]["escalation_seconds"] = 1e15
         doc["data"] = dumps(data)
         await db[EVENTS].insert_one(doc)
-        await db[APPROVALS].insert_one(ApprovalRepository._projection(bad))
+        row = ApprovalRepository._projection(bad)
+        row["request_json"] = json.dumps(data["request"])
+        await db[APPROVALS].insert_one(row)
         # A good one, due as well, that this replica has never seen (only the full sweep
         # finds it), stored after the bad one.
         good = Approval.requested(
@@ -297,9 +304,15 @@ async def test_a_broken_stored_approval_is_a_409_and_the_sweep_goes_on(
                 assert response.status_code == 409, response.text
                 assert "cannot act on" in response.json()["detail"]
                 assert "escalation_seconds" in response.json()["detail"]
-        row = await db[APPROVALS].find_one({"_id": bad.correlation_id})
-        assert row is not None
-        assert "escalation_seconds" in row["set_aside"], "set aside for an operator"
+            # The listing leaves it out rather than failing for every approval.
+            listing = await ann.get("/v1/approvals", params={"limit": 500})
+            assert listing.status_code == 200, listing.text
+            listed = {item["correlation_id"] for item in listing.json()["items"]}
+            assert good.correlation_id in listed
+            assert bad.correlation_id not in listed
+        aside = await db[APPROVALS].find_one({"_id": bad.correlation_id})
+        assert aside is not None
+        assert "escalation_seconds" in aside["set_aside"], "set aside for an operator"
     finally:
         await mongo.close()
 
@@ -377,3 +390,59 @@ async def _frozen(proxy: TcpProxy, stack: Stack, cid: str) -> None:
             return response.status_code == 200 and response.json()["status"] == "pending"
 
         await eventually(answers, timeout=30, what="the store answering again")
+
+
+async def test_a_slack_click_from_another_workspace_decides_nothing(bus: Bus, stack: Stack) -> None:
+    cid = await pending(bus, stack)
+    # Signed by Slack (the app's secret), but sent from another workspace the app is in.
+    payload = {
+        "type": "block_actions",
+        "team": {"id": "T_OTHER"},
+        "user": {"id": "U_ANN", "username": "ann"},
+        "actions": [{"action_id": "hitl_approve", "value": cid}],
+    }
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    async with httpx.AsyncClient(base_url=stack.url("approval")) as slack:
+        response = await slack.post(
+            "/v1/integrations/slack/interactions",
+            content=body,
+            headers=slack_signed(body, secret=SLACK_SECRET),
+        )
+    assert response.status_code == 403, response.text
+    assert "T_OTHER" in response.json()["detail"]
+    async with client(stack, "ann") as ann:
+        assert (await ann.get(f"/v1/approvals/{cid}")).json()["status"] == "pending"
+
+
+async def test_a_retry_after_a_crash_gets_its_own_decision_back(bus: Bus, stack: Stack) -> None:
+    """The Idempotency-Key travels in the decision's own insert: a crash right after it
+    (before the response was remembered) still replays the 200, not a 409."""
+    cid = await pending(bus, stack)
+    key = {"Idempotency-Key": f"k-{cid}"}
+    stack.stop("approval")
+    stack.env_extra["APPROVAL_FAULT_CRASH_AFTER_COMMIT"] = "1"
+    try:
+        stack.start("approval")
+        process = stack.procs["approval"]
+        async with client(stack, "bob") as bob:
+            with pytest.raises(httpx.TransportError):
+                await bob.post(
+                    f"/v1/approvals/{cid}/decision", json={"decision": "approve"}, headers=key
+                )
+        assert await asyncio.to_thread(process.wait, 30) == 137
+    finally:
+        del stack.env_extra["APPROVAL_FAULT_CRASH_AFTER_COMMIT"]
+    stack.start("approval")
+    async with client(stack, "bob") as bob:
+        retry = await bob.post(
+            f"/v1/approvals/{cid}/decision", json={"decision": "approve"}, headers=key
+        )
+        assert retry.status_code == 200, retry.text
+        assert retry.headers["Idempotent-Replayed"] == "true"
+        assert retry.json()["decision"]["reviewer"] == "bob"
+        other = await bob.post(
+            f"/v1/approvals/{cid}/decision", json={"decision": "reject"}, headers=key
+        )
+        assert other.status_code == 422, "the same key for another request"
+        fresh = await bob.post(f"/v1/approvals/{cid}/decision", json={"decision": "reject"})
+        assert fresh.status_code == 409

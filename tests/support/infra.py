@@ -1,7 +1,9 @@
 """Where the real Kafka and MongoDB-compatible server are.
 
 1. `KAFKA_BOOTSTRAP_SERVERS` and `MONGODB_URL` when set (the local scripts set them);
-2. else testcontainers, when a Docker engine answers a ping;
+2. else testcontainers, when a Docker engine answers a ping: Kafka and a MongoDB-compatible
+   server from hitl_testcontainers (images: HITL_KAFKA_IMAGE, HITL_MONGO_IMAGE; the
+   registryless ones that deploy/docker.sh builds work as well as Docker Hub's);
 3. else fail, naming the command that starts local infrastructure.
 """
 
@@ -43,8 +45,7 @@ def provide() -> Iterator[Infra]:
         return
     if not _docker_answers():
         pytest.fail(START_HINT, pytrace=False)
-    from testcontainers.kafka import KafkaContainer
-    from testcontainers.mongodb import MongoDbContainer
+    from hitl_testcontainers import start_infra
 
-    with KafkaContainer().with_kraft() as kafka_c, MongoDbContainer("mongo:7") as mongo_c:
-        yield Infra(kafka_c.get_bootstrap_server(), mongo_c.get_connection_url())
+    with start_infra() as containers:
+        yield Infra(containers.kafka_bootstrap_servers, containers.mongodb_url)

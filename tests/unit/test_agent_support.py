@@ -198,6 +198,17 @@ class PayArgs(PolicyArgs):
         return f"payment of {self.amount:g} is over 100" if self._large else None
 
 
+class SendArgs(PolicyArgs):
+    to: str
+    amount: float = Field(gt=0)
+    source: str = "checking"
+
+    @model_validator(mode="after")
+    def _normalise(self) -> "SendArgs":
+        self.to = self.to.strip().lower()
+        return self
+
+
 class FireArgs(PolicyArgs):
     target: str
 
@@ -213,6 +224,7 @@ class World:
     notes: list[str] = field(default_factory=list)
     payments: dict[str, float] = field(default_factory=dict)
     fired: list[str] = field(default_factory=list)
+    sent: list[tuple[str, str, float]] = field(default_factory=list)
     crash_after: set[str] = field(default_factory=set)
 
     def registry(self) -> Registry:
@@ -224,6 +236,10 @@ class World:
             # Keyed by the call, like the ledger: a repeat changes nothing.
             self.payments.setdefault(str(run.key), args.amount)
             return f"paid {args.amount:g}"
+
+        async def send(args: SendArgs, run: Execution) -> str:
+            self.sent.append((args.source, args.to, args.amount))
+            return f"sent {args.amount:g} to {args.to}"
 
         async def broken(args: NoteArgs, run: Execution) -> str:
             raise ToolError(f"cannot handle {args.text}")
@@ -244,6 +260,16 @@ class World:
                         risk_level=RiskLevel.HIGH, edit=EditPolicy(not_above=("amount",))
                     ),
                     idempotent=True,
+                ),
+                Tool(
+                    "send",
+                    "Send money; always asks.",
+                    SendArgs,
+                    send,
+                    policy=ToolPolicy(
+                        requires_approval=True,
+                        edit=EditPolicy(locked=("to", "source"), not_above=("amount",)),
+                    ),
                 ),
                 Tool("broken", "Always fails.", NoteArgs, broken, idempotent=True),
                 Tool(

@@ -92,3 +92,25 @@ async def test_keys_that_cannot_be_fetched_leave_the_decision_for_later() -> Non
     assert run.status is RunStatus.AWAITING_APPROVAL
     assert "decision_refused" not in h.types(run_id), "not a verdict on the decision"
     assert h.world.payments == {}
+
+
+async def test_an_edit_is_compared_as_it_would_run() -> None:
+    h = harness([tool_calls(call("send", to="alice", amount=400)), say("done")])
+    run_id = await h.start()
+    (request,) = h.requests
+    # The edit leaves out the defaulted source and capitalises the name: same call.
+    await h.runner.resume(
+        decided(request, Decision.MODIFIED, arguments={"to": "Alice", "amount": 300})
+    )
+    run = await h.run(run_id)
+    assert run.status is RunStatus.COMPLETED
+    assert h.world.sent == [("checking", "alice", 300)]
+
+
+async def test_an_edit_to_another_recipient_is_refused() -> None:
+    h = harness([tool_calls(call("send", to="alice", amount=400)), say("done")])
+    run_id = await h.start()
+    (request,) = h.requests
+    edit = decided(request, Decision.MODIFIED, arguments={"to": "bob", "amount": 300})
+    await refused(h, run_id, edit, "widening_edit")
+    assert h.world.sent == []

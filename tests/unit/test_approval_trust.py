@@ -107,6 +107,28 @@ def test_an_edit_that_narrows_is_a_modified_decision_naming_the_call() -> None:
     assert (decided.agent, decided.tool, decided.tool_call_id) == ("banking", "transfer", "call-1")
 
 
+def test_a_left_out_field_is_compared_as_its_schema_default() -> None:
+    """The agent runs an edit with the tool's defaults filled in; so does this check."""
+    schema = {
+        **SCHEMA,
+        "properties": {
+            **SCHEMA["properties"],
+            "from_account": {"type": "string", "default": "checking"},
+        },
+        "required": ["to_account", "amount"],
+    }
+    approval = Approval.requested(request(arguments_schema=schema))
+    narrowed = {"to_account": "alice", "amount": 80}
+    approval.apply(attempt(approval, Verb.MODIFY, arguments=narrowed))
+    assert approval.decision is not None
+    assert approval.decision.arguments == narrowed
+    other = Approval.requested(
+        request(arguments_schema=schema, arguments={**TRANSFER, "from_account": "savings"})
+    )
+    with pytest.raises(InvalidDecision, match="from_account cannot be changed"):
+        attempt(other, Verb.MODIFY, arguments=narrowed)
+
+
 def test_a_signed_decision_verifies_and_an_altered_one_does_not() -> None:
     signer = DecisionSigner.generate()
     approval = Approval.requested(request())

@@ -6,7 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka.errors import TopicAlreadyExistsError
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+from hitl_approval.settings import ApprovalSettings
+from hitl_shared.kafka import _check_created
 from hitl_shared.kafka_security import broker_security, client_kwargs, describe
 from hitl_shared.settings import CommonSettings
 from pydantic import ValidationError
@@ -171,3 +174,17 @@ def test_kafka_allow_insecure_lets_production_use_plaintext_on_purpose(
     s = settings(monkeypatch, HITL_ENV="production", KAFKA_ALLOW_INSECURE="1")
     assert s.kafka_security_protocol == "PLAINTEXT"
     assert describe(s) == "PLAINTEXT, KAFKA_ALLOW_INSECURE"
+
+
+def test_a_refused_topic_creation_stops_start_up_naming_the_topic() -> None:
+    _check_created([("agent.tasks", 0), ("agent.runs", TopicAlreadyExistsError.errno)])
+    with pytest.raises(RuntimeError, match=r"agent\.tasks: TopicAuthorizationFailedError"):
+        _check_created([("agent.tasks", 29, "not authorized")])
+
+
+def test_production_names_every_refusal_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings(monkeypatch)  # clears KAFKA_* from the environment
+    with pytest.raises(ValidationError) as info:
+        ApprovalSettings(hitl_env="production")
+    assert "APPROVAL_REVIEWERS" in str(info.value)
+    assert "KAFKA_SECURITY_PROTOCOL=PLAINTEXT" in str(info.value)

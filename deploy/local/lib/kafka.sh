@@ -249,5 +249,6 @@ kafka_status() {
 
 kafka_wipe() {
   # Secrets go too: the users' passwords were registered in the wiped storage.
-  rm -rf "$KAFKA_DATA" "$KAFKA_STATE/cluster-id" "$KAFKA_STATE/.starting" "$KAFKA_STATE/secrets"
+  rm -rf "$KAFKA_DATA" "$KAFKA_STATE/cluster-id" "$KAFKA_STATE/.starting" "$KAFKA_STATE/secrets" \
+    "$KAFKA_STATE/acls.applied"
 }

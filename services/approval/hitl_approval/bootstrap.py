@@ -19,20 +19,31 @@ from hitl_shared.http_tracing import BIND_PATH_IDS, instrument
 from hitl_shared.kafka import ensure_topics, make_broker, publish
 from hitl_shared.metrics import ConsumerLag
 from hitl_shared.mongo import database, make_client
+from prometheus_client import Gauge
 
 from hitl_approval.adapters.idempotency import IdempotencyStore
 from hitl_approval.adapters.instances import InstanceRegistry
 from hitl_approval.adapters.metrics import ApprovalMetrics
 from hitl_approval.adapters.notes import NoteRepository
-from hitl_approval.adapters.repository import ApprovalRepository
 from hitl_approval.adapters.signing_keys import KeyRing, configured_signer, load_keyring
 from hitl_approval.adapters.store_time import background
 from hitl_approval.adapters.traces import TraceStore
+from hitl_approval.adapters.watched import StoreCommands, WatchedRepository
 from hitl_approval.domain.errors import BrokenApproval
-from hitl_approval.entrypoints import api, consumer, decisions, errors, health, keys
+from hitl_approval.entrypoints import (
+    api,
+    consumer,
+    creating,
+    decisions,
+    errors,
+    health,
+    keys,
+    waiting,
+)
 from hitl_approval.entrypoints.auth import load_reviewers
 from hitl_approval.integrations.router import router as integrations_router
 from hitl_approval.service_layer.services import AfterCommitHook, ApprovalService, OutboxEvent
+from hitl_approval.service_layer.watching import Watchers
 from hitl_approval.settings import ApprovalSettings
 from hitl_approval.web import router as web_router
 
@@ -69,18 +80,21 @@ def build_app(
     settings: ApprovalSettings | None = None, *, after_commit: AfterCommitHook | None = None
 ) -> FastAPI:
     settings = settings or ApprovalSettings()
+    metrics = ApprovalMetrics()
     # Short per operation: a caller gets 503 within ~2 s when the store is away;
-    # background work widens it (adapters.store_time).
+    # background work widens it (adapters.store_time). Commands are counted so what
+    # waiters cost the store shows in /metrics (hitl_store_commands_total).
     mongo = make_client(
         settings,
         timeoutMS=settings.approval_store_timeout_ms,
         serverSelectionTimeoutMS=settings.approval_store_timeout_ms,
+        event_listeners=[StoreCommands(metrics.registry)],
     )
     # One connection pool for the service's outbound HTTP (Slack's response_url).
     http = httpx.AsyncClient(timeout=5.0)
     db = database(mongo, settings)
     # One id per process: outbox entries name the replica that publishes them.
-    repo = ApprovalRepository(
+    repo = WatchedRepository(
         db, instance=f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     )
     notes = NoteRepository(db)
@@ -90,7 +104,6 @@ def build_app(
     # Read now so a bad key stops start-up; the development key needs the store (lifespan).
     signer = configured_signer(settings)
     traces = TraceStore(db)
-    metrics = ApprovalMetrics()
 
     async def publish_event(event: OutboxEvent) -> None:
         if isinstance(event, ApprovalDecided) and not event.signature and service.signer:
@@ -128,6 +141,14 @@ def build_app(
     consumer.register(
         broker, settings, service, healthy=store_and_broker(mongo, broker), traces=traces
     )
+    watchers = Watchers(repo.get)
+    repo.on_projected = watchers.offer
+    waiting.register_wakeups(broker, settings, watchers)
+    Gauge(
+        "hitl_approval_waiters",
+        "Requests of this replica waiting for an approval to change (long-polls, SSE).",
+        registry=metrics.registry,
+    ).set_function(watchers.waiting)
     retention = timedelta(seconds=settings.approval_idempotency_retention_seconds)
 
     async def housekeeping() -> int:
@@ -169,6 +190,11 @@ def build_app(
                 )
             ),
             asyncio.create_task(_every(600, "housekeeping", housekeeping)),
+            asyncio.create_task(
+                _every(
+                    settings.approval_watch_refresh_seconds, "watch refresh", watchers.refresh_all
+                )
+            ),
         ]
         log.info("approval service ready on %s:%s", settings.approval_host, settings.approval_port)
         try:
@@ -198,12 +224,15 @@ def build_app(
     app.state.broker = broker
     app.state.directory = reviewers
     app.state.idempotency = idempotency
+    app.state.watchers = watchers
     app.state.consumer_lag = ConsumerLag(broker, metrics.registry)
     app.add_exception_handler(RequestValidationError, errors.on_validation_error)
     app.add_exception_handler(BrokenApproval, errors.on_broken_approval)
     install_unavailable_handlers(app)
     # On the bytes read, chunked bodies included, on every route (forms, Slack, email).
     app.add_middleware(BodyLimit)
+    app.include_router(creating.router)
+    app.include_router(waiting.router)
     app.include_router(api.router)
     app.include_router(decisions.router)
     app.include_router(health.router)

@@ -33,6 +33,12 @@ class ApprovalSettings(CommonSettings):
     approval_policies_file: str = ""
     # How long a decision's Idempotency-Key replays its first response.
     approval_idempotency_retention_seconds: float = 86400.0
+    # Waiting for a decision (GET ?wait=, GET /events): the longest a long-poll is held,
+    # the longest one SSE response lasts (clients reconnect with Last-Event-ID), and how
+    # often each watched approval is re-read in case no event told this replica of a change.
+    approval_wait_max_seconds: float = Field(default=60.0, gt=0)
+    approval_stream_max_seconds: float = Field(default=300.0, gt=0)
+    approval_watch_refresh_seconds: float = Field(default=10.0, gt=0)
     # Test-only fault: exit right after a decision is stored, before it is published.
     approval_fault_crash_after_commit: bool = False
     # The Ed25519 key that signs every approval.decided (PEM, PKCS#8): a file, or the PEM
@@ -59,19 +65,23 @@ class ApprovalSettings(CommonSettings):
         return choice == "refuse"
 
     def check_production(self) -> None:
+        # Every refusal at once (see CommonSettings): one restart per fix wastes a deploy.
+        problems = []
         if not (self.approval_signing_key or self.approval_signing_key_file):
-            raise ValueError(
+            problems.append(
                 "production needs APPROVAL_SIGNING_KEY_FILE or APPROVAL_SIGNING_KEY (an Ed25519 "
                 "private key, PEM PKCS#8: `openssl genpkey -algorithm ed25519`); agents act "
                 "only on decisions it signs, and the development key is refused"
             )
         if not (self.approval_reviewers or self.approval_reviewers_file):
-            raise ValueError(
+            problems.append(
                 "production needs APPROVAL_REVIEWERS or APPROVAL_REVIEWERS_FILE; "
                 "the development token is refused"
             )
         if self.approval_fault_crash_after_commit:
-            raise ValueError("APPROVAL_FAULT_CRASH_AFTER_COMMIT is a test fault; not in production")
+            problems.append("APPROVAL_FAULT_CRASH_AFTER_COMMIT is a test fault; not in production")
+        if problems:
+            raise ValueError("; ".join(problems))
 
     def policy_book(self) -> PolicyBook:
         """The configured policies; a mistake stops the service at start-up, with the reason."""

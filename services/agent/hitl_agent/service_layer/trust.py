@@ -9,10 +9,12 @@ run stays paused, so the real decision can still come.
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 from hitl_contracts import ApprovalDecided, Decision
 from hitl_contracts.edits import edit_problem
 from hitl_shared.decision_keys import DecisionKeys
+from pydantic import ValidationError
 
 from hitl_agent.domain.run import PendingCall, Run
 from hitl_agent.tools.registry import Tool
@@ -68,7 +70,21 @@ def match_refusal(
             f"the decision is for call {decided.tool_call_id!r}, not {pending.tool_call_id!r}",
         )
     if decided.decision is Decision.MODIFIED and tool is not None:
-        problem = edit_problem(pending.arguments, decided.arguments or {}, tool.policy.edit)
+        problem = edit_problem(pending.arguments, _as_run(tool, decided), tool.policy.edit)
         if problem is not None:
             return Refusal("widening_edit", problem)
     return None
+
+
+def _as_run(tool: Tool, decided: ApprovalDecided) -> dict[str, Any]:
+    """The edit as it would execute (defaults filled, names normalised), else as sent.
+
+    Comparing what would run is what matters: an omitted `from_account` is the
+    default one, "Alice" is "alice". An edit the schema refuses is compared raw; it
+    never runs (it counts as a rejection).
+    """
+    edited = decided.arguments or {}
+    try:
+        return tool.parse(edited).public_arguments()
+    except ValidationError:
+        return edited

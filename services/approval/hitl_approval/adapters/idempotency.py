@@ -34,7 +34,7 @@ def fingerprint(*parts: object) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def _key_id(reviewer: str, key: str) -> str:
+def key_id(reviewer: str, key: str) -> str:
     return hashlib.sha256(f"{reviewer}\n{key}".encode()).hexdigest()
 
 
@@ -47,7 +47,7 @@ class IdempotencyStore:
         await ensure_query_index(self.keys, [("at", ASCENDING)], name="age")
 
     async def get(self, reviewer: str, key: str) -> StoredResponse | None:
-        doc = await self.keys.find_one({"_id": _key_id(reviewer, key)})
+        doc = await self.keys.find_one({"_id": key_id(reviewer, key)})
         if doc is None:
             return None
         return StoredResponse(
@@ -59,7 +59,7 @@ class IdempotencyStore:
     ) -> StoredResponse:
         """Store `response` unless one is there; return the one that is kept."""
         doc = {
-            "_id": _key_id(reviewer, key),
+            "_id": key_id(reviewer, key),
             "reviewer": reviewer,
             "fingerprint": response.fingerprint,
             "status_code": response.status_code,

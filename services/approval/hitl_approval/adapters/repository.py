@@ -90,6 +90,8 @@ def _entry_doc(correlation_id: str, entry: Entry, owner: str = "") -> Document:
     if entry.publish:
         doc["published"] = False
         doc["owner"] = owner
+    if entry.idempotency:
+        doc["idempotency"] = entry.idempotency
     return doc
 
 
@@ -102,6 +104,7 @@ def _entry(doc: Document) -> Entry:
         channel=Channel(doc["channel"]),
         data=loads(doc["data"]),
         publish="published" in doc,
+        idempotency=str(doc.get("idempotency") or ""),
     )
 
 
@@ -340,8 +343,13 @@ class ApprovalRepository:
         return max(rows, key=lambda doc: int(doc.get("version", 0)), default=None)
 
     async def agents(self) -> list[str]:
-        found = {a for rows in self._listings(None) for a in await rows.distinct("agent")}
-        return sorted(str(a) for a in found if a)
+        # A $group, not `distinct`: FerretDB 1.x refuses `distinct` with the maxTimeMS the
+        # client's operation timeout adds (APPROVAL_STORE_TIMEOUT_MS).
+        found: set[str] = set()
+        for rows in self._listings(None):
+            grouped = await rows.aggregate([{"$group": {"_id": "$agent"}}])
+            found.update([str(doc["_id"]) async for doc in grouped if doc["_id"]])
+        return sorted(found)
 
     async def archive_finished(self, *, batch: int = 200) -> int:
         """Move rows of ended approvals out of `approvals` (a store written by an older hitl).

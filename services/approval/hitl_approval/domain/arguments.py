@@ -36,3 +36,15 @@ def schema_problems(arguments: dict[str, Any], schema: dict[str, Any]) -> str | 
         for e in errors[:MAX_PROBLEMS]
     ]
     return "; ".join(parts)
+
+
+def with_defaults(arguments: dict[str, Any], schema: dict[str, Any] | None) -> dict[str, Any]:
+    """`arguments` with each missing top-level property's schema default filled in."""
+    properties = (schema or {}).get("properties")
+    if not isinstance(properties, dict):
+        return arguments
+    filled = dict(arguments)
+    for name, spec in properties.items():
+        if name not in filled and isinstance(spec, dict) and "default" in spec:
+            filled[name] = spec["default"]
+    return filled

@@ -7,6 +7,7 @@ writers that read the same version cannot both append: exactly one decision wins
 and under a quorum the vote that completes it is the decision.
 """
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,7 +23,7 @@ from hitl_contracts import (
 from hitl_contracts.edits import edit_problem
 from hitl_contracts.identity import identity_key, same_identity
 
-from hitl_approval.domain.arguments import json_problems, schema_problems
+from hitl_approval.domain.arguments import json_problems, schema_problems, with_defaults
 from hitl_approval.domain.errors import (
     AlreadyDecided,
     AlreadyVoted,
@@ -157,12 +158,30 @@ class Approval:
         comment: str = "",
         groups: frozenset[str] = frozenset(),
         refuse_unknown_submitter: bool = False,
+        idempotency: str = "",
     ) -> Entry:
         """The entry that records this reviewer's decision or vote; raises if it cannot.
 
         `refuse_unknown_submitter`: under four-eyes, refuse approving a request whose
         submitter is unknown (nobody can be shown to be a second person).
+        `idempotency` is kept on the entry (see `Entry.idempotency`).
         """
+        entry = self._decision(
+            verb, reviewer, channel, now, arguments, comment, groups, refuse_unknown_submitter
+        )
+        return dataclasses.replace(entry, idempotency=idempotency) if idempotency else entry
+
+    def _decision(
+        self,
+        verb: Verb,
+        reviewer: str,
+        channel: Channel,
+        now: datetime,
+        arguments: dict[str, Any] | None,
+        comment: str,
+        groups: frozenset[str],
+        refuse_unknown_submitter: bool,
+    ) -> Entry:
         self._check_allowed(verb, reviewer, groups, refuse_unknown_submitter)
         if self.status.terminal:
             raise AlreadyDecided(self)
@@ -219,6 +238,17 @@ class Approval:
         )
         return self._decided(Decision.EXPIRED, SYSTEM_ACTOR, Channel.SYSTEM, now, None, reason)
 
+    def as_of(self, seq: int) -> "Approval":
+        """The approval as it was right after entry `seq`."""
+        return Approval(self.request, self.policy, self.entries[: seq + 1])
+
+    def entry_for(self, idempotency_key: str) -> Entry | None:
+        """The decision or vote recorded with this Idempotency-Key id, if any."""
+        for entry in self.entries:
+            if entry.idempotency.partition(":")[0] == idempotency_key:
+                return entry
+        return None
+
     def apply(self, entry: Entry) -> "Approval":
         assert entry.seq == self.version + 1, "entries apply in order"
         self.entries.append(entry)
@@ -260,7 +290,10 @@ class Approval:
                 f"the edited arguments do not fit the {self.request.tool} tool's schema: {problem}"
             )
         # Against the request as asked, not an earlier vote's edit: no edit widens it.
-        if problem := edit_problem(self.request.arguments, arguments, self.request.edit_policy):
+        # Compared as the tool will run it: a field left out takes its schema default
+        # (the agent fills it the same way), so omitting a default is not a change.
+        as_run = with_defaults(arguments, schema)
+        if problem := edit_problem(self.request.arguments, as_run, self.request.edit_policy):
             raise InvalidDecision(f"this edit would widen what was asked: {problem}")
 
     def _tally(self) -> tuple[dict[str, Any], list[str]]:

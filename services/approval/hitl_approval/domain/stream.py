@@ -46,6 +46,9 @@ class Entry:
     data: dict[str, Any]
     # The entry carries an event to publish once it is stored (the outbox).
     publish: bool = False
+    # `<key id>:<fingerprint>` of the Idempotency-Key the decision came with: stored in
+    # the same insert as the decision, so a retry after a crash still finds it.
+    idempotency: str = ""
 
     def event(self) -> ApprovalDecided | ApprovalRequested | None:
         """The event this entry publishes: a decision, or an escalated request."""

@@ -1,17 +1,21 @@
 """REST routes that read approvals: the listing, one approval, its history."""
 
+import logging
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from hitl_contracts import RiskLevel
 
 from hitl_approval.adapters.repository import Filters
 from hitl_approval.domain.model import Status
+from hitl_approval.entrypoints import longpoll
 from hitl_approval.entrypoints.auth import CurrentReviewer
 from hitl_approval.entrypoints.errors import BROKEN, INVALID, NOT_FOUND, UNAUTHORIZED
 from hitl_approval.entrypoints.schemas import ApprovalPage, ApprovalView, HistoryItem
 from hitl_approval.service_layer.services import ApprovalService, NotFound
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/approvals", tags=["approvals"])
 
@@ -73,9 +77,26 @@ async def list_approvals(
         page = await service.repo.page(filters, limit=limit, cursor=cursor)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
-    return ApprovalPage(
-        items=[ApprovalView.of_projection(doc) for doc in page.items], next_cursor=page.next_cursor
-    )
+    return ApprovalPage(items=_readable(page.items), next_cursor=page.next_cursor)
+
+
+def _readable(rows: list[dict[str, Any]]) -> list[ApprovalView]:
+    """The rows as views, leaving out any this service cannot read (never a 500 for all).
+
+    Such an approval answers 409 with the reason when asked for by id.
+    """
+    views = []
+    for row in rows:
+        try:
+            views.append(ApprovalView.of_projection(row))
+        except (ValueError, TypeError, KeyError) as exc:
+            log.error(
+                "listing: approval %s cannot be read (%s); left out",
+                row.get("_id"),
+                type(exc).__name__,
+                extra={"correlation_id": str(row.get("_id"))},
+            )
+    return views
 
 
 @router.get(
@@ -91,12 +112,36 @@ async def list_approvals(
     summary="One approval, read from its stream",
 )
 async def get_approval(
-    correlation_id: CorrelationId, service: ServiceDep, response: Response, _: CurrentReviewer
+    correlation_id: CorrelationId,
+    service: ServiceDep,
+    request: Request,
+    response: Response,
+    _: CurrentReviewer,
+    wait: Annotated[
+        str | None,
+        Query(
+            pattern=longpoll.WAIT_PATTERN,
+            description="Long-poll: hold the answer up to this many seconds (`30` or `30s`, "
+            "capped by APPROVAL_WAIT_MAX_SECONDS) until the approval is decided or its "
+            "version passes `after_version`; on timeout the current (pending) state.",
+        ),
+    ] = None,
+    after_version: Annotated[
+        int | None,
+        Query(ge=0, le=2**31, description="With `wait`: the version you already have."),
+    ] = None,
 ) -> ApprovalView:
     try:
-        approval = await service.get(correlation_id)
+        if wait is None:
+            approval = await service.get(correlation_id)
+        else:
+            approval = await longpoll.current(request, correlation_id)
     except NotFound as exc:
         raise HTTPException(404, str(exc)) from None
+    if wait is not None:
+        approval = await longpoll.until_changed(
+            request, approval, wait=longpoll.seconds_of(wait), after_version=after_version
+        )
     response.headers["ETag"] = etag(approval.version)
     return ApprovalView.of(approval)
 

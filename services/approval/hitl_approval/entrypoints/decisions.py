@@ -7,7 +7,12 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 from hitl_contracts import Channel
 
-from hitl_approval.adapters.idempotency import IdempotencyStore, StoredResponse, fingerprint
+from hitl_approval.adapters.idempotency import (
+    IdempotencyStore,
+    StoredResponse,
+    fingerprint,
+    key_id,
+)
 from hitl_approval.domain.model import (
     Approval,
     BrokenApproval,
@@ -150,15 +155,24 @@ async def decide(
 
     store: IdempotencyStore = request.app.state.idempotency
     asked = fingerprint(correlation_id, body.model_dump(mode="json"), version)
+    key = key_id(reviewer.name, idempotency_key)
+    command.idempotency = f"{key}:{asked}"
     stored = await store.get(reviewer.name, idempotency_key)
     if stored is None:
         outcome = await _decide(service, command)
-        if outcome.status_code not in REPLAYED:
+        if outcome.status_code == 409 and (earlier := await _recorded(service, command, key)):
+            # Our own decision, stored by a process that died before remembering the
+            # response: the retry gets it back, not a 409 about itself.
+            stored = await store.remember(
+                reviewer.name, idempotency_key, earlier, now=service.clock()
+            )
+        elif outcome.status_code not in REPLAYED:
             return outcome.response()
-        mine = StoredResponse(asked, outcome.status_code, outcome.body, outcome.headers)
-        stored = await store.remember(reviewer.name, idempotency_key, mine, now=service.clock())
-        if stored is mine:
-            return outcome.response()
+        else:
+            mine = StoredResponse(asked, outcome.status_code, outcome.body, outcome.headers)
+            stored = await store.remember(reviewer.name, idempotency_key, mine, now=service.clock())
+            if stored is mine:
+                return outcome.response()
     if stored.fingerprint != asked:
         return _error(
             422,
@@ -170,6 +184,21 @@ async def decide(
         status_code=stored.status_code,
         headers={**stored.headers, "Idempotent-Replayed": "true"},
     )
+
+
+async def _recorded(
+    service: ApprovalService, command: DecideCommand, key: str
+) -> StoredResponse | None:
+    """The 200 a decision made with this Idempotency-Key got, rebuilt from the stream."""
+    try:
+        approval = await service.get(command.correlation_id)
+    except (NotFound, BrokenApproval):
+        return None
+    entry = approval.entry_for(key)
+    if entry is None:
+        return None
+    first = _state(200, approval.as_of(entry.seq))
+    return StoredResponse(entry.idempotency.partition(":")[2], 200, first.body, first.headers)
 
 
 async def _decide(service: ApprovalService, command: DecideCommand) -> Outcome:

@@ -10,9 +10,18 @@ class IntegrationSettings(CommonSettings):
     approval_slack_signing_secret: str = ""
     # Slack signs a timestamp; older requests are replays and refused.
     approval_slack_max_age_seconds: int = 300
+    # The Slack workspace (team id, `T0123...`) whose users may decide: a valid
+    # signature proves the request came from Slack, not from which workspace. Empty:
+    # any workspace the app is installed in (refused in production when Slack is on).
+    approval_slack_team_id: str = ""
 
     def check_production(self) -> None:
         self.require_link_secret()
+        if self.approval_slack_signing_secret and not self.approval_slack_team_id:
+            raise ValueError(
+                "production Slack needs APPROVAL_SLACK_TEAM_ID: Slack user ids are unique "
+                "only within a workspace"
+            )
 
 
 @functools.cache

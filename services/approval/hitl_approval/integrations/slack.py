@@ -58,9 +58,17 @@ async def interactions(request: Request, background: BackgroundTasks) -> Respons
         action = next(a for a in payload.get("actions", []) if a.get("action_id") in VERBS)
         correlation_id = str(action["value"])
         slack_user = str(payload["user"]["id"])
-    except (KeyError, IndexError, StopIteration, ValueError, TypeError):
+        team = str((payload.get("team") or {}).get("id") or payload["user"].get("team_id") or "")
+    except (KeyError, IndexError, StopIteration, ValueError, TypeError, AttributeError):
         # Signed by Slack but not one of our buttons (e.g. the "Open" link): nothing to do.
         return Response(status_code=200)
+    if settings.approval_slack_team_id and team != settings.approval_slack_team_id:
+        # The same user id in another workspace is another person.
+        log.warning("refused a Slack interaction from workspace %r", team)
+        return JSONResponse(
+            {"detail": f"this Slack workspace ({team or 'unknown'}) may not decide here"},
+            status_code=403,
+        )
     response_url = str(payload.get("response_url", ""))
 
     service: ApprovalService = request.app.state.service

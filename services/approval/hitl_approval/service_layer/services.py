@@ -93,6 +93,8 @@ class DecideCommand:
     arguments: dict[str, Any] | None = None
     comment: str = ""
     if_match: int | None = None
+    # `<key id>:<fingerprint>` of the request's Idempotency-Key, kept with the decision.
+    idempotency: str = ""
 
 
 class ApprovalService:
@@ -226,6 +228,7 @@ class ApprovalService:
                     comment=cmd.comment,
                     groups=groups,
                     refuse_unknown_submitter=self.refuse_unknown_submitter,
+                    idempotency=cmd.idempotency,
                 )
             except TooLate as late:
                 await self._commit(approval, late.timeout)
