@@ -75,10 +75,13 @@ async def ensure_query_index(
     if not await is_ferretdb(collection.database):
         return await ensure_index(collection, keys, **options)
     name = str(IndexModel(keys, **options).document["name"])
+    if name not in await collection.index_information():
+        return ""
     try:
         await collection.drop_index(name)
         log.info("dropped index %s on %s: FerretDB only maintains it", name, collection.name)
     except OperationFailure as exc:
+        # Another replica dropped it first.
         if exc.code not in (_INDEX_NOT_FOUND, _NAMESPACE_NOT_FOUND):
             raise
     return ""
