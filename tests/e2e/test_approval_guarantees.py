@@ -130,11 +130,16 @@ async def test_fifty_concurrent_decisions_leave_one_winner_on_each_of_twenty_app
                 body: dict[str, Any] = {"decision": verb, "comment": f"by r{i:02d}"}
                 if verb == "modify":
                     body["arguments"] = {"to_account": "bob", "amount": 101 + i}
-                response = await http.post(
-                    f"/v1/approvals/{cid}/decision",
-                    json=body,
-                    headers={"Authorization": f"Bearer {CROWD[f'r{i:02d}'][0]}"},
-                )
+                headers = {"Authorization": f"Bearer {CROWD[f'r{i:02d}'][0]}"}
+                # 503 + Retry-After (the store did not answer within the request's
+                # budget on this loaded machine) means "try again": a client does.
+                for _ in range(10):
+                    response = await http.post(
+                        f"/v1/approvals/{cid}/decision", json=body, headers=headers
+                    )
+                    if response.status_code != 503:
+                        break
+                    await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
                 return f"r{i:02d}", response
 
             burst = time.perf_counter()
@@ -142,7 +147,9 @@ async def test_fifty_concurrent_decisions_leave_one_winner_on_each_of_twenty_app
             durations.append(time.perf_counter() - burst)
 
         codes = sorted(r.status_code for _, r in results)
-        assert codes == [200] + [409] * (CONTENDERS - 1), codes
+        assert codes == [200] + [409] * (CONTENDERS - 1), [
+            (r.status_code, r.text[:300]) for _, r in results if r.status_code not in (200, 409)
+        ][:3]
         ((name, won),) = [(n, r) for n, r in results if r.status_code == 200]
         state = won.json()
         assert state["decision"]["reviewer"] == name

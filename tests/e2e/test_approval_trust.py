@@ -10,6 +10,7 @@ is a 503 within two seconds.
 import asyncio
 import base64
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -34,6 +35,7 @@ from tests.e2e.test_approval_support import (
     client,
     now,
     read_all,
+    token,
 )
 from tests.e2e.test_notifier_channels import slack_signed
 from tests.support import recorder
@@ -422,7 +424,8 @@ async def test_a_retry_after_a_crash_gets_its_own_decision_back(bus: Bus, stack:
     stack.stop("approval")
     stack.env_extra["APPROVAL_FAULT_CRASH_AFTER_COMMIT"] = "1"
     try:
-        stack.start("approval")
+        # Generous: on a loaded machine the interpreter alone can take most of a minute.
+        stack.start("approval", timeout=180)
         process = stack.procs["approval"]
         async with client(stack, "bob") as bob:
             with pytest.raises(httpx.TransportError):
@@ -432,7 +435,7 @@ async def test_a_retry_after_a_crash_gets_its_own_decision_back(bus: Bus, stack:
         assert await asyncio.to_thread(process.wait, 30) == 137
     finally:
         del stack.env_extra["APPROVAL_FAULT_CRASH_AFTER_COMMIT"]
-    stack.start("approval")
+    stack.start("approval", timeout=180)
     async with client(stack, "bob") as bob:
         retry = await bob.post(
             f"/v1/approvals/{cid}/decision", json={"decision": "approve"}, headers=key
@@ -446,3 +449,30 @@ async def test_a_retry_after_a_crash_gets_its_own_decision_back(bus: Bus, stack:
         assert other.status_code == 422, "the same key for another request"
         fresh = await bob.post(f"/v1/approvals/{cid}/decision", json={"decision": "reject"})
         assert fresh.status_code == 409
+
+
+async def test_signing_out_ends_the_web_session_and_the_cookie_is_not_the_token(
+    stack: Stack,
+) -> None:
+    async with httpx.AsyncClient(base_url=stack.url("approval"), timeout=30) as web:
+        form = await web.get("/ui/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert csrf, form.text
+        signed = await web.post("/ui/login", data={"token": token("ann"), "csrf": csrf.group(1)})
+        assert signed.status_code == 303
+        cookie = web.cookies.get("hitl_session", path="/ui")
+        assert cookie
+        assert token("ann") not in cookie, "the browser never holds the API token"
+        queue = await web.get("/ui")
+        assert queue.status_code == 200
+        logout_csrf = re.search(r'name="csrf" value="([^"]+)"', queue.text)
+        assert logout_csrf, queue.text
+        out = await web.post("/ui/logout", data={"csrf": logout_csrf.group(1)})
+        assert out.status_code == 303
+        assert out.headers["location"] == "/ui/login", "signed out (not refused for CSRF)"
+    # The old cookie, replayed (stolen before sign-out), no longer signs anyone in.
+    async with httpx.AsyncClient(base_url=stack.url("approval"), timeout=30) as thief:
+        thief.cookies.set("hitl_session", cookie, path="/ui")
+        replay = await thief.get("/ui")
+        assert replay.status_code == 303
+        assert replay.headers["location"].startswith("/ui/login")

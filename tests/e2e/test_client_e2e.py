@@ -368,6 +368,7 @@ async def test_a_waiter_on_another_replica_is_woken_by_the_decision_event(
         tmp_path_factory.mktemp("replica-logs"),
         env_extra={**stack.env_extra, "APPROVAL_WATCH_REFRESH_SECONDS": "120"},
         suffix=stack.suffix,
+        signer=stack.signer,  # a replica of the same deployment signs with the same key
     )
     other.start("approval")
     try:

@@ -37,14 +37,14 @@ class FakeStore(NotifierStore):
 
 
 class ScriptedChannels(Channels):
-    def __init__(self, *outcomes: DeliveryError | str) -> None:
+    def __init__(self, *outcomes: Exception | str) -> None:
         self.outcomes = list(outcomes)
         self.calls = 0
 
     async def send(self, delivery: Delivery, notice: Notice) -> str:
         self.calls += 1
         outcome = self.outcomes.pop(0)
-        if isinstance(outcome, DeliveryError):
+        if isinstance(outcome, Exception):
             raise outcome
         return outcome
 
@@ -62,7 +62,7 @@ class CollectingOutcomes(OutcomePublisher):
 
 
 def build(
-    *outcomes: DeliveryError | str, max_seconds: float = 0.002
+    *outcomes: Exception | str, max_seconds: float = 0.002
 ) -> tuple[Dispatcher, FakeStore, ScriptedChannels, CollectingOutcomes]:
     req = request()
     store = FakeStore(ApprovalState(req.correlation_id, req, None))
@@ -127,6 +127,18 @@ async def test_a_permanent_error_is_not_retried() -> None:
     (event,) = published.recorded_events
     assert (event.status, event.attempts) == ("failed", 1)
     assert "channel_not_found" in published.dead[0].error
+
+
+async def test_a_message_that_cannot_be_built_fails_once_and_is_dead_lettered() -> None:
+    # e.g. the email library refusing a header with a line break (header injection).
+    injected = ValueError("Header values may not contain linefeed or carriage return characters")
+    dispatcher, store, channels, published = build(injected, "never")
+    await dispatcher.run(delivery(dispatcher, store))
+    assert channels.calls == 1
+    assert store.finished[-1]["status"] == "failed"
+    (event,) = published.recorded_events
+    assert (event.status, event.attempts) == ("failed", 1)
+    assert "linefeed" in published.dead[0].error
 
 
 async def test_a_resumed_delivery_continues_its_attempt_count() -> None:

@@ -29,6 +29,7 @@ from hitl_approval.adapters.signing_keys import KeyRing, configured_signer, load
 from hitl_approval.adapters.store_time import background
 from hitl_approval.adapters.traces import TraceStore
 from hitl_approval.adapters.watched import StoreCommands, WatchedRepository
+from hitl_approval.adapters.web_sessions import WebSessions
 from hitl_approval.domain.errors import BrokenApproval
 from hitl_approval.entrypoints import (
     api,
@@ -46,6 +47,7 @@ from hitl_approval.service_layer.services import AfterCommitHook, ApprovalServic
 from hitl_approval.service_layer.watching import Watchers
 from hitl_approval.settings import ApprovalSettings
 from hitl_approval.web import router as web_router
+from hitl_approval.web.session import SESSION_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,7 @@ def build_app(
     )
     notes = NoteRepository(db)
     idempotency = IdempotencyStore(db)
+    web_sessions = WebSessions(db, lifetime=timedelta(seconds=SESSION_SECONDS))
     broker = make_broker(settings, client_id="hitl-approval")
     reviewers = load_reviewers(settings)
     # Read now so a bad key stops start-up; the development key needs the store (lifespan).
@@ -152,7 +155,8 @@ def build_app(
     retention = timedelta(seconds=settings.approval_idempotency_retention_seconds)
 
     async def housekeeping() -> int:
-        return await idempotency.forget_before(service.clock() - retention)
+        forgotten = await idempotency.forget_before(service.clock() - retention)
+        return forgotten + await web_sessions.forget_before(service.clock())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -160,6 +164,7 @@ def build_app(
             await repo.ensure_indexes()
             await notes.ensure_indexes()
             await idempotency.ensure_indexes()
+            await web_sessions.ensure_indexes()
             ring: KeyRing = await load_keyring(settings, db, signer)
         app.state.keyring = ring
         service.signer = ring.signer
@@ -225,6 +230,7 @@ def build_app(
     app.state.directory = reviewers
     app.state.idempotency = idempotency
     app.state.watchers = watchers
+    app.state.web_sessions = web_sessions
     app.state.consumer_lag = ConsumerLag(broker, metrics.registry)
     app.add_exception_handler(RequestValidationError, errors.on_validation_error)
     app.add_exception_handler(BrokenApproval, errors.on_broken_approval)

@@ -187,7 +187,9 @@ class Runner:
                     raise DecisionRefused(forged)
                 log.warning("decision for an approval this run never asked for", extra=ids)
                 return
-            tool = self.spec(run.agent).registry.get(pending.tool)
+            # An agent no longer deployed has no edit policy to check; nothing runs then.
+            spec = self.agents.get(run.agent)
+            tool = spec.registry.get(pending.tool) if spec else None
             refusal = forged or match_refusal(run, pending, decided, tool)
             if refusal is not None:
                 if await self._refuse(run, pending, decided, refusal):

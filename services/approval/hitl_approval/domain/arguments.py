@@ -38,13 +38,20 @@ def schema_problems(arguments: dict[str, Any], schema: dict[str, Any]) -> str | 
     return "; ".join(parts)
 
 
-def with_defaults(arguments: dict[str, Any], schema: dict[str, Any] | None) -> dict[str, Any]:
-    """`arguments` with each missing top-level property's schema default filled in."""
+def with_defaults(
+    arguments: dict[str, Any], schema: dict[str, Any] | None, *, requested: dict[str, Any]
+) -> dict[str, Any]:
+    """`arguments` with each field of the request they leave out set to its schema default.
+
+    Only fields the request has: a default the request did not carry (a field the
+    agent hides from reviewers) is no part of what is compared.
+    """
     properties = (schema or {}).get("properties")
     if not isinstance(properties, dict):
         return arguments
     filled = dict(arguments)
-    for name, spec in properties.items():
+    for name in requested:
+        spec = properties.get(name)
         if name not in filled and isinstance(spec, dict) and "default" in spec:
             filled[name] = spec["default"]
     return filled

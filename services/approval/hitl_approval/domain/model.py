@@ -292,7 +292,7 @@ class Approval:
         # Against the request as asked, not an earlier vote's edit: no edit widens it.
         # Compared as the tool will run it: a field left out takes its schema default
         # (the agent fills it the same way), so omitting a default is not a change.
-        as_run = with_defaults(arguments, schema)
+        as_run = with_defaults(arguments, schema, requested=self.request.arguments)
         if problem := edit_problem(self.request.arguments, as_run, self.request.edit_policy):
             raise InvalidDecision(f"this edit would widen what was asked: {problem}")
 

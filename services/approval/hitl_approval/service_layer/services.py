@@ -18,6 +18,7 @@ from hitl_contracts import (
     Channel,
     NotificationRecorded,
 )
+from hitl_contracts.identity import identity_key
 from hitl_contracts.signing import DecisionSigner
 from hitl_shared.directory import Directory
 from hitl_shared.http_limits import BROKER_ERRORS, STORE_ERRORS
@@ -234,6 +235,7 @@ class ApprovalService:
                 await self._commit(approval, late.timeout)
                 continue  # re-read: expired (409) or escalated (decide again, in time)
             if await self._commit(approval, entry):
+                self._note_unknown_submitter(approval, cmd)
                 return approval
             # Lost the race for this seq: with If-Match that is a version mismatch.
             if cmd.if_match is not None:
@@ -314,6 +316,20 @@ class ApprovalService:
         else:
             log.warning("approval expired: %s", entry.data.get("comment"), extra=extra)
         return 1
+
+    @staticmethod
+    def _note_unknown_submitter(approval: Approval, cmd: DecideCommand) -> None:
+        if cmd.verb is Verb.REJECT or not approval.policy.four_eyes:
+            return
+        if not identity_key(approval.request.requested_by):
+            # Allowed by APPROVAL_FOUR_EYES_UNKNOWN_SUBMITTER=allow; worth an audit line.
+            log.warning(
+                "four-eyes: %s by %s on a request with no known submitter (allowed by "
+                "APPROVAL_FOUR_EYES_UNKNOWN_SUBMITTER)",
+                cmd.verb.value,
+                cmd.reviewer,
+                extra={"correlation_id": approval.correlation_id},
+            )
 
     def _groups_of(self, name: str) -> frozenset[str]:
         reviewer = self.reviewers.named(name)

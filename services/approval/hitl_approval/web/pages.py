@@ -121,7 +121,7 @@ async def queue_events(
     sort: ChoiceParam = None,
     since: ChoiceParam = None,
 ) -> Response:
-    if session_of(request) is None:
+    if await session_of(request) is None:
         raise HTTPException(401, "sign in first")
     since = request.headers.get("last-event-id") or since or ""
     stream = live.queue_events(request, service, _query(status, agent, risk, sort), since)
@@ -230,7 +230,7 @@ async def detail_events(
     service: ServiceDep,
     since: Annotated[int, Query()] = 0,
 ) -> Response:
-    if session_of(request) is None:
+    if await session_of(request) is None:
         raise HTTPException(401, "sign in first")
     last = request.headers.get("last-event-id", "")
     start = int(last) if last.isdigit() else since

@@ -1,21 +1,24 @@
 """Reviewer sign-in for the web page.
 
-The reviewer pastes their token once; it is kept in an HttpOnly, SameSite=Strict
-cookie scoped to /ui, so page scripts never see it. Every form carries a CSRF token
-derived from the secret token (an HMAC), which a cross-site page cannot compute and
-which needs no server-side session store. The sign-in form itself uses a random
-double-submit cookie.
+The reviewer pastes their token once; the browser gets a random session id in an
+HttpOnly, SameSite=Strict cookie scoped to /ui (never the API token itself), and the
+store keeps the session (adapters.web_sessions): signing out ends it for good, and
+removing the token from the reviewer directory ends every session it opened. Every
+form carries a CSRF token derived from the session id (an HMAC), which a cross-site
+page cannot compute. The sign-in form itself uses a random double-submit cookie.
 """
 
 import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 from fastapi import HTTPException, Request, Response
-from hitl_shared.directory import Directory
+from hitl_shared.directory import Directory, hash_token
 
+from hitl_approval.adapters.web_sessions import WebSessions
 from hitl_approval.domain.reviewer import Reviewer
 
 SESSION_COOKIE = "hitl_session"
@@ -43,10 +46,23 @@ def reviewer_for(request: Request, token: str) -> Reviewer | None:
     return directory.authenticate(token)
 
 
-def session_of(request: Request) -> Session | None:
-    token = request.cookies.get(SESSION_COOKIE, "")
-    reviewer = reviewer_for(request, token)
-    return Session(reviewer, csrf_for(token)) if reviewer else None
+def _store(request: Request) -> WebSessions:
+    store: WebSessions = request.app.state.web_sessions
+    return store
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def session_of(request: Request) -> Session | None:
+    session_id = request.cookies.get(SESSION_COOKIE, "")
+    token_hash = await _store(request).token_of(session_id, now=_now())
+    if token_hash is None:
+        return None
+    directory: Directory = request.app.state.directory
+    reviewer = directory.by_token.get(token_hash)  # a revoked token ends its sessions
+    return Session(reviewer, csrf_for(session_id)) if reviewer else None
 
 
 def login_url(request: Request) -> str:
@@ -54,9 +70,9 @@ def login_url(request: Request) -> str:
     return "/ui/login?next=" + quote(here, safe="")
 
 
-def require_session(request: Request) -> Session:
+async def require_session(request: Request) -> Session:
     """The signed-in reviewer, or a redirect to the sign-in page."""
-    session = session_of(request)
+    session = await session_of(request)
     if session is None:
         raise HTTPException(303, "sign in first", headers={"Location": login_url(request)})
     return session
@@ -81,10 +97,11 @@ def _secure(request: Request) -> bool:
     return request.url.scheme == "https" or public_url.startswith("https://")
 
 
-def sign_in(request: Request, response: Response, token: str) -> None:
+async def sign_in(request: Request, response: Response, token: str) -> None:
+    session_id = await _store(request).open(hash_token(token), now=_now())
     response.set_cookie(
         SESSION_COOKIE,
-        token,
+        session_id,
         max_age=SESSION_SECONDS,
         path=COOKIE_PATH,
         httponly=True,
@@ -94,7 +111,8 @@ def sign_in(request: Request, response: Response, token: str) -> None:
     response.delete_cookie(LOGIN_CSRF_COOKIE, path=COOKIE_PATH)
 
 
-def sign_out(response: Response) -> None:
+async def sign_out(request: Request, response: Response) -> None:
+    await _store(request).close(request.cookies.get(SESSION_COOKIE, ""))
     response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict")
 
 

@@ -21,7 +21,7 @@ def _form(request: Request, *, next_url: str, error: str = "", status_code: int 
 
 @router.get("/login", response_class=HTMLResponse, include_in_schema=False)
 async def login_form(request: Request, next: str = "/ui") -> Response:
-    if sessions.session_of(request):
+    if await sessions.session_of(request):
         return RedirectResponse(sessions.safe_next(next), 303)
     return _form(request, next_url=sessions.safe_next(next))
 
@@ -54,18 +54,18 @@ async def login(
             status_code=401,
         )
     response = RedirectResponse(next_url, 303)
-    sessions.sign_in(request, response, token)
+    await sessions.sign_in(request, response, token)
     return response
 
 
 @router.post("/logout", include_in_schema=False)
 async def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
-    current = sessions.session_of(request)
+    current = await sessions.session_of(request)
     if current is not None:
         try:
             sessions.check_csrf(current.csrf, csrf)
         except sessions.CsrfRejected:
             return RedirectResponse("/ui", 303)
     response = RedirectResponse("/ui/login", 303)
-    sessions.sign_out(response)
+    await sessions.sign_out(request, response)
     return response

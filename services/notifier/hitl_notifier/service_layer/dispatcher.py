@@ -116,7 +116,7 @@ class Dispatcher:
                 decision=state.decision if delivery.kind is NotificationKind.DECIDED else None,
             )
             try:
-                ref = await self.channels.send(delivery, notice)
+                ref = await self._send(delivery, notice)
             except DeliveryError as exc:
                 error = str(exc)
                 log.warning(
@@ -151,6 +151,23 @@ class Dispatcher:
             await self._sent(delivery, attempt, ref)
             return
         await self._failed(delivery, attempt, error, state)
+
+    async def _send(self, delivery: Delivery, notice: Notice) -> str:
+        try:
+            return await self.channels.send(delivery, notice)
+        except DeliveryError:
+            raise
+        except Exception as exc:
+            # Channels turn every network trouble into DeliveryError; anything else is
+            # this message failing to be built (a header with a line break, a value no
+            # channel can carry): the same every time, so it counts as a permanent failure
+            # and is dead-lettered, never resumed forever past NOTIFIER_ATTEMPTS.
+            log.exception(
+                "delivery %s cannot be built",
+                delivery.key,
+                extra={"correlation_id": delivery.correlation_id},
+            )
+            raise DeliveryError(f"this message cannot be sent: {exc!r}", permanent=True) from exc
 
     async def _sent(self, delivery: Delivery, attempts: int, ref: str) -> None:
         await self.store.finish(
