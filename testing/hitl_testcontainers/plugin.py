@@ -6,18 +6,23 @@
 `hitl_infra` alone gives Kafka and MongoDB. Override `hitl_env` (session scope) to pass
 settings to every service, e.g. {"APPROVAL_POLICIES": "..."}; `hitl_service_env` to pass
 them to one ({"agent": {...}}). Images and timeouts: see hitl_testcontainers.containers.
-Nothing starts until a test asks for one of these fixtures.
+Nothing starts until a test asks for one of these fixtures, and testcontainers is
+imported only then (the plugin loads in every pytest run where it is installed).
 """
 
 from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import pytest
 
-from hitl_testcontainers.containers import Infra, Stack, start_infra, start_stack
+if TYPE_CHECKING:
+    from hitl_testcontainers.containers import Infra, Stack
 
 
 @pytest.fixture(scope="session")
-def hitl_infra() -> Iterator[Infra]:
+def hitl_infra() -> Iterator["Infra"]:
+    from hitl_testcontainers.containers import start_infra
+
     with start_infra() as infra:
         yield infra
 
@@ -34,9 +39,11 @@ def hitl_service_env() -> Mapping[str, Mapping[str, str]]:
 
 @pytest.fixture(scope="session")
 def hitl_stack(
-    hitl_infra: Infra,
+    hitl_infra: "Infra",
     hitl_env: Mapping[str, str],
     hitl_service_env: Mapping[str, Mapping[str, str]],
-) -> Iterator[Stack]:
+) -> Iterator["Stack"]:
+    from hitl_testcontainers.containers import start_stack
+
     with start_stack(hitl_infra, hitl_env, hitl_service_env) as stack:
         yield stack
