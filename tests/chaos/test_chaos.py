@@ -3,7 +3,10 @@ malformed input on every consumed topic; afterwards every promise is checked.
 
 Real processes (approval, two agents, notifier) on a private Kafka + FerretDB that
 this test starts and stops, so restarting them disturbs nobody. The agent plans
-with the offline planner. Sizes and seed come from the environment (README,
+with the offline planner. Signed decisions (the approval service's key; agent-1 pins
+its public half, agent-2 and the notifier fetch it from GET /v1/keys) and, where
+infra.sh can make one, a SASL_SSL broker with one SCRAM user and its ACLs per service
+(`HITL_CHAOS_KAFKA_SECURITY=plaintext` turns that off). Sizes and seed come from the environment (README,
 "Chaos suite"): `HITL_CHAOS_TASKS=200` is the long mode.
 """
 
@@ -27,7 +30,7 @@ from tests.support import recorder
 from tests.support.chaos_bad_input import Injected, consumers, inject
 from tests.support.chaos_checks import TERMINAL_RUN, Observed, violations
 from tests.support.chaos_fleet import Fleet
-from tests.support.chaos_infra import PrivateInfra
+from tests.support.chaos_infra import SERVICE_USERS, PrivateInfra
 from tests.support.chaos_load import THRESHOLD, Task, plan, seed_accounts, submit_all
 from tests.support.chaos_monkey import Journal, schedule, unleash
 from tests.support.chaos_report import summary
@@ -47,6 +50,9 @@ BAD_INPUT_WAVES = 1 + TASKS // 100
 SETTLE_TIMEOUT = 180.0 + TASKS
 PARTITIONS = 3
 REPLICAS = {"approval": "approval", "agent-1": "agent", "agent-2": "agent", "notifier": "notifier"}
+# agent-1 keeps the stack's pinned decision key; agent-2 fetches the keys from the
+# approval service (GET /v1/keys), as the notifier does: both ways must verify.
+REPLICA_ENV = {"agent-2": {"AGENT_DECISION_KEYS": ""}}
 
 
 @pytest.fixture
@@ -84,11 +90,20 @@ async def test_promises_hold_under_kills_restarts_and_malformed_input(
         bad_input_waves=BAD_INPUT_WAVES,
     )
     (tmp_path / "logs").mkdir()
-    stack = Stack(infra.endpoints, tmp_path / "logs", env_extra=_service_env(tasks, hooks[1]))
+    print(f"kafka: {infra.security}")
+    stack = Stack(
+        infra.endpoints,
+        tmp_path / "logs",
+        env_extra=_service_env(tasks, hooks[1]),
+        service_env=infra.service_env(),
+        suffix=infra.suffix,  # the broker's ACLs name this run's topics and groups
+    )
+    assert stack.prefix == infra.topic_prefix
     stack.env_extra["AGENT_APPROVAL_URL"] = stack.url("approval")
     fleet = Fleet(stack)
     for name, service in REPLICAS.items():
-        fleet.add(name, service)
+        fleet.add(name, service, REPLICA_ENV.get(name))
+    kafka = infra.client()
     topics = Topics(stack.prefix)
     watched = [
         topics.approval_requested,
@@ -104,8 +119,8 @@ async def test_promises_hold_under_kills_restarts_and_malformed_input(
         reviewer = Reviewer(stack.url("approval"), DEV_TOKEN, {t.task_id: t for t in tasks})
         injected: list[Injected] = []
         async with (
-            tapping(infra.endpoints.kafka_bootstrap_servers, watched, partitions=PARTITIONS) as tap,
-            _producer(infra) as producer,
+            tapping(kafka, watched, partitions=PARTITIONS) as tap,
+            _producer(kafka) as producer,
         ):
             tap.on(lambda r: reviewer.see(r) if r.topic == topics.approval_requested else None)
 
@@ -122,9 +137,14 @@ async def test_promises_hold_under_kills_restarts_and_malformed_input(
                 unleash(faults, fleet=fleet, infra=infra, bad_input=bad_input, journal=journal),
             )
             journal.note("load and faults done; waiting for the system to settle")
-            observed = await _settle(stack, infra, tasks, tap, topics, reviewer, injected, hooks[0])
+            observed = await _settle(
+                stack, infra, kafka, tasks, tap, topics, reviewer, injected, hooks[0]
+            )
             journal.note("settled")
+        observed.key_id = stack.signer.key_id
         problems = violations(observed)
+        if infra.secured:
+            problems.update(_kafka_users(fleet))
         down = [name for name in REPLICAS if not fleet.running(name)]
         if down:
             problems["services_alive"] = [f"{n} is not running:\n{fleet.tail(n)}" for n in down]
@@ -153,12 +173,23 @@ def _service_env(tasks: list[Task], hooks_url: str) -> dict[str, str]:
     }
 
 
+def _kafka_users(fleet: Fleet) -> dict[str, list[str]]:
+    """On the secured broker every replica connected as its own SCRAM user."""
+    wrong = []
+    for name, replica in fleet.replicas.items():
+        said = f"SASL_SSL, SCRAM-SHA-512 as {SERVICE_USERS[replica.service]}"
+        log = fleet.stack.logs / f"{name}.log"
+        if said not in (log.read_text(errors="replace") if log.exists() else ""):
+            wrong.append(f"{name}: its log never says {said!r}")
+    return {"kafka_users": wrong} if wrong else {}
+
+
 class _producer:
     """A producer allowed to send the oversized messages (the broker takes up to 10 MB)."""
 
-    def __init__(self, infra: PrivateInfra) -> None:
+    def __init__(self, kafka: dict[str, Any]) -> None:
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=infra.endpoints.kafka_bootstrap_servers,
+            **kafka,
             acks="all",
             max_request_size=8 * 1024 * 1024,
             request_timeout_ms=10_000,
@@ -183,6 +214,7 @@ async def _get(http: httpx.AsyncClient, path: str) -> tuple[int, Any]:
 async def _settle(
     stack: Stack,
     infra: PrivateInfra,
+    kafka: dict[str, Any],
     tasks: list[Task],
     tap: Tap,
     topics: Topics,
@@ -249,7 +281,7 @@ async def _settle(
         # Redelivered copies may still trickle in: read each topic to its end once more.
         await eventually(
             lambda: caught_up(
-                infra.endpoints.kafka_bootstrap_servers,
+                kafka,
                 tap,
                 [topics.approval_decided, topics.agent_runs, *(dlq(t) for t in consumers(topics))],
                 partitions=PARTITIONS,

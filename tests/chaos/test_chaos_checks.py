@@ -44,6 +44,8 @@ def healthy() -> Observed:
         "correlation_id": CID,
         "run_id": BIG.task_id,
         "decision": "modified",
+        "key_id": "kid-1",
+        "signature": "c2lnbmVk",
     }
     tap.add(_record(TOPICS.approval_decided, decided))
     for event in _run_events(
@@ -83,6 +85,7 @@ def healthy() -> Observed:
         approval_events=[{"correlation_id": CID, "type": "decided"}],
         injected=[Injected(TOPICS.agent_tasks, "garbage", 0, 7, 1, "m")],
         webhooks=[],
+        key_id="kid-1",
     )
 
 
@@ -104,6 +107,8 @@ def test_a_decision_published_under_two_event_ids_is_caught() -> None:
         "correlation_id": CID,
         "run_id": BIG.task_id,
         "decision": "modified",
+        "key_id": "kid-1",
+        "signature": "c2lnbmVk",
     }
     o.tap.add(_record(TOPICS.approval_decided, again, offset=1))
     assert set(violations(o)) == {"decisions_published_once"}
@@ -146,3 +151,32 @@ def test_a_pending_approval_and_an_unfinished_run_are_caught() -> None:
     found = violations(o)
     assert any("still pending" in p for p in found["approvals_kept"])
     assert any("ended the test running" in p for p in found["runs_terminal"])
+
+
+def test_a_decision_signed_by_another_key_and_a_refused_one_are_caught() -> None:
+    o = healthy()
+    foreign = {
+        "event_id": "e-3",
+        "correlation_id": CID,
+        "run_id": BIG.task_id,
+        "decision": "modified",
+        "key_id": "kid-other",
+        "signature": "c2lnbmVk",
+    }
+    o.tap.add(_record(TOPICS.approval_decided, foreign, offset=1))
+    refusal = _run_events(BIG.task_id, ["decision_refused"])[0]
+    refusal["seq"] = 99
+    refusal["detail"] = {"code": "bad_signature", "reason": "the signature does not verify"}
+    o.tap.add(_record(TOPICS.agent_runs, refusal, offset=9))
+    problems = violations(o)["decisions_verified"]
+    assert any("not 'kid-1'" in p for p in problems)
+    assert any("1 decisions refused by the agent, 0 forged" in p for p in problems)
+    assert any("bad_signature" in p for p in problems)
+
+
+def test_refusals_of_planned_forgeries_are_expected() -> None:
+    o = healthy()
+    refusal = _run_events(BIG.task_id, ["decision_refused"])[0]
+    o.tap.add(_record(TOPICS.agent_runs, refusal, offset=9))
+    o.forged = 1
+    assert "decisions_verified" not in violations(o)

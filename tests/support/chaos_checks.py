@@ -42,6 +42,10 @@ class Observed:
     webhooks: list[Recorded]
     # Status codes of GETs for ids carried only by malformed messages (must be 404).
     leaked: dict[str, int] = field(default_factory=dict)
+    # The key id the approval service signs with ("" : any signature will do).
+    key_id: str = ""
+    # Forged decisions the plan sent: the only ones the agent may refuse.
+    forged: int = 0
 
     def requested(self) -> dict[str, list[str]]:
         """run_id -> the distinct correlation ids the agent asked approval for."""
@@ -202,6 +206,34 @@ def runs_stepped_once(o: Observed) -> list[str]:
     return bad
 
 
+def decisions_verified(o: Observed) -> list[str]:
+    """Every decision is signed by the approval service's key, and the agent refused none:
+    in a run without forgeries a refusal means the signing or the verifying is broken."""
+    bad = []
+    for event in o.events(o.topics.approval_decided):
+        cid = str(event.get("correlation_id"))
+        if cid not in o.approvals:
+            continue
+        if not event.get("signature"):
+            bad.append(f"approval {cid}: approval.decided {event['event_id']} is not signed")
+        elif o.key_id and event.get("key_id") != o.key_id:
+            bad.append(f"approval {cid}: signed by key {event.get('key_id')!r}, not {o.key_id!r}")
+    mine = {t.task_id for t in o.tasks}
+    refused = [
+        e
+        for e in o.events(o.topics.agent_runs)
+        if e.get("type") == "decision_refused" and e.get("run_id") in mine
+    ]
+    if len(refused) != o.forged:
+        bad.append(f"{len(refused)} decisions refused by the agent, {o.forged} forged:")
+        bad += [
+            f"  run {e['run_id']}: {(e.get('detail') or {}).get('code')}: "
+            f"{(e.get('detail') or {}).get('reason')}"
+            for e in refused
+        ]
+    return bad
+
+
 def expected_moves(o: Observed) -> dict[str, int]:
     """What each task's account must hold, from the plan and the decision that won."""
     moves = {}
@@ -298,6 +330,7 @@ CHECKS = (
     reviewer_consistent,
     decisions_published_once,
     runs_stepped_once,
+    decisions_verified,
     money_adds_up,
     dead_lettered,
     notified_once,

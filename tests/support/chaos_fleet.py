@@ -27,6 +27,9 @@ class Replica:
     name: str
     module: str
     port: int
+    service: str
+    # On top of the stack's environment and its service's (e.g. how it gets decision keys).
+    env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
     kills: int = 0
@@ -37,11 +40,11 @@ class Fleet:
     stack: Stack
     replicas: dict[str, Replica] = field(default_factory=dict)
 
-    def add(self, name: str, service: str) -> Replica:
+    def add(self, name: str, service: str, env: dict[str, str] | None = None) -> Replica:
         """A replica of `service` (approval, agent, notifier); the first one uses the stack's port."""
         taken = any(r.module == MODULES[service] for r in self.replicas.values())
         port = free_port() if taken else self.stack.ports[service]
-        replica = Replica(name, MODULES[service], port)
+        replica = Replica(name, MODULES[service], port, service, dict(env or {}))
         self.replicas[name] = replica
         return replica
 
@@ -72,7 +75,12 @@ class Fleet:
                 await asyncio.sleep(0.5)
 
     def _spawn(self, replica: Replica) -> subprocess.Popen[bytes]:
-        env = {**self.stack.env, _port_variable(replica.module): str(replica.port)}
+        env = {
+            **self.stack.env,
+            **self.stack.service_env.get(replica.service, {}),
+            **replica.env,
+            f"{replica.service.upper()}_PORT": str(replica.port),
+        }
         with (self.stack.logs / f"{replica.name}.log").open("ab") as log:
             replica.proc = subprocess.Popen(
                 [sys.executable, "-m", replica.module], env=env, stdout=log, stderr=log
@@ -107,8 +115,3 @@ class Fleet:
         path = self.stack.logs / f"{name}.log"
         text = path.read_text(errors="replace") if path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
-
-
-def _port_variable(module: str) -> str:
-    service = next(name for name, mod in MODULES.items() if mod == module)
-    return f"{service.upper()}_PORT"

@@ -56,10 +56,13 @@ def _parse(raw: bytes | None) -> dict[str, Any] | None:
 
 
 @contextlib.asynccontextmanager
-async def tapping(bootstrap: str, topics: list[str], *, partitions: int) -> AsyncIterator[Tap]:
+async def tapping(
+    kafka: dict[str, Any], topics: list[str], *, partitions: int
+) -> AsyncIterator[Tap]:
+    """`kafka`: the client's connection arguments (PrivateInfra.client())."""
     tap = Tap()
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **kafka,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=20,
@@ -95,9 +98,9 @@ async def tapping(bootstrap: str, topics: list[str], *, partitions: int) -> Asyn
         await consumer.stop()
 
 
-async def caught_up(bootstrap: str, tap: Tap, topics: list[str], *, partitions: int) -> bool:
+async def caught_up(kafka: dict[str, Any], tap: Tap, topics: list[str], *, partitions: int) -> bool:
     """True once the tap holds every record up to each partition's current end."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka, enable_auto_commit=False)
     await consumer.start()
     try:
         wanted = [TopicPartition(t, p) for t in topics for p in range(partitions)]
