@@ -18,6 +18,7 @@ from typing import Any
 
 from bson import ObjectId, json_util
 from pymongo import AsyncMongoClient
+from pymongo.errors import BulkWriteError
 
 from bench.load import decide
 from bench.scenarios.common import reviewer
@@ -27,6 +28,7 @@ from tests.support.infra import Infra
 from tests.support.stack import Stack
 
 BATCH = 1000
+DUPLICATE_KEY = 11000
 IDS = re.compile(
     r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"  # uuid4 (runs, approvals)
     r"|(?<=call_)[0-9a-f]{16}"  # tool call ids
@@ -42,6 +44,19 @@ def _fresh(old: str) -> str:
 
 def _renamer(mapping: dict[str, str]) -> Callable[[re.Match[str]], str]:
     return lambda m: mapping.get(m[0], m[0])
+
+
+async def _insert_new(collection: Any, docs: list[dict[str, Any]]) -> int:
+    """Insert the copies; skip those whose `_id` names no run (e.g. an account's balance
+    link), which every copy would repeat: state of the present, not history."""
+    try:
+        await collection.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(e.get("code") != DUPLICATE_KEY for e in errors):
+            raise
+        return int(exc.details.get("nInserted", 0))
+    return len(docs)
 
 
 async def _templates(db: Any, ids: set[str]) -> dict[str, list[str]]:
@@ -88,8 +103,7 @@ async def seed(infra: Infra, stack: Stack, tap: RunTap, count: int) -> dict[str,
                 for mapping in mappings[start : start + BATCH]:
                     copy = IDS.sub(_renamer(mapping), joined)
                     docs += [json_util.loads(t) for t in json.loads(copy)]
-                await db[name].insert_many(docs, ordered=False)
-                written += len(docs)
+                written += await _insert_new(db[name], docs)
     finally:
         await client_.close()
     elapsed = time.perf_counter() - time_0

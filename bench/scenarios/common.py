@@ -2,13 +2,24 @@
 
 import asyncio
 import time
+import uuid
 
 import httpx
 from pymongo import AsyncMongoClient
 
 from tests.support.stack import DEV_TOKEN, Stack
 
-COLLECTIONS = ("approval_events", "approvals", "runs", "run_claims", "tool_executions", "ledger")
+START_ATTEMPTS = 10
+COLLECTIONS = (
+    "approval_events",
+    "approvals",
+    "approvals_archive",
+    "runs",
+    "run_steps",
+    "run_outbox",
+    "tool_executions",
+    "ledger",
+)
 
 
 async def store_size(mongodb_url: str, database: str) -> dict[str, int]:
@@ -49,6 +60,20 @@ async def wait_listed(reviewer: httpx.AsyncClient, wanted: set[str], *, timeout:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{len(missing)} approvals still not listed after {timeout}s")
         await asyncio.sleep(0.2)
+
+
+async def start_run(agent: httpx.AsyncClient, text: str = "Transfer 500 to alice") -> str:
+    """POST /v1/runs as a careful client: a 503 is retried with the same Idempotency-Key
+    (the API's contract), so a busy store costs time, as it would a user, not the run."""
+    key = uuid.uuid4().hex
+    for _ in range(START_ATTEMPTS):
+        response = await agent.post(
+            "/v1/runs", json={"input": text}, headers={"Idempotency-Key": key}
+        )
+        if response.status_code != 503:
+            return str(response.raise_for_status().json()["run_id"])
+        await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+    raise RuntimeError(f"POST /v1/runs answered 503 {START_ATTEMPTS} times")
 
 
 def reviewer(stack: Stack, *, connections: int = 100) -> httpx.AsyncClient:

@@ -1,7 +1,7 @@
 """request -> listable: one approval.requested at a time, until GET /v1/approvals lists it.
 
 The clock starts just before the bench hands the event to its Kafka producer and
-stops when a listing that contains it has been received. The listing is polled
+stops when the pending listing (the reviewer's queue) contains it. The listing is polled
 every POLL_S, so the figure carries up to one poll period of rounding.
 """
 
@@ -10,13 +10,18 @@ import time
 from typing import Any
 
 from bench.load import approval_request, producer, send_request
-from bench.scenarios.common import reviewer, store_size
+from bench.scenarios.common import reviewer, start_run, store_size
 from bench.stats import by_window, summarize
 from tests.support.infra import Infra
 from tests.support.stack import Stack
 
 POLL_S = 0.002
 TIMEOUT_S = 30.0
+
+
+def pending_of(run_id: str) -> dict[str, str]:
+    """The reviewer's queue (pending approvals), narrowed to one run."""
+    return {"status": "pending", "run_id": run_id}
 
 
 async def run(infra: Infra, stack: Stack, *, count: int) -> dict[str, Any]:
@@ -37,7 +42,7 @@ async def run(infra: Infra, stack: Stack, *, count: int) -> dict[str, Any]:
             while True:
                 polls += 1
                 page = (
-                    await client.get("/v1/approvals", params={"run_id": request.run_id})
+                    await client.get("/v1/approvals", params=pending_of(request.run_id))
                 ).raise_for_status()
                 if page.json()["items"]:
                     break
@@ -68,11 +73,10 @@ async def started(infra: Infra, stack: Stack, *, count: int) -> dict[str, Any]:
     async with stack.agent() as agent, reviewer(stack) as client:
         for i in range(count + 1):  # the first one warms up and is dropped
             start = time.perf_counter()
-            response = await agent.post("/v1/runs", json={"input": "Transfer 500 to alice"})
-            run_id = response.raise_for_status().json()["run_id"]
+            run_id = await start_run(agent)
             deadline = start + TIMEOUT_S
             while True:
-                page = await client.get("/v1/approvals", params={"run_id": run_id})
+                page = await client.get("/v1/approvals", params=pending_of(run_id))
                 if page.raise_for_status().json()["items"]:
                     break
                 if time.perf_counter() > deadline:

@@ -9,7 +9,7 @@ import asyncio
 
 import httpx
 
-from bench.scenarios.common import reviewer, wait_listed
+from bench.scenarios.common import reviewer, start_run, wait_listed
 from bench.tap import RunTap
 from tests.support.stack import Stack
 
@@ -24,8 +24,7 @@ async def prepare(stack: Stack, tap: RunTap, count: int) -> dict[str, str]:
 
     async def submit(agent: httpx.AsyncClient) -> tuple[str, str]:
         async with gate:
-            response = await agent.post("/v1/runs", json={"input": "Transfer 500 to alice"})
-            run_id = str(response.raise_for_status().json()["run_id"])
+            run_id = await start_run(agent)
         paused = await tap.wait_for(run_id, "awaiting_approval", timeout=PREPARE_TIMEOUT_S)
         approvals = paused.detail.get("approvals")
         if not isinstance(approvals, list) or len(approvals) != 1:

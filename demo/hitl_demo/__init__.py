@@ -55,6 +55,8 @@ def build(settings: DemoSettings | None = None) -> App:
         ledger.bind(resources.database)
         await ledger.ensure_indexes()
         await ledger.seed(settings.agent_seed_accounts)
+        # A store written by an older hitl: balances from its ledger, once.
+        await ledger.migrate()
         if not sandbox.ensure():
             log.error("cannot create the files sandbox %s; the files agent will fail", sandbox.root)
         log.info("demo agents ready (files sandbox: %s)", sandbox.root)

@@ -15,7 +15,7 @@ from hitl_sdk import (
 from hitl_sdk.tools import TotalsFunction
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from hitl_demo.ledger import Ledger, UnknownAccount, to_cents
+from hitl_demo.ledger import InsufficientFunds, Ledger, UnknownAccount, to_cents
 
 # Per-account totals are over the last day, rolling.
 DAY = timedelta(days=1)
@@ -162,24 +162,29 @@ def banking_tools(
         return f"Balance of {args.account}: {cents / 100:.2f}"
 
     async def deposit(args: DepositFields, run: ToolContext) -> str:
-        await _known(ledger, args.account)
-        await ledger.post(
-            run.idempotency_key, source=None, target=args.account, cents=to_cents(args.amount)
-        )
-        balance = await ledger.balance_cents(args.account)
+        try:
+            posted = await ledger.post(
+                run.idempotency_key, source=None, target=args.account, cents=to_cents(args.amount)
+            )
+        except UnknownAccount as exc:
+            raise ToolError(str(exc)) from None
+        balance = posted.target_cents
         return f"Deposited {args.amount:.2f} to {args.account}. New balance: {balance / 100:.2f}"
 
     async def transfer(args: TransferFields, run: ToolContext) -> str:
         source, target, amount = args.from_account, args.to_account, args.amount
-        await _known(ledger, source)
-        await _known(ledger, target)
-        if not await ledger.applied(run.idempotency_key):
-            if await ledger.balance_cents(source) < to_cents(amount):
-                raise ToolError(f"insufficient funds in {source} for a transfer of {amount:.2f}")
-            await ledger.post(
+        try:
+            # The balance check is made on the balance it debits: no transfer overtakes it.
+            posted = await ledger.post(
                 run.idempotency_key, source=source, target=target, cents=to_cents(amount)
             )
-        balance = await ledger.balance_cents(source)
+        except UnknownAccount as exc:
+            raise ToolError(str(exc)) from None
+        except InsufficientFunds:
+            raise ToolError(
+                f"insufficient funds in {source} for a transfer of {amount:.2f}"
+            ) from None
+        balance = posted.source_cents or 0
         return (
             f"Transferred {amount:.2f} from {source} to {target}. "
             f"New balance of {source}: {balance / 100:.2f}"
@@ -204,7 +209,7 @@ def banking_tools(
             timeout_seconds=timeout_seconds,
             edit_policy=DEPOSIT_EDITS,
             totals=totals,
-            # One ledger insert keyed by the call: a repeat finds it applied.
+            # One ledger entry keyed by the call: a repeat completes or reuses it.
             idempotent=True,
         ),
         Tool(
@@ -220,8 +225,3 @@ def banking_tools(
             idempotent=True,
         ),
     ]
-
-
-async def _known(ledger: Ledger, account: str) -> None:
-    if not await ledger.exists(account):
-        raise ToolError(f"no account named {account!r}")

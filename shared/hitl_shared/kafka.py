@@ -387,6 +387,92 @@ def subscribe_batch(
     )(consume)
 
 
+def subscribe_concurrent(
+    broker: KafkaBroker,
+    settings: CommonSettings,
+    *,
+    topic: str,
+    group: str,
+    model: type[E],
+    handler: Callable[[E], Awaitable[None]],
+    key: Callable[[E], str],
+    limit: int,
+    healthy: Probe,
+    on_dead_letter: Callable[[str], None] | None = None,
+    dead_letter_invalid: bool = True,
+) -> None:
+    """Like `subscribe`, but messages of different keys are handled concurrently.
+
+    Records are fetched in batches; those sharing a `key` (a run: the partition key)
+    are handled one after another in their order, different keys at the same time,
+    at most `limit` at once. Each message keeps `subscribe`'s policy on its own: its
+    trace span and log context, retries, dead-lettering of what breaks it. An outage
+    that outlasts the retries nacks the batch once every key in it has been carried
+    as far as it goes, so it is read again: `handler` must be idempotent (it is
+    wherever redelivery already had to be survived).
+    """
+    gate = asyncio.Semaphore(limit)
+
+    async def consume(_: list[bytes], message: KafkaMessage) -> None:
+        raw = message.raw_message
+        records = raw if isinstance(raw, tuple) else (raw,)
+        by_key: dict[str, list[tuple[E, ConsumerRecord[Any, Any]]]] = {}
+        for record in records:
+            body: bytes = record.value or b""
+            try:
+                event = parse(model, body)
+            except ValueError as exc:
+                if dead_letter_invalid:
+                    await rejected(record, body, f"invalid {model.__name__}: {exc}")
+                continue
+            by_key.setdefault(key(event), []).append((event, record))
+        if len(by_key) <= 1:
+            for events in by_key.values():
+                await in_order(events)
+            return
+        outcomes = await asyncio.gather(*map(in_order, by_key.values()), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def in_order(events: list[tuple[E, ConsumerRecord[Any, Any]]]) -> None:
+        async with gate:
+            for event, record in events:
+                await handle(event, record)
+
+    async def handle(event: E, record: ConsumerRecord[Any, Any]) -> None:
+        with (
+            telemetry.consuming(topic, _record_headers(record)),
+            context.bound(**context.ids_of(event)),
+        ):
+            token = context.handling.set(event)
+            try:
+                failure = await _attempt(lambda: handler(event), topic, healthy=healthy)
+            finally:
+                context.handling.reset(token)
+            if failure is not None:
+                await rejected(record, record.value or b"", _reason(failure, topic))
+
+    async def rejected(record: ConsumerRecord[Any, Any], body: bytes, error: str) -> None:
+        await dead_letter_record(broker, record, body, error, group=group)
+        if on_dead_letter:
+            on_dead_letter(topic)
+
+    broker.subscriber(
+        topic,
+        group_id=group,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=_raw_body,
+        batch=True,
+        max_records=limit * 4,
+        batch_timeout_ms=BATCH_TIMEOUT_MS,
+        session_timeout_ms=6_000,
+        heartbeat_interval_ms=1_000,
+    )(consume)
+
+
 def _record_headers(record: ConsumerRecord[Any, Any]) -> dict[str, Any]:
     return {key: value for key, value in record.headers or ()}
 

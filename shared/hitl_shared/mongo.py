@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 # Server codes for "an index of that name exists with another definition".
 _INDEX_CONFLICTS = {85, 86}  # IndexOptionsConflict, IndexKeySpecsConflict
 _INDEX_NOT_FOUND = 27
+_NAMESPACE_NOT_FOUND = 26
+# Per client (by id): whether its server is FerretDB.
+_FERRETDB: dict[int, bool] = {}
 
 
 def make_client(settings: CommonSettings, **options: Any) -> AsyncMongoClient[Document]:
@@ -47,6 +50,41 @@ async def insert_once(db: AsyncDatabase[Document], collection: str, doc: Documen
 
 async def ping(client: AsyncMongoClient[Document]) -> None:
     await client.admin.command("ping")
+
+
+async def is_ferretdb(db: AsyncDatabase[Document]) -> bool:
+    """Whether the server is FerretDB (asked once per client)."""
+    client = db.client
+    known = _FERRETDB.get(id(client))
+    if known is None:
+        info = await client.admin.command("buildInfo")
+        known = _FERRETDB[id(client)] = "ferretdbVersion" in info
+    return known
+
+
+async def ensure_query_index(
+    collection: AsyncCollection[Document], keys: Any, **options: Any
+) -> str:
+    """A non-unique index that only speeds up queries: `ensure_index`, except on FerretDB.
+
+    FerretDB 1.x answers no query from a secondary index (only `_id` lookups, in our
+    build), yet every insert, update and delete maintains each one (a SQLite
+    expression index over the whole document: 3x the cost of an insert with the
+    approval listing's ten). There it is dropped if an older hitl created it.
+    """
+    if not await is_ferretdb(collection.database):
+        return await ensure_index(collection, keys, **options)
+    name = str(IndexModel(keys, **options).document["name"])
+    if name not in await collection.index_information():
+        return ""
+    try:
+        await collection.drop_index(name)
+        log.info("dropped index %s on %s: FerretDB only maintains it", name, collection.name)
+    except OperationFailure as exc:
+        # Another replica dropped it first.
+        if exc.code not in (_INDEX_NOT_FOUND, _NAMESPACE_NOT_FOUND):
+            raise
+    return ""
 
 
 async def ensure_index(collection: AsyncCollection[Document], keys: Any, **options: Any) -> str:

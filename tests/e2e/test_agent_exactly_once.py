@@ -174,11 +174,11 @@ async def test_a_crash_between_executing_and_recording_is_finished_by_the_redeli
             return faulty.proc.poll() == 70
 
         await eventually(crashed, timeout=60, what="the agent to crash after the transfer")
-        # The crash window: the money moved, the run does not know yet (it only
-        # recorded the decision and resumed, before the tool ran).
+        # The crash window: the money moved, the run does not know yet (decision and
+        # outcome are stored together, so it is still paused on the decision).
         assert await ledger_entries(store, run_id) == 1
         latest = await store["run_steps"].find_one({"run_id": run_id}, sort=[("seq", -1)])
-        assert latest["state"]["status"] == "running"
+        assert latest["state"]["status"] == "awaiting_approval"
         assert latest["state"]["turn"]["results"] == []
         execution = await store["tool_executions"].find_one({"_id": {"$regex": f"^{run_id}:"}})
         assert execution["state"] == "running"

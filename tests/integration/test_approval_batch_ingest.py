@@ -95,7 +95,8 @@ async def test_an_escalated_copy_in_a_batch_leaves_a_decided_approval_as_it_is(
 
     approval = await service.get(req.correlation_id)
     assert approval.status is Status.APPROVED
-    row = await db["approvals"].find_one({"_id": req.correlation_id})
+    assert await db["approvals"].find_one({"_id": req.correlation_id}) is None, "not pending"
+    row = await db["approvals_archive"].find_one({"_id": req.correlation_id})
     assert row is not None
     assert row["status"] == "approved"
     assert row["version"] == approval.version

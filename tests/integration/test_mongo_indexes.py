@@ -1,7 +1,7 @@
 """Index creation survives upgrades: a same-named index with an old definition is replaced."""
 
 import pytest
-from hitl_shared.mongo import ensure_index
+from hitl_shared.mongo import ensure_index, ensure_query_index, is_ferretdb
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -56,3 +56,17 @@ async def test_lookups_by_id_use_the_index(db: AsyncDatabase[dict[str, object]])
         assert "USING INDEX" in lines, f"a lookup by _id scans: {lines}"
     else:
         assert "COLLSCAN" not in str(plan["queryPlanner"]), plan["queryPlanner"]
+
+
+async def test_query_indexes_are_kept_off_ferretdb_and_dropped_there_if_left(
+    db: AsyncDatabase[dict[str, object]],
+) -> None:
+    await db.events.create_index([("published", ASCENDING)], name="outbox")
+    name = await ensure_query_index(db.events, [("published", ASCENDING)], name="outbox")
+    indexes = await db.events.index_information()
+    if await is_ferretdb(db):
+        assert name == ""
+        assert "outbox" not in indexes, "an older release's index is dropped"
+    else:
+        assert name == "outbox"
+        assert "outbox" in indexes

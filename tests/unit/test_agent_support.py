@@ -67,7 +67,7 @@ class MemoryStore(RunStore):
             (d for d in self.docs.values() if d["run_id"] == run_id), key=lambda d: d["seq"]
         )
 
-    async def latest(self, run_id: str) -> Run | None:
+    async def latest(self, run_id: str, known: Run | None = None) -> Run | None:
         await asyncio.sleep(0)
         docs = self._docs(run_id)
         return Run.model_validate(docs[-1]["state"]) if docs else None
@@ -93,6 +93,10 @@ class MemoryStore(RunStore):
 
     async def delivered(self, checkpoint_id_: str) -> None:
         self.markers.pop(checkpoint_id_, None)
+
+    async def delivered_many(self, checkpoint_ids: list[str]) -> None:
+        for checkpoint_id_ in checkpoint_ids:
+            self.markers.pop(checkpoint_id_, None)
 
     async def set_active(self, run_id: str, since: datetime | None) -> None:
         if since is None:

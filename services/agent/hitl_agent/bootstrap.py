@@ -182,6 +182,9 @@ def build_app(
         finally:
             for task in background:
                 task.cancel()
+            with contextlib.suppress(Exception):
+                # Spares the next start-up re-delivering what was already delivered.
+                await outbox.forget_delivered()
             await broker.stop()
             with contextlib.suppress(Exception):
                 await workers.leave(worker_id)

@@ -52,6 +52,8 @@ class AgentSettings(CommonSettings):
     # development token `dev-agent-token` (principal `developer`) is added.
     agent_tokens: str = ""
     agent_tokens_file: str = ""
+    # Runs handled at once from Kafka (tasks and decisions; one run's messages in order).
+    agent_concurrency: int = Field(default=16, ge=1, le=1024)
     # Outbox relay and stalled-run recovery.
     agent_outbox_interval_seconds: float = Field(default=1.0, gt=0)
     agent_outbox_grace_seconds: float = Field(default=3.0, ge=0)

@@ -16,13 +16,14 @@ point and checked by probing the next seq), undelivered outboxes through the sma
 rescuing through `run_active` (only runs queued or running).
 """
 
+import asyncio
 import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from hitl_contracts import ApprovalRequested, RunEvent
-from hitl_shared.mongo import Document, ensure_index, insert_once
+from hitl_shared.mongo import Document, ensure_query_index, insert_once
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -108,7 +109,7 @@ class RunStore:
         self.executions = db[EXECUTIONS]
 
     async def ensure_indexes(self) -> None:
-        await ensure_index(self.runs, [("status", 1), ("updated_at", 1)])
+        await ensure_query_index(self.runs, [("status", 1), ("updated_at", 1)])
 
     async def append(self, checkpoint: Checkpoint) -> bool:
         """Store the next checkpoint; False when another writer stored that seq first."""
@@ -123,11 +124,20 @@ class RunStore:
             )
         if not await insert_once(self.db, STEPS, checkpoint.to_document()):
             return False
-        await self.project(checkpoint.run)
+        if checkpoint.run.status is not RunStatus.RUNNING:
+            # Only where a run stops (paused, ended, queued) is it read again later;
+            # `latest` probes forward past the few running steps since.
+            await self.project(checkpoint.run)
         return True
 
     async def project(self, run: Run) -> None:
-        """Copy the run's latest state to `runs`; only ever moves forward in seq."""
+        """Copy the run's latest state to `runs`, the starting point of `latest`.
+
+        By `_id` alone: on FerretDB 1.x any further condition (such as "only if newer")
+        makes the write scan the collection. A slow writer may so land an older state
+        over a newer one; `latest` probes forward by seq from it, so that costs reads,
+        never correctness.
+        """
         row = {
             "_id": run.run_id,
             "agent": run.agent,
@@ -137,16 +147,16 @@ class RunStore:
             "updated_at": run.updated_at,
             "state": run.model_dump(mode="python"),
         }
-        # DuplicateKeyError: a newer checkpoint is already projected.
-        with contextlib.suppress(DuplicateKeyError):
-            await self.runs.replace_one(
-                {"_id": run.run_id, "seq": {"$lt": run.seq}}, row, upsert=True
-            )
+        with contextlib.suppress(DuplicateKeyError):  # two first upserts at once
+            await self.runs.replace_one({"_id": run.run_id}, row, upsert=True)
 
-    async def latest(self, run_id: str) -> Run | None:
-        """The run after its last stored step: from the projection, then forward by seq."""
-        row = await self.runs.find_one({"_id": run_id}, {"state": 1})
-        run = None if row is None else Run.model_validate(row["state"])
+    async def latest(self, run_id: str, known: Run | None = None) -> Run | None:
+        """The run after its last stored step: from `known` (a stored step of it) or the
+        projection, then forward by seq."""
+        run = known
+        if run is None:
+            row = await self.runs.find_one({"_id": run_id}, {"state": 1})
+            run = None if row is None else Run.model_validate(row["state"])
         seq = -1 if run is None else run.seq
         while True:
             doc = await self.steps.find_one({"_id": checkpoint_id(run_id, seq + 1)}, {"state": 1})
@@ -180,6 +190,10 @@ class RunStore:
 
     async def delivered(self, checkpoint_id_: str) -> None:
         await self.outbox.delete_one({"_id": checkpoint_id_})
+
+    async def delivered_many(self, checkpoint_ids: list[str]) -> None:
+        # One delete by `_id` each, sent together: `$in` would scan on FerretDB 1.x.
+        await asyncio.gather(*(self.delivered(id_) for id_ in checkpoint_ids))
 
     # Runs queued or running, the only ones a dead worker could leave behind.
 

@@ -1,5 +1,10 @@
 """Kafka entrypoints: `agent.tasks` starts runs, `approval.decided` resumes them.
 
+Different runs proceed concurrently (at most AGENT_CONCURRENCY at once); the
+messages of one run are handled in their order. Both handlers are idempotent per
+message (a task already started, a decision already applied is recognised), which
+a redelivered batch relies on.
+
 Each hosted agent has a consumer group of its own (`<prefix>hitl-agent.<agent>`) on
 both topics; its consumer skips (commits) every message about another agent, so a
 worker acts only on its agents, replicas hosting the same agent share the work, and
@@ -13,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from faststream.kafka import KafkaBroker
 from hitl_contracts import ApprovalDecided, TaskSubmitted
 from hitl_shared.health import Probe
-from hitl_shared.kafka import PoisonMessage, subscribe
+from hitl_shared.kafka import PoisonMessage, subscribe_concurrent
 
 from hitl_agent.adapters.workers import WorkerRegistry
 from hitl_agent.service_layer.runner import InvalidTask, Runner
@@ -89,46 +94,54 @@ def register(
 
     shared = settings.group_id("agent")
     topics = settings.topics
-    subscribe(
+    subscribe_concurrent(
         broker,
         settings,
         topic=topics.agent_tasks,
         group=shared,
         model=TaskSubmitted,
         handler=watch_task,
+        key=lambda task: task.task_id,
+        limit=settings.agent_concurrency,
         healthy=healthy,
         on_dead_letter=on_dead_letter,
     )
-    subscribe(
+    subscribe_concurrent(
         broker,
         settings,
         topic=topics.approval_decided,
         group=shared,
         model=ApprovalDecided,
         handler=watch_decided,
+        key=lambda decided: decided.run_id,
+        limit=settings.agent_concurrency,
         healthy=healthy,
         on_dead_letter=on_dead_letter,
     )
     for agent in runner.agents:
         group = agent_group(settings, agent)
-        subscribe(
+        subscribe_concurrent(
             broker,
             settings,
             topic=topics.agent_tasks,
             group=group,
             model=TaskSubmitted,
             handler=tasks_for(agent),
+            key=lambda task: task.task_id,
+            limit=settings.agent_concurrency,
             healthy=healthy,
             on_dead_letter=on_dead_letter,
             dead_letter_invalid=False,
         )
-        subscribe(
+        subscribe_concurrent(
             broker,
             settings,
             topic=topics.approval_decided,
             group=group,
             model=ApprovalDecided,
             handler=decisions_for(agent),
+            key=lambda decided: decided.run_id,
+            limit=settings.agent_concurrency,
             healthy=healthy,
             on_dead_letter=on_dead_letter,
             dead_letter_invalid=False,

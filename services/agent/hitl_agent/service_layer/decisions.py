@@ -1,7 +1,7 @@
 """Applying a reviewer's decision to a held call (or to a guard's question).
 
-Two checkpoints: the decision is recorded first (and `resumed` told as soon as the
-last open call is decided), then its outcome. Approved runs what the reviewer saw;
+One checkpoint: the decision is recorded (with `resumed` when it was the last open
+call) together with its outcome. Approved runs what the reviewer saw;
 modified runs the edited arguments after validating them again; anything else runs
 nothing and tells the model plainly. The run carries on only once every held call
 of its turn has its result.
@@ -24,11 +24,11 @@ log = logging.getLogger(__name__)
 def record_decision(
     run: Run, pending: PendingCall, decided: ApprovalDecided, changes: Changes
 ) -> None:
-    """Mark the held call decided; no I/O, so its checkpoint is stored at once.
+    """Mark the held call decided; no I/O.
 
     When this was the run's last open call the run has resumed: it is running again
-    and `resumed` goes out with this checkpoint, before the tool runs
-    (`complete_decision`) and before the next model call.
+    and `resumed` goes out with this checkpoint, before the next model call (and,
+    within the checkpoint, before the outcome of `complete_decision`).
     """
     pending.resolved = True
     pending.decision = decided.decision.value
@@ -89,7 +89,7 @@ async def complete_decision(
     """Run (or not) what was decided; the run goes on once its turn has every result.
 
     Executions are keyed by the call, so a second attempt (a redelivered decision
-    after a crash between the two checkpoints, or a racing replica) reuses the first.
+    after a crash before the checkpoint was stored, or a racing replica) reuses the first.
     """
     turn = run.turn
     assert turn is not None

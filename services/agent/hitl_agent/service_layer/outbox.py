@@ -4,6 +4,10 @@ A checkpoint is stored first, with its events, approval requests and approval
 cancellations; then they are delivered and the checkpoint is marked published.
 A crash in between leaves it unpublished, and the relay delivers it again (events
 keep their event_id, so consumers de-duplicate).
+
+Markers of delivered checkpoints are removed in batches by the relay (about once a
+second), not one delete per checkpoint on the path of a decision: a crash before
+that only re-delivers the last second's events, which consumers already de-duplicate.
 """
 
 import logging
@@ -38,6 +42,8 @@ class Outbox:
         self.publish_request = publish_request
         self.publish_event = publish_event
         self.approvals = approvals
+        # Delivered checkpoints whose markers are still to be removed.
+        self.done: set[str] = set()
 
     async def deliver(self, checkpoint: Checkpoint) -> bool:
         if not checkpoint.has_outbox:
@@ -62,8 +68,16 @@ class Outbox:
                 extra=ids,
             )
             return False
-        await self.store.delivered(checkpoint.id)
+        self.done.add(checkpoint.id)
         return True
+
+    async def forget_delivered(self) -> int:
+        """Remove the markers of delivered checkpoints, in one store call."""
+        done = sorted(self.done)
+        if done:
+            await self.store.delivered_many(done)
+            self.done.difference_update(done)
+        return len(done)
 
     async def _cancel(self, order: CancelOrder, ids: dict[str, str]) -> None:
         if self.approvals is None:
@@ -78,8 +92,11 @@ class Outbox:
     async def relay(self, *, grace: timedelta) -> int:
         """Deliver checkpoints a crash (or an outage) left undelivered."""
         delivered = 0
+        await self.forget_delivered()
         now = utcnow()
         for marker in await self.store.undelivered(now - grace):
+            if marker["_id"] in self.done:
+                continue  # delivered; its marker goes with the next batch
             checkpoint = await self.store.checkpoint(str(marker["_id"]))
             if checkpoint is None:
                 # Its writer died before storing it, or lost the race for its seq.
@@ -90,4 +107,5 @@ class Outbox:
             await self.store.project(checkpoint.run)
             if await self.deliver(checkpoint):
                 delivered += 1
+        await self.forget_delivered()
         return delivered

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 MAX_RACES = 32
 # A safety net far above any guard: each iteration stores progress.
 MAX_ITERATIONS = 1_000
+# Paused runs kept in memory for their decision (a few KiB each).
+PAUSED_KEPT = 2_048
 
 
 class UnknownRun(LookupError):
@@ -74,6 +76,9 @@ class Runner:
         self.steps = steps
         self.outbox = outbox
         self.keys = keys
+        # Runs this process paused last (a stored checkpoint each, never mutated),
+        # oldest first; `latest` checks them against the store by probing forward.
+        self.paused: dict[str, Run] = {}
 
     @property
     def model_name(self) -> str:
@@ -215,15 +220,19 @@ class Runner:
     async def resume(self, decided: ApprovalDecided) -> None:
         """Apply one decision once; carry on when every call of its turn is decided.
 
-        First the decision is recorded (its checkpoint carries `resumed` when it was
-        the last open call), then its outcome; a crash in between leaves the decision
-        recorded and the redelivered message completes it.
+        The decision and its outcome (the approved call executed, or the refusal told)
+        are stored as one checkpoint, which carries `resumed` when it was the last open
+        call. A checkpoint an older version stored with the decision only (its outcome
+        to come) is completed here too.
         """
         ids = {"run_id": decided.run_id, "correlation_id": decided.correlation_id}
         applied: Run | None = None
         # Checked on every delivery: the outcome step below uses this message's arguments.
         forged = await signature_refusal(self.keys, decided)
-        run = await self.store.latest(decided.run_id)
+        paused = self.paused.pop(decided.run_id, None)
+        run = await self.store.latest(
+            decided.run_id, paused.model_copy(deep=True) if paused else None
+        )
         for _ in range(MAX_RACES):
             if run is None:
                 if forged is not None:
@@ -251,6 +260,12 @@ class Runner:
                 break
             if not pending.resolved:
                 record_decision(run, pending, decided, changes)
+                if awaits_result(run, pending):
+                    # Decision and outcome in one checkpoint: one round of store writes
+                    # before the effect is told, not two. The execution is keyed by the
+                    # call, so a crash before this is stored only repeats a lookup.
+                    spec = self.spec(run.agent)
+                    await complete_decision(self.steps, run, spec, pending, decided, changes)
             elif awaits_result(run, pending) and pending.decision != decided.decision.value:
                 # Two signed decisions cannot differ; never let a second one change course.
                 log.error("a second, different decision for a decided call; ignored", extra=ids)
@@ -377,6 +392,11 @@ class Runner:
         )
         if not await self.store.append(checkpoint):
             return False
+        if checkpoint.run.status is RunStatus.AWAITING_APPROVAL:
+            # Its decision most likely comes back here: start from this, not the store.
+            self.paused[run.run_id] = checkpoint.run
+            while len(self.paused) > PAUSED_KEPT:
+                self.paused.pop(next(iter(self.paused)))
         if unlist:
             await self.store.set_active(run.run_id, None)
         for event in events:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from hitl_shared.mongo import Document, ensure_index, insert_once
+from hitl_shared.mongo import Document, ensure_query_index, insert_once
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -44,7 +44,7 @@ class IdempotencyStore:
         self.keys = db[KEYS]
 
     async def ensure_indexes(self) -> None:
-        await ensure_index(self.keys, [("at", ASCENDING)], name="age")
+        await ensure_query_index(self.keys, [("at", ASCENDING)], name="age")
 
     async def get(self, reviewer: str, key: str) -> StoredResponse | None:
         doc = await self.keys.find_one({"_id": key_id(reviewer, key)})

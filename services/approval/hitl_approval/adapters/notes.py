@@ -6,7 +6,7 @@ a seq a decision needs. `_id` is the notification's `event_id`, so a redelivered
 """
 
 from hitl_contracts import NotificationRecorded
-from hitl_shared.mongo import Document, ensure_index, insert_once
+from hitl_shared.mongo import Document, ensure_query_index, insert_once
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -22,7 +22,7 @@ class NoteRepository:
         self.notes = db[NOTES]
 
     async def ensure_indexes(self) -> None:
-        await ensure_index(
+        await ensure_query_index(
             self.notes, [("correlation_id", ASCENDING), ("at", ASCENDING)], name="by_approval"
         )
 

@@ -5,27 +5,43 @@ inserting it is the atomic compare-and-swap on MongoDB and FerretDB alike. An
 entry that must reach Kafka carries `published: false` (the outbox) in that same
 insert. `approvals` is a projection for listing; it may lag and is repaired by the
 sweeper and the outbox relay.
+
+The projection is split so that the hot paths cost the same whatever the history:
+`approvals` holds the rows still pending (a few, whatever the history), and a row
+moves to `approvals_archive` when its approval ends. On FerretDB 1.x every filter
+other than `_id` reads the whole collection, so the reviewer queue, the pending
+count and the sweeper read only the small one; listings of other statuses read
+both and merge them (same order, same cursors). A terminal row may briefly be in
+both (a crash between the two writes): readers keep the newest version of a row.
 """
 
 import base64
+import contextlib
+import heapq
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from hitl_contracts import Channel
-from hitl_shared.mongo import Document, ensure_index, insert_once
+from hitl_shared.mongo import Document, ensure_index, ensure_query_index, insert_once
 from pydantic import ValidationError
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from hitl_approval.adapters.storable import dumps, loads, readable
 from hitl_approval.domain.model import Approval, BrokenApproval, Entry, EntryType, Status
 
+log = logging.getLogger(__name__)
+
 EVENTS = "approval_events"
-APPROVALS = "approvals"
+APPROVALS = "approvals"  # pending rows only (the active listing)
+ARCHIVE = "approvals_archive"  # rows of approvals that ended
+MIGRATIONS = "migrations"
+ARCHIVE_MIGRATION = "approvals-archive-v1"
 # A stream only grows by a few entries; this bounds a pathological chase.
 MAX_PROJECTIONS = 8
 FILTER_KEYS = ("status", "agent", "run_id", "tool", "risk_level", "escalated")
@@ -119,6 +135,42 @@ async def insert_new(collection: AsyncCollection[Document], docs: list[Document]
     return set()
 
 
+async def _upsert_newer(rows: AsyncCollection[Document], doc: Document) -> None:
+    """Write the row by `_id` alone (one round trip, served by the `_id` index).
+
+    On FerretDB 1.x any further condition (such as "only if newer") makes the write
+    scan the collection, so a slow writer may land an older view; `project` then sees
+    the stream moved on and writes the newer one (see there).
+    """
+    with contextlib.suppress(DuplicateKeyError):  # two first upserts at once
+        await rows.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+
+class _Reversed:
+    """Orders the opposite way, to sort descending keys with one ascending sort."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __lt__(self, other: "_Reversed") -> bool:
+        return bool(other.value < self.value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Reversed) and bool(self.value == other.value)
+
+
+def _sort_key(order: list[tuple[str, int]]) -> Any:
+    def key(doc: Document) -> tuple[Any, ...]:
+        return tuple(
+            doc.get(name) if direction == ASCENDING else _Reversed(doc.get(name))
+            for name, direction in order
+        )
+
+    return key
+
+
 def encode_cursor(requested_at: datetime, correlation_id: str) -> str:
     raw = json.dumps([requested_at.isoformat(), correlation_id]).encode()
     return base64.urlsafe_b64encode(raw).decode()
@@ -138,6 +190,7 @@ class ApprovalRepository:
         self.db = db
         self.events = db[EVENTS]
         self.approvals = db[APPROVALS]
+        self.archive = db[ARCHIVE]
 
     async def ensure_indexes(self) -> None:
         await ensure_index(
@@ -146,19 +199,20 @@ class ApprovalRepository:
             unique=True,
             name="stream",
         )
-        await ensure_index(
+        await ensure_query_index(
             self.events, [("published", ASCENDING), ("at", ASCENDING)], name="outbox"
         )
         newest = [("requested_at", DESCENDING), ("_id", DESCENDING)]
-        await ensure_index(self.approvals, newest, name="newest")
-        # One index per filter, ending in the listing's sort order, so a filtered page
-        # is an index range scan rather than a sort of every match.
-        for key in FILTER_KEYS:
-            await ensure_index(self.approvals, [(key, ASCENDING), *newest], name=f"by_{key}")
-        await ensure_index(
+        for rows in (self.approvals, self.archive):
+            await ensure_query_index(rows, newest, name="newest")
+            # One index per filter, ending in the listing's sort order, so a filtered
+            # page is an index range scan rather than a sort of every match (MongoDB).
+            for key in FILTER_KEYS:
+                await ensure_query_index(rows, [(key, ASCENDING), *newest], name=f"by_{key}")
+        await ensure_query_index(
             self.approvals, [("status", ASCENDING), ("expires_at", ASCENDING)], name="due"
         )
-        await ensure_index(self.approvals, [("expires_at", ASCENDING)], name="expires_at")
+        await ensure_query_index(self.approvals, [("expires_at", ASCENDING)], name="expires_at")
 
     async def add(self, approval: Approval) -> bool:
         """Store a new request; False when this correlation id already exists."""
@@ -223,16 +277,18 @@ class ApprovalRepository:
         FerretDB's conditional update is a read then a write, so a slow writer can still
         land an older view over a newer one. Each writer therefore looks at the stream
         after writing and re-projects if it moved on: whoever writes last sees the newest
-        entry, so the row ends at the newest version.
+        entry, so the row ends at the newest version (and, once ended, in the archive).
         """
         for _ in range(MAX_PROJECTIONS):
             doc = self._projection(approval)
-            if not await insert_once(self.db, APPROVALS, doc):
-                doc.pop("_id")
-                await self.approvals.update_one(
-                    {"_id": approval.correlation_id, "version": {"$lt": approval.version}},
-                    {"$set": doc},
-                )
+            if approval.status.terminal:
+                # Archive first: a crash in between leaves the row in both, never in none.
+                await _upsert_newer(self.archive, doc)
+                await self.approvals.delete_one({"_id": approval.correlation_id})
+            else:
+                await _upsert_newer(self.approvals, doc)
+            if approval.status.terminal:
+                return  # nothing follows an end: this is the newest version
             following = _entry_id(approval.correlation_id, approval.version + 1)
             if await self.events.find_one({"_id": following}, {"_id": 1}) is None:
                 return
@@ -240,6 +296,93 @@ class ApprovalRepository:
             if fresher is None:
                 return
             approval = fresher
+
+    def _listings(self, status: str | None) -> list[AsyncCollection[Document]]:
+        """Where rows of `status` may be: pending ones only in the small collection."""
+        if status == Status.PENDING.value:
+            return [self.approvals]
+        return [self.approvals, self.archive]
+
+    async def find_rows(
+        self,
+        query: dict[str, Any],
+        *,
+        status: str | None,
+        order: list[tuple[str, int]],
+        limit: int,
+        fields: dict[str, int] | None = None,
+    ) -> list[Document]:
+        """The first `limit` rows matching `query` in `order`, from every listing they may be in.
+
+        Each collection answers its own first `limit` in the same order; merging those
+        gives the overall first `limit`, so keyset cursors work as on one collection.
+        """
+        if fields is not None:
+            fields = {**fields, "version": 1, **{key: 1 for key, _ in order}}
+        answers: list[list[Document]] = []
+        for rows in self._listings(status):
+            found = rows.find(query, fields).sort(order).limit(limit)
+            answers.append([doc async for doc in found])
+        if len(answers) == 1:
+            return answers[0]
+        newest: dict[Any, Document] = {}
+        for doc in heapq.merge(*answers, key=_sort_key(order)):
+            kept = newest.get(doc["_id"])
+            if kept is None or doc.get("version", 0) > kept.get("version", 0):
+                newest[doc["_id"]] = doc
+        merged = sorted(newest.values(), key=_sort_key(order))
+        return merged[:limit]
+
+    async def row(self, correlation_id: str) -> Document | None:
+        """The listing row of one approval, wherever it is (the newest if in both)."""
+        rows = [
+            doc
+            for listing in (self.approvals, self.archive)
+            if (doc := await listing.find_one({"_id": correlation_id})) is not None
+        ]
+        return max(rows, key=lambda doc: int(doc.get("version", 0)), default=None)
+
+    async def agents(self) -> list[str]:
+        # A $group, not `distinct`: FerretDB 1.x refuses `distinct` with the maxTimeMS the
+        # client's operation timeout adds (APPROVAL_STORE_TIMEOUT_MS).
+        found: set[str] = set()
+        for rows in self._listings(None):
+            grouped = await rows.aggregate([{"$group": {"_id": "$agent"}}])
+            found.update([str(doc["_id"]) async for doc in grouped if doc["_id"]])
+        return sorted(found)
+
+    async def archive_finished(self, *, batch: int = 200) -> int:
+        """Move rows of ended approvals out of `approvals` (a store written by an older hitl).
+
+        Safe on several replicas at once and if interrupted: each row is copied (a copy
+        that exists is kept) before it is deleted, and readers prefer the newest row.
+        Recorded as done once, so later start-ups skip the scan.
+        """
+        done = await self.db[MIGRATIONS].find_one({"_id": ARCHIVE_MIGRATION}, {"_id": 1})
+        if done is not None:
+            return 0
+        ids = [
+            doc["_id"]
+            async for doc in self.approvals.find(
+                {"status": {"$ne": Status.PENDING.value}}, {"_id": 1}
+            )
+        ]
+        moved = 0
+        for start in range(0, len(ids), batch):
+            docs = [
+                doc
+                for cid in ids[start : start + batch]
+                if (doc := await self.approvals.find_one({"_id": cid})) is not None
+                and Status(doc["status"]).terminal
+            ]
+            await insert_new(self.archive, docs)
+            for doc in docs:
+                await self.approvals.delete_one({"_id": doc["_id"]})
+            moved += len(docs)
+        await insert_once(self.db, MIGRATIONS, {"_id": ARCHIVE_MIGRATION, "moved": moved})
+        if moved:
+            log.info("moved %d finished approvals to %s", moved, ARCHIVE)
+        return moved
 
     async def page(self, filters: Filters, *, limit: int, cursor: str | None) -> Page:
         query: dict[str, Any] = {}
@@ -266,12 +409,12 @@ class ApprovalRepository:
                     },
                 ]
             }
-        found = (
-            self.approvals.find(query)
-            .sort([("requested_at", DESCENDING), ("_id", DESCENDING)])
-            .limit(limit + 1)
+        items = await self.find_rows(
+            query,
+            status=filters.status,
+            order=[("requested_at", DESCENDING), ("_id", DESCENDING)],
+            limit=limit + 1,
         )
-        items = [doc async for doc in found]
         more = len(items) > limit
         items = items[:limit]
         next_cursor = encode_cursor(items[-1]["requested_at"], items[-1]["_id"]) if more else None

@@ -1,7 +1,8 @@
-"""The reviewer queue: a read of the `approvals` listing projection.
+"""The reviewer queue: a read of the listing projection (pending rows, or all of them).
 
 The REST API pages newest first only; the queue also sorts by urgency (soonest
-expiry first), which the projection's `expires_at` index serves directly.
+expiry first), which the projection's `expires_at` index serves directly. The
+pending queue reads only the small collection of pending rows.
 """
 
 import hashlib
@@ -86,25 +87,26 @@ class QueueItem:
 
 
 async def load(repo: ApprovalRepository, query: QueueQuery) -> list[QueueItem]:
-    found = repo.approvals.find(query.filter()).sort(query.order()).limit(query.limit)
-    return [QueueItem.of(doc) async for doc in found]
+    found = await repo.find_rows(
+        query.filter(), status=query.status, order=query.order(), limit=query.limit
+    )
+    return [QueueItem.of(doc) for doc in found]
 
 
 async def agents(repo: ApprovalRepository) -> list[str]:
-    # A $group, not `distinct`: FerretDB 1.x refuses `distinct` with the maxTimeMS the
-    # client's operation timeout adds (APPROVAL_STORE_TIMEOUT_MS).
-    grouped = await repo.approvals.aggregate([{"$group": {"_id": "$agent"}}])
-    return sorted([str(doc["_id"]) async for doc in grouped if doc["_id"]])
+    return await repo.agents()
 
 
 async def signature(repo: ApprovalRepository, query: QueueQuery) -> str:
     """Changes whenever an approval enters, leaves or changes in this view of the queue."""
-    found = (
-        repo.approvals.find(query.filter(), {"_id": 1, "version": 1})
-        .sort(query.order())
-        .limit(query.limit)
+    found = await repo.find_rows(
+        query.filter(),
+        status=query.status,
+        order=query.order(),
+        limit=query.limit,
+        fields={"_id": 1, "version": 1},
     )
     digest = hashlib.sha256()
-    async for doc in found:
+    for doc in found:
         digest.update(f"{doc['_id']}:{doc['version']};".encode())
     return digest.hexdigest()[:16]

@@ -4,21 +4,42 @@
 atomic on MongoDB and FerretDB alike, so a redelivered event notifies nobody twice.
 `notifier_approvals` remembers the request and whether it was decided, for reminders
 and for updating the messages already sent.
+
+Both grow with the history, and on FerretDB 1.x every query other than by `_id`
+reads a whole collection. So what the periodic and per-decision work looks for is
+also marked in small collections that hold only work still open: `notifier_open`
+(deliveries still sending: lease expiry), `notifier_asked` (questions sent for an
+approval not yet followed up: what a decision updates), `notifier_reminders`
+(approvals with a reminder to come). A marker is written before the state it
+points to and removed after, and readers check the state by `_id`; so a marker
+may point to nothing left to do (it is dropped then), never the other way round.
 """
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from hitl_contracts import ApprovalDecided, ApprovalRequested, NotificationKind
-from hitl_shared.mongo import Document, ensure_index, insert_once
+from hitl_shared.mongo import Document, ensure_query_index, insert_once
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from hitl_notifier.domain.deliveries import Delivery, Target
 
 APPROVALS = "notifier_approvals"
 DELIVERIES = "notifier_deliveries"
+OPEN = "notifier_open"
+ASKED = "notifier_asked"
+REMINDERS = "notifier_reminders"
+MIGRATIONS = "migrations"
+MARKERS_MIGRATION = "notifier-markers-v1"
+ASKING = (
+    NotificationKind.REQUESTED.value,
+    NotificationKind.REMINDER.value,
+    NotificationKind.ESCALATION.value,
+)
 
 
 @dataclass(frozen=True)
@@ -68,13 +89,42 @@ class NotifierStore:
         self.db = db
         self.approvals = db[APPROVALS]
         self.deliveries = db[DELIVERIES]
+        self.open = db[OPEN]
+        self.asked = db[ASKED]
+        self.reminders = db[REMINDERS]
+
+    async def mark_open_work(self) -> int:
+        """Markers for a store written by an older hitl (which had none), once."""
+        if await self.db[MIGRATIONS].find_one({"_id": MARKERS_MIGRATION}, {"_id": 1}):
+            return 0
+        marked = 0
+        async for doc in self.deliveries.find({"status": "sending"}, {"lease_until": 1}):
+            with contextlib.suppress(DuplicateKeyError):
+                await self.open.insert_one({"_id": doc["_id"], "lease_until": doc["lease_until"]})
+                marked += 1
+        pending = self.approvals.find({"status": "pending"}, {"remind_at": 1, "reminded": 1})
+        async for doc in pending:
+            if doc.get("remind_at") is not None and not doc.get("reminded"):
+                await self._remind(doc["_id"], doc["remind_at"])
+                marked += 1
+            asked = self.deliveries.find(
+                {"correlation_id": doc["_id"], "kind": {"$in": list(ASKING)}}, {"_id": 1}
+            )
+            async for delivery in asked:
+                with contextlib.suppress(DuplicateKeyError):
+                    await self.asked.insert_one(
+                        {"_id": delivery["_id"], "correlation_id": doc["_id"]}
+                    )
+                    marked += 1
+        await insert_once(self.db, MIGRATIONS, {"_id": MARKERS_MIGRATION, "marked": marked})
+        return marked
 
     async def ensure_indexes(self) -> None:
-        await ensure_index(
+        await ensure_query_index(
             self.approvals, [("status", ASCENDING), ("remind_at", ASCENDING)], name="reminders"
         )
-        await ensure_index(self.deliveries, [("correlation_id", ASCENDING)], name="approval")
-        await ensure_index(
+        await ensure_query_index(self.deliveries, [("correlation_id", ASCENDING)], name="approval")
+        await ensure_query_index(
             self.deliveries, [("status", ASCENDING), ("lease_until", ASCENDING)], name="leases"
         )
 
@@ -94,6 +144,8 @@ class NotifierStore:
             "reminded": False,
             "escalated": escalated,
         }
+        if remind_at is not None:
+            await self._remind(request.correlation_id, remind_at)
         if not await insert_once(self.db, APPROVALS, doc):
             existing = await self.approvals.find_one({"_id": request.correlation_id})
             assert existing is not None
@@ -104,6 +156,7 @@ class NotifierStore:
             if escalated and not existing.get("escalated"):
                 # A new deadline: the request carries it. No second reminder after that.
                 fields.update(request=doc["request"], escalated=True, remind_at=None)
+                await self.reminders.delete_one({"_id": request.correlation_id})
             if fields:
                 await self.approvals.update_one({"_id": request.correlation_id}, {"$set": fields})
                 existing.update(fields)
@@ -115,24 +168,49 @@ class NotifierStore:
         doc: Document = {"_id": decided.correlation_id, "run_id": decided.run_id, **fields}
         if not await insert_once(self.db, APPROVALS, doc):
             await self.approvals.update_one({"_id": decided.correlation_id}, {"$set": fields})
+        await self.reminders.delete_one({"_id": decided.correlation_id})
 
     async def state(self, correlation_id: str) -> ApprovalState | None:
         doc = await self.approvals.find_one({"_id": correlation_id})
         return _state(doc) if doc else None
 
+    async def _remind(self, correlation_id: str, remind_at: datetime) -> None:
+        with contextlib.suppress(DuplicateKeyError):
+            await self.reminders.insert_one({"_id": correlation_id, "remind_at": remind_at})
+
     async def due_reminders(self, now: datetime, *, limit: int = 200) -> list[ApprovalState]:
-        found = self.approvals.find(
-            {"status": "pending", "reminded": False, "remind_at": {"$lte": now}}
-        ).limit(limit)
-        return [_state(doc) async for doc in found]
+        due: list[ApprovalState] = []
+        found = self.reminders.find({"remind_at": {"$lte": now}}).limit(limit)
+        for marker in [doc async for doc in found]:
+            doc = await self.approvals.find_one({"_id": marker["_id"]})
+            if (
+                doc is not None
+                and doc.get("status") == "pending"
+                and not doc.get("reminded")
+                and doc.get("remind_at") is not None
+                and doc["remind_at"] <= now
+            ):
+                due.append(_state(doc))
+            elif doc is None or doc.get("status") != "pending" or doc.get("reminded"):
+                await self.reminders.delete_one({"_id": marker["_id"]})
+        return due
 
     async def mark_reminded(self, correlation_id: str) -> None:
         await self.approvals.update_one({"_id": correlation_id}, {"$set": {"reminded": True}})
+        await self.reminders.delete_one({"_id": correlation_id})
 
     # deliveries
 
     async def claim(self, delivery: Delivery, *, now: datetime, lease_until: datetime) -> bool:
         """True for the one caller that gets to send this delivery."""
+        key = delivery.key
+        # Markers first (see the module docstring); the claim's loser leaves them to
+        # the winner, whose delivery they point to.
+        with contextlib.suppress(DuplicateKeyError):
+            await self.open.insert_one({"_id": key, "lease_until": lease_until})
+        if delivery.kind.value in ASKING:
+            with contextlib.suppress(DuplicateKeyError):
+                await self.asked.insert_one({"_id": key, "correlation_id": delivery.correlation_id})
         return await insert_once(
             self.db,
             DELIVERIES,
@@ -155,8 +233,21 @@ class NotifierStore:
         )
 
     async def sent(self, correlation_id: str) -> list[DeliveryRecord]:
-        found = self.deliveries.find({"correlation_id": correlation_id, "status": "sent"})
-        return [_record(doc) async for doc in found]
+        """The questions sent for this approval (still marked as not followed up)."""
+        found = self.asked.find({"correlation_id": correlation_id}, {"_id": 1})
+        records = []
+        for marker in [doc async for doc in found]:
+            doc = await self.deliveries.find_one({"_id": marker["_id"]})
+            if doc is None or doc.get("status") == "failed":
+                await self.asked.delete_one({"_id": marker["_id"]})
+            elif doc.get("status") == "sent":
+                records.append(_record(doc))
+        return records
+
+    async def followed_up(self, keys: list[str]) -> None:
+        """These questions have their decision's follow-up claimed: unmark them."""
+        for key in keys:
+            await self.asked.delete_one({"_id": key})
 
     async def get(self, key: str) -> DeliveryRecord | None:
         doc = await self.deliveries.find_one({"_id": key})
@@ -199,12 +290,20 @@ class NotifierStore:
                 }
             },
         )
+        if status != "sending":
+            await self.open.delete_one({"_id": key})
 
     async def abandoned(self, now: datetime, *, limit: int = 100) -> list[DeliveryRecord]:
-        found = self.deliveries.find({"status": "sending", "lease_until": {"$lt": now}}).limit(
-            limit
-        )
-        return [_record(doc) async for doc in found]
+        # A marker's lease is the claim's: a later one (retries) is read from the delivery.
+        found = self.open.find({"lease_until": {"$lt": now}}, {"_id": 1}).limit(limit)
+        records = []
+        for marker in [doc async for doc in found]:
+            doc = await self.deliveries.find_one({"_id": marker["_id"]})
+            if doc is None or doc.get("status") != "sending":
+                await self.open.delete_one({"_id": marker["_id"]})
+            elif doc["lease_until"] < now:
+                records.append(_record(doc))
+        return records
 
     async def take_over(self, record: DeliveryRecord, *, lease_until: datetime) -> bool:
         """Renew an abandoned lease; False when someone else renewed it first.

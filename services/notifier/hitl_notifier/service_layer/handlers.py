@@ -73,7 +73,8 @@ class NotifierService:
         if state is None or state.decision is None or state.request is None:
             return 0
         deliveries: list[Delivery] = []
-        for record in await self.store.sent(correlation_id):
+        records = await self.store.sent(correlation_id)
+        for record in records:
             sent = record.delivery
             if sent.kind not in _ASKING:
                 continue
@@ -84,7 +85,10 @@ class NotifierService:
                 target.channel == "email" and self.email_follow_up
             ):
                 deliveries.append(self._decided(state, target))
-        return await self._launch_new(deliveries, state)
+        launched = await self._launch_new(deliveries, state)
+        # Claimed (by this replica or another): these questions need no more looking at.
+        await self.store.followed_up([record.delivery.key for record in records])
+        return launched
 
     async def tick(self) -> int:
         """Send due reminders and resume deliveries whose owner vanished."""
