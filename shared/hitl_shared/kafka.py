@@ -306,6 +306,40 @@ def subscribe(
     )(consume)
 
 
+def _record_rejecter(
+    broker: KafkaBroker, topic: str, group: str, on_dead_letter: Callable[[str], None] | None
+) -> Callable[[ConsumerRecord[Any, Any], bytes, str], Awaitable[None]]:
+    """Dead-letter one raw record of a batch subscriber, and count it."""
+
+    async def rejected(record: ConsumerRecord[Any, Any], body: bytes, error: str) -> None:
+        await dead_letter_record(broker, record, body, error, group=group)
+        if on_dead_letter:
+            on_dead_letter(topic)
+
+    return rejected
+
+
+def _batch_subscriber(
+    broker: KafkaBroker, settings: CommonSettings, topic: str, group: str, *, max_records: int
+) -> Any:
+    """The consumer settings every batch subscriber shares (decorates its handler)."""
+    return broker.subscriber(
+        topic,
+        group_id=group,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=_raw_body,
+        batch=True,
+        max_records=max_records,
+        # Returns as soon as records are there; this only bounds an idle poll.
+        batch_timeout_ms=BATCH_TIMEOUT_MS,
+        # Consumer groups must notice a killed replica quickly.
+        session_timeout_ms=6_000,
+        heartbeat_interval_ms=1_000,
+    )
+
+
 def subscribe_batch(
     broker: KafkaBroker,
     settings: CommonSettings,
@@ -366,25 +400,8 @@ def subscribe_batch(
         if failure is not None:
             await rejected(record, record.value or b"", _reason(failure, topic))
 
-    async def rejected(record: ConsumerRecord[Any, Any], body: bytes, error: str) -> None:
-        await dead_letter_record(broker, record, body, error, group=group)
-        if on_dead_letter:
-            on_dead_letter(topic)
-
-    broker.subscriber(
-        topic,
-        group_id=group,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        decoder=_raw_body,
-        batch=True,
-        max_records=max_records,
-        # Returns as soon as records are there; this only bounds an idle poll.
-        batch_timeout_ms=BATCH_TIMEOUT_MS,
-        session_timeout_ms=6_000,
-        heartbeat_interval_ms=1_000,
-    )(consume)
+    rejected = _record_rejecter(broker, topic, group, on_dead_letter)
+    _batch_subscriber(broker, settings, topic, group, max_records=max_records)(consume)
 
 
 def subscribe_concurrent(
@@ -453,24 +470,8 @@ def subscribe_concurrent(
             if failure is not None:
                 await rejected(record, record.value or b"", _reason(failure, topic))
 
-    async def rejected(record: ConsumerRecord[Any, Any], body: bytes, error: str) -> None:
-        await dead_letter_record(broker, record, body, error, group=group)
-        if on_dead_letter:
-            on_dead_letter(topic)
-
-    broker.subscriber(
-        topic,
-        group_id=group,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        decoder=_raw_body,
-        batch=True,
-        max_records=limit * 4,
-        batch_timeout_ms=BATCH_TIMEOUT_MS,
-        session_timeout_ms=6_000,
-        heartbeat_interval_ms=1_000,
-    )(consume)
+    rejected = _record_rejecter(broker, topic, group, on_dead_letter)
+    _batch_subscriber(broker, settings, topic, group, max_records=limit * 4)(consume)
 
 
 def _record_headers(record: ConsumerRecord[Any, Any]) -> dict[str, Any]:
