@@ -67,7 +67,23 @@ async def _changes(
             "description": "`text/event-stream`: an `approval` event (data: the approval, "
             "id: its version) now and on every change; the stream ends after the terminal "
             "one, or after APPROVAL_STREAM_MAX_SECONDS (reconnect with Last-Event-ID).",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            # One schema per event (as OpenAPI tools read an event stream): its fields.
+            "content": {
+                "text/event-stream": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "event": {"type": "string", "enum": ["approval"]},
+                            "id": {"type": "string", "description": "the approval's version"},
+                            "data": {
+                                "type": "string",
+                                "description": "the approval as JSON, as GET /v1/approvals/{id}",
+                            },
+                            "retry": {"type": "integer"},
+                        },
+                    }
+                }
+            },
         },
         204: {"description": "Last-Event-ID already names the terminal state: nothing to send."},
         **UNAUTHORIZED,
