@@ -14,7 +14,7 @@ import platform
 import subprocess
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,40 +49,41 @@ class Mode:
     decision_concurrency: int
 
 
+# Sized so the default run takes minutes, not hours, on FerretDB 1.24 (see README).
+DEFAULT = Mode(
+    name="default",
+    history=[1000],
+    store_sizes=[100, 1000, 5000],
+    started_count=40,
+    listable_count=40,
+    rates=[5, 50, 200],
+    resume_seconds=3,
+    resume_max=300,
+    clients=[16, 64],
+    effects_count=200,
+    ingest_count=2000,
+    decision_count=200,
+    decision_concurrency=32,
+)
 MODES = {
-    # Sized so the default run takes minutes, not hours, on FerretDB 1.24 (see README).
-    "default": Mode(
-        "default",
-        [1000],
-        [100, 1000, 5000],
-        40,
-        40,
-        [5, 50, 200],
-        3,
-        300,
-        [16, 64],
-        200,
-        2000,
-        200,
-        32,
+    "default": DEFAULT,
+    "quick": replace(
+        DEFAULT,
+        name="quick",
+        store_sizes=[100, 1000],
+        started_count=10,
+        listable_count=10,
+        rates=[5, 50],
+        resume_seconds=2,
+        resume_max=100,
+        clients=[16],
+        effects_count=60,
+        ingest_count=500,
+        decision_count=50,
+        decision_concurrency=16,
     ),
-    "quick": Mode("quick", [1000], [100, 1000], 10, 10, [5, 50], 2, 100, [16], 60, 500, 50, 16),
     # The history axis of the README table: every figure at 1k and at 100k finished runs.
-    "full": Mode(
-        "full",
-        [1000, 100_000],
-        [100, 1000, 5000],
-        40,
-        40,
-        [5, 50, 200],
-        3,
-        300,
-        [16, 64],
-        200,
-        2000,
-        200,
-        32,
-    ),
+    "full": replace(DEFAULT, name="full", history=[1000, 100_000]),
 }
 
 
