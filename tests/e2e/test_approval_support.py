@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from hitl_approval.entrypoints.auth import hash_token
+from hitl_approval.entrypoints.rest.auth import hash_token
 from hitl_contracts import ApprovalRequested, RequestContext
 from hitl_shared.topics import Topics, dlq
 from pydantic import BaseModel

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hitl_approval.domain.policy import Policy, PolicyBook
-from hitl_approval.entrypoints.auth import hash_token, load_reviewers
+from hitl_approval.entrypoints.rest.auth import hash_token, load_reviewers
 from hitl_approval.settings import ApprovalSettings
 from hitl_contracts import ApprovalRequested, OnTimeout, RequestContext
 from hitl_contracts.signing import private_key_pem

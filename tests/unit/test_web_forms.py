@@ -3,8 +3,8 @@
 from typing import Any
 
 import pytest
-from hitl_approval.web import forms
-from hitl_approval.web.present import duration, summary
+from hitl_approval.entrypoints.web import forms
+from hitl_approval.entrypoints.web.present import duration, summary
 from pydantic import BaseModel, Field
 
 

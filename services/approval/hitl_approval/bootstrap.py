@@ -31,9 +31,10 @@ from hitl_approval.adapters.traces import TraceStore
 from hitl_approval.adapters.watched import StoreCommands, WatchedRepository
 from hitl_approval.adapters.web_sessions import WebSessions
 from hitl_approval.domain.errors import BrokenApproval
-from hitl_approval.entrypoints import (
+from hitl_approval.entrypoints import consumer
+from hitl_approval.entrypoints.channels import router as integrations_router
+from hitl_approval.entrypoints.rest import (
     api,
-    consumer,
     creating,
     decisions,
     errors,
@@ -41,13 +42,12 @@ from hitl_approval.entrypoints import (
     keys,
     waiting,
 )
-from hitl_approval.entrypoints.auth import load_reviewers
-from hitl_approval.integrations.router import router as integrations_router
+from hitl_approval.entrypoints.rest.auth import load_reviewers
+from hitl_approval.entrypoints.web import router as web_router
+from hitl_approval.entrypoints.web.session import SESSION_SECONDS
 from hitl_approval.service_layer.services import AfterCommitHook, ApprovalService, OutboxEvent
 from hitl_approval.service_layer.watching import Watchers
 from hitl_approval.settings import ApprovalSettings
-from hitl_approval.web import router as web_router
-from hitl_approval.web.session import SESSION_SECONDS
 
 log = logging.getLogger(__name__)
 

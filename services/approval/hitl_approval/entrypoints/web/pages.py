@@ -23,11 +23,17 @@ from hitl_approval.domain.model import (
     Verb,
 )
 from hitl_approval.domain.reviewer import Role
+from hitl_approval.entrypoints.web import forms, live, queue
+from hitl_approval.entrypoints.web.present import summary
+from hitl_approval.entrypoints.web.render import SECURITY_HEADERS, page
+from hitl_approval.entrypoints.web.session import (
+    CsrfRejected,
+    Session,
+    check_csrf,
+    require_session,
+    session_of,
+)
 from hitl_approval.service_layer.services import ApprovalService, DecideCommand, NotFound
-from hitl_approval.web import forms, live, queue
-from hitl_approval.web.present import summary
-from hitl_approval.web.render import SECURITY_HEADERS, page
-from hitl_approval.web.session import CsrfRejected, Session, check_csrf, require_session, session_of
 
 router = APIRouter(prefix="/ui")
 

@@ -6,7 +6,7 @@ from hitl_shared.mongo import ping
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from hitl_approval.adapters.metrics import ApprovalMetrics
-from hitl_approval.entrypoints.schemas import Health, Readiness
+from hitl_approval.entrypoints.rest.schemas import Health, Readiness
 from hitl_approval.service_layer.services import ApprovalService
 
 router = APIRouter(tags=["health"])

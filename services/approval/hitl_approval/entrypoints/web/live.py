@@ -17,9 +17,9 @@ from typing import Any
 from fastapi import Request
 
 from hitl_approval.domain.model import Approval, EntryType
+from hitl_approval.entrypoints.web import queue
+from hitl_approval.entrypoints.web.present import stamp
 from hitl_approval.service_layer.services import ApprovalService
-from hitl_approval.web import queue
-from hitl_approval.web.present import stamp
 
 log = logging.getLogger(__name__)
 

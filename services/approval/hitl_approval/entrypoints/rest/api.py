@@ -9,10 +9,10 @@ from hitl_contracts import RiskLevel
 
 from hitl_approval.adapters.repository import Filters
 from hitl_approval.domain.model import Status
-from hitl_approval.entrypoints import longpoll
-from hitl_approval.entrypoints.auth import CurrentReviewer
-from hitl_approval.entrypoints.errors import BROKEN, INVALID, NOT_FOUND, UNAUTHORIZED
-from hitl_approval.entrypoints.schemas import ApprovalPage, ApprovalView, HistoryItem
+from hitl_approval.entrypoints.rest import longpoll
+from hitl_approval.entrypoints.rest.auth import CurrentReviewer
+from hitl_approval.entrypoints.rest.errors import BROKEN, INVALID, NOT_FOUND, UNAUTHORIZED
+from hitl_approval.entrypoints.rest.schemas import ApprovalPage, ApprovalView, HistoryItem
 from hitl_approval.service_layer.services import ApprovalService, NotFound
 
 log = logging.getLogger(__name__)

@@ -2,8 +2,9 @@
 
 from fastapi import APIRouter
 
-from hitl_approval.integrations import email_links, slack
-from hitl_approval.integrations.settings import current
+from hitl_approval.entrypoints.channel_settings import current
+from hitl_approval.entrypoints.email import links as email_links
+from hitl_approval.entrypoints.slack import routes as slack
 
 # Read now, so a production misconfiguration stops start-up instead of a request.
 current()

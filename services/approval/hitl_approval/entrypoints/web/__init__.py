@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from hitl_approval.web import pages, signin
-from hitl_approval.web.render import static_router
+from hitl_approval.entrypoints.web import pages, signin
+from hitl_approval.entrypoints.web.render import static_router
 
 router = APIRouter(tags=["reviewer web page"])
 router.include_router(signin.router)

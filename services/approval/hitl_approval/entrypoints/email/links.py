@@ -21,8 +21,10 @@ from hitl_shared.mongo import insert_once
 
 from hitl_approval.domain.model import Verb
 from hitl_approval.domain.reviewer import Reviewer
-from hitl_approval.integrations import deciding, email_pages, reviewers
-from hitl_approval.integrations.settings import current
+from hitl_approval.entrypoints import channel_reviewers as reviewers
+from hitl_approval.entrypoints import deciding
+from hitl_approval.entrypoints.channel_settings import current
+from hitl_approval.entrypoints.email import pages as email_pages
 from hitl_approval.service_layer.services import ApprovalService, NotFound
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,10 @@ from hitl_contracts import Channel
 from hitl_shared.directory import Directory
 
 from hitl_approval.domain.model import Verb
-from hitl_approval.integrations import deciding, reviewers, slack_signature
-from hitl_approval.integrations.settings import current
+from hitl_approval.entrypoints import channel_reviewers as reviewers
+from hitl_approval.entrypoints import deciding
+from hitl_approval.entrypoints.channel_settings import current
+from hitl_approval.entrypoints.slack import signature as slack_signature
 from hitl_approval.service_layer.services import ApprovalService
 
 log = logging.getLogger(__name__)

@@ -5,8 +5,8 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from hitl_approval.web import session as sessions
-from hitl_approval.web.render import page
+from hitl_approval.entrypoints.web import session as sessions
+from hitl_approval.entrypoints.web.render import page
 
 router = APIRouter(prefix="/ui")
 

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from hitl_approval.domain.errors import BrokenApproval
-from hitl_approval.entrypoints.schemas import ConflictBody, ErrorBody, InvalidBody
+from hitl_approval.entrypoints.rest.schemas import ConflictBody, ErrorBody, InvalidBody
 
 API_PREFIX = "/v1/approvals"
 

@@ -18,9 +18,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from pymongo.errors import ConnectionFailure
 
 from hitl_approval.domain.reviewer import Reviewer, Role
-from hitl_approval.entrypoints.api import ServiceDep, etag
-from hitl_approval.entrypoints.auth import require_any
-from hitl_approval.entrypoints.errors import (
+from hitl_approval.entrypoints.rest.api import ServiceDep, etag
+from hitl_approval.entrypoints.rest.auth import require_any
+from hitl_approval.entrypoints.rest.errors import (
     API_PREFIX,
     FORBIDDEN,
     INVALID,
@@ -28,7 +28,7 @@ from hitl_approval.entrypoints.errors import (
     UNREADABLE,
     summarize,
 )
-from hitl_approval.entrypoints.schemas import ApprovalView, ConflictBody, ErrorBody
+from hitl_approval.entrypoints.rest.schemas import ApprovalView, ConflictBody, ErrorBody
 from hitl_approval.service_layer.creating import DifferentRequest, create
 
 log = logging.getLogger(__name__)

@@ -22,9 +22,9 @@ from hitl_approval.domain.model import (
     Verb,
 )
 from hitl_approval.domain.reviewer import Reviewer, Role
-from hitl_approval.entrypoints.api import CorrelationId, ServiceDep, etag
-from hitl_approval.entrypoints.auth import require_any
-from hitl_approval.entrypoints.errors import (
+from hitl_approval.entrypoints.rest.api import CorrelationId, ServiceDep, etag
+from hitl_approval.entrypoints.rest.auth import require_any
+from hitl_approval.entrypoints.rest.errors import (
     CONFLICT,
     FORBIDDEN,
     INVALID,
@@ -34,7 +34,7 @@ from hitl_approval.entrypoints.errors import (
     UNAVAILABLE,
     UNREADABLE,
 )
-from hitl_approval.entrypoints.schemas import ApprovalView, CancelBody, DecisionBody
+from hitl_approval.entrypoints.rest.schemas import ApprovalView, CancelBody, DecisionBody
 from hitl_approval.service_layer.services import (
     ApprovalService,
     DecideCommand,
