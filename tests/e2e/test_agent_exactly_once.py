@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 from hitl_contracts import ApprovalDecided, Channel, Decision
 from hitl_shared.kafka import encode
 
-from tests.e2e.test_agent_support import (
+from tests.support.agent_e2e import (
     AgentProcess,
     agent_stack,
     balances,

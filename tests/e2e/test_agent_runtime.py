@@ -14,7 +14,7 @@ import pytest
 from hitl_contracts import TaskSubmitted
 from hitl_shared.topics import Topics, dlq
 
-from tests.e2e.test_agent_support import (
+from tests.support.agent_e2e import (
     CAROL_TOKEN,
     age,
     agent_stack,
@@ -28,7 +28,7 @@ from tests.e2e.test_agent_support import (
     submit,
     wait_status,
 )
-from tests.e2e.test_approval_support import Bus, read_all
+from tests.support.approval_e2e import Bus, read_all
 from tests.support.fake_openai import Act, Call, Plan, Say, ScriptedLLM
 from tests.support.infra import Infra
 from tests.support.stack import Stack, approvals_of

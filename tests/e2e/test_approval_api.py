@@ -20,7 +20,7 @@ from hitl_contracts import (
     NotificationStatus,
 )
 
-from tests.e2e.test_approval_support import (
+from tests.support.approval_e2e import (
     Bus,
     approval_request,
     approval_stack,

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_approval_support import (
+from tests.support.approval_e2e import (
     PEOPLE,
     Bus,
     approval_request,

@@ -22,7 +22,7 @@ from schemathesis.checks import (
 )
 from schemathesis.schemas import BaseSchema
 
-from tests.e2e.test_approval_support import Bus, approval_request, approval_stack, client, token
+from tests.support.approval_e2e import Bus, approval_request, approval_stack, client, token
 from tests.support.infra import Infra
 from tests.support.stack import Stack
 from tests.support.wait import eventually

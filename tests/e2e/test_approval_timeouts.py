@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_approval_support import (
+from tests.support.approval_e2e import (
     Bus,
     approval_request,
     approval_stack,

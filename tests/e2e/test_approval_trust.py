@@ -28,7 +28,9 @@ from hitl_contracts.signing import DecisionSigner, DecisionVerifier, private_key
 from hitl_shared.topics import dlq
 from pymongo import AsyncMongoClient
 
-from tests.e2e.test_approval_support import (
+from tests.e2e.test_notifier_channels import slack_signed
+from tests.support import recorder
+from tests.support.approval_e2e import (
     Bus,
     approval_request,
     approval_stack,
@@ -37,8 +39,6 @@ from tests.e2e.test_approval_support import (
     read_all,
     token,
 )
-from tests.e2e.test_notifier_channels import slack_signed
-from tests.support import recorder
 from tests.support.infra import Infra
 from tests.support.stack import Stack
 from tests.support.tcp_proxy import TcpProxy, tcp_proxy

@@ -15,7 +15,7 @@ from hitl_agent.settings import DEV_AGENT_TOKEN, AgentSettings
 from hitl_contracts import TaskSubmitted
 from hitl_shared.http_limits import BodyLimit, install_unavailable_handlers
 
-from tests.unit.test_agent_support import Harness, harness, say
+from tests.support.agent_harness import Harness, harness, say
 
 AUTH = {"Authorization": f"Bearer {DEV_AGENT_TOKEN}"}
 
