@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hitl_approval.adapters.repository import ApprovalRepository
 from hitl_approval.domain.model import Approval, EntryType, Status, Verb
-from hitl_approval.service_layer.services import ApprovalService, DecideCommand, OutboxEvent
+from hitl_approval.service_layer.outbox import OutboxEvent
+from hitl_approval.service_layer.services import ApprovalService, DecideCommand
 from hitl_contracts import ApprovalDecided, ApprovalRequested, Channel, RequestContext
 from pymongo.asynchronous.database import AsyncDatabase
 

@@ -26,7 +26,8 @@ from hitl_agent.service_layer.steps import Steps
 from hitl_agent.settings import AgentSettings
 from hitl_approval.adapters.repository import ApprovalRepository
 from hitl_approval.domain.model import Verb
-from hitl_approval.service_layer.services import ApprovalService, DecideCommand, OutboxEvent
+from hitl_approval.service_layer.outbox import OutboxEvent
+from hitl_approval.service_layer.services import ApprovalService, DecideCommand
 from hitl_contracts import ApprovalDecided, ApprovalRequested, Channel, RunEvent, TaskSubmitted
 from hitl_contracts.signing import DecisionSigner, DecisionVerifier
 from hitl_demo.ledger import Ledger

@@ -154,6 +154,7 @@ def test_the_dev_token_is_refused_in_production() -> None:
             kafka_allow_insecure=True,
             approval_reviewers=reviewers,
             approval_signing_key=PEM,
+            hitl_link_secret="s" * 32,
         )
     )
     assert directory.authenticate("dev-reviewer-token") is None
@@ -170,11 +171,33 @@ def test_production_refuses_to_start_without_a_signing_key() -> None:
         kafka_allow_insecure=True,
         approval_reviewers=reviewers,
         approval_signing_key=PEM,
+        hitl_link_secret="s" * 32,
     )
     # Production refuses an unknown submitter under four-eyes unless told otherwise.
     assert settings.refuse_unknown_submitter
     assert not ApprovalSettings().refuse_unknown_submitter
     assert ApprovalSettings(approval_four_eyes_unknown_submitter="refuse").refuse_unknown_submitter
+
+
+def test_production_refuses_the_development_link_secret_and_slack_without_a_team() -> None:
+    reviewers = json.dumps([{"name": "ann", "token_sha256": hash_token("t")}])
+    ready = {
+        "hitl_env": "production",
+        "kafka_allow_insecure": True,
+        "approval_reviewers": reviewers,
+        "approval_signing_key": PEM,
+    }
+    with pytest.raises(ValueError, match="HITL_LINK_SECRET"):
+        ApprovalSettings(**ready)
+    with pytest.raises(ValueError, match="APPROVAL_SLACK_TEAM_ID"):
+        ApprovalSettings(**ready, hitl_link_secret="s" * 32, approval_slack_signing_secret="x")
+    slack = ApprovalSettings(
+        **ready,
+        hitl_link_secret="s" * 32,
+        approval_slack_signing_secret="x",
+        approval_slack_team_id="T1",
+    )
+    assert slack.approval_slack_team_id == "T1"
 
 
 def test_policy_waits_are_bounded() -> None:

@@ -45,7 +45,8 @@ from hitl_approval.entrypoints.rest import (
 from hitl_approval.entrypoints.rest.auth import load_reviewers
 from hitl_approval.entrypoints.web import router as web_router
 from hitl_approval.entrypoints.web.session import SESSION_SECONDS
-from hitl_approval.service_layer.services import AfterCommitHook, ApprovalService, OutboxEvent
+from hitl_approval.service_layer.outbox import AfterCommitHook, OutboxEvent
+from hitl_approval.service_layer.services import ApprovalService
 from hitl_approval.service_layer.watching import Watchers
 from hitl_approval.settings import ApprovalSettings
 

@@ -4,9 +4,10 @@ from dataclasses import dataclass
 
 from hitl_contracts import Channel
 
-from hitl_approval.domain.model import Approval, ApprovalError, BrokenApproval, Conflict, Verb
+from hitl_approval.domain.model import Approval, ApprovalError, Verb
 from hitl_approval.domain.reviewer import Reviewer
-from hitl_approval.service_layer.services import ApprovalService, DecideCommand, NotFound
+from hitl_approval.entrypoints.refusals import refusal
+from hitl_approval.service_layer.services import ApprovalService, DecideCommand
 
 
 @dataclass(frozen=True)
@@ -37,16 +38,9 @@ async def decide(
     )
     try:
         return Outcome(approval=await service.decide(command))
-    except NotFound as exc:
-        return Outcome(refusal=str(exc), http_status=404)
-    except BrokenApproval as exc:
-        return Outcome(refusal=str(exc), http_status=409)
-    except Conflict as exc:
-        # Already decided, or this reviewer already voted under a quorum policy.
-        return Outcome(refusal=str(exc), current=exc.approval, http_status=409)
     except ApprovalError as exc:
-        # NotAllowed (role, four-eyes, groups) and the like speak for themselves.
-        return Outcome(refusal=str(exc), http_status=403)
+        refused = refusal(exc)
+        return Outcome(refusal=refused.detail, current=refused.current, http_status=refused.status)
 
 
 def outcome_text(approval: Approval) -> str:

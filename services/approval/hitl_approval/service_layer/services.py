@@ -32,14 +32,15 @@ from hitl_approval.domain.history import HistoryEvent, history
 from hitl_approval.domain.model import (
     AlreadyDecided,
     Approval,
-    ApprovalError,
     BrokenApproval,
     Entry,
     EntryType,
     NotAllowed,
     NotDue,
+    NotFound,
     TooLate,
     Verb,
+    VersionMismatch,
 )
 from hitl_approval.domain.policy import PolicyBook
 from hitl_approval.domain.reviewer import Role
@@ -48,34 +49,11 @@ from hitl_approval.service_layer.outbox import (
     AfterCommitHook,
     EventPublisher,
     Outbox,
-    OutboxEvent,
 )
-
-__all__ = [
-    "AfterCommitHook",
-    "ApprovalService",
-    "DecideCommand",
-    "EventPublisher",
-    "NotFound",
-    "OutboxEvent",
-    "VersionMismatch",
-]
 
 log = logging.getLogger(__name__)
 
 MAX_RACE_RETRIES = 64
-
-
-class NotFound(ApprovalError):
-    pass
-
-
-class VersionMismatch(ApprovalError):
-    def __init__(self, approval: Approval, expected: int) -> None:
-        super().__init__(
-            f"approval {approval.correlation_id} is at version {approval.version}, not {expected}"
-        )
-        self.approval = approval
 
 
 Clock = Callable[[], datetime]

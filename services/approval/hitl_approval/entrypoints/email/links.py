@@ -19,13 +19,14 @@ from hitl_shared import links
 from hitl_shared.directory import Directory
 from hitl_shared.mongo import insert_once
 
+from hitl_approval.domain.errors import NotFound
 from hitl_approval.domain.model import Verb
 from hitl_approval.domain.reviewer import Reviewer
 from hitl_approval.entrypoints import channel_reviewers as reviewers
 from hitl_approval.entrypoints import deciding
-from hitl_approval.entrypoints.channel_settings import current
 from hitl_approval.entrypoints.email import pages as email_pages
-from hitl_approval.service_layer.services import ApprovalService, NotFound
+from hitl_approval.service_layer.services import ApprovalService
+from hitl_approval.settings import ApprovalSettings
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,9 @@ class _Refused(Exception):
 
 async def _check(request: Request, token: str) -> tuple[links.LinkClaim, Reviewer]:
     """The claim and its reviewer, or `_Refused` with the page that explains why not."""
+    settings: ApprovalSettings = request.app.state.settings
     try:
-        claim = links.verify(current().hitl_link_secret, token, now=datetime.now(UTC))
+        claim = links.verify(settings.hitl_link_secret, token, now=datetime.now(UTC))
     except links.BadLink as exc:
         expired = "expired" in str(exc)
         title = "This link has expired" if expired else "This link does not work"

@@ -8,12 +8,13 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from hitl_contracts import RiskLevel
 
 from hitl_approval.adapters.repository import Filters
+from hitl_approval.domain.errors import NotFound
 from hitl_approval.domain.model import Status
 from hitl_approval.entrypoints.rest import longpoll
 from hitl_approval.entrypoints.rest.auth import CurrentReviewer
 from hitl_approval.entrypoints.rest.errors import BROKEN, INVALID, NOT_FOUND, UNAUTHORIZED
 from hitl_approval.entrypoints.rest.schemas import ApprovalPage, ApprovalView, HistoryItem
-from hitl_approval.service_layer.services import ApprovalService, NotFound
+from hitl_approval.service_layer.services import ApprovalService
 
 log = logging.getLogger(__name__)
 

@@ -7,21 +7,11 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 from hitl_contracts import Channel
 
-from hitl_approval.adapters.idempotency import (
-    IdempotencyStore,
-    StoredResponse,
-    fingerprint,
-    key_id,
-)
-from hitl_approval.domain.model import (
-    Approval,
-    BrokenApproval,
-    Conflict,
-    InvalidDecision,
-    NotAllowed,
-    Verb,
-)
+from hitl_approval.adapters.idempotency import IdempotencyStore, StoredResponse, fingerprint
+from hitl_approval.domain.errors import ApprovalError
+from hitl_approval.domain.model import Approval, Verb
 from hitl_approval.domain.reviewer import Reviewer, Role
+from hitl_approval.entrypoints.refusals import refusal
 from hitl_approval.entrypoints.rest.api import CorrelationId, ServiceDep, etag
 from hitl_approval.entrypoints.rest.auth import require_any
 from hitl_approval.entrypoints.rest.errors import (
@@ -35,17 +25,10 @@ from hitl_approval.entrypoints.rest.errors import (
     UNREADABLE,
 )
 from hitl_approval.entrypoints.rest.schemas import ApprovalView, CancelBody, DecisionBody
-from hitl_approval.service_layer.services import (
-    ApprovalService,
-    DecideCommand,
-    NotFound,
-    VersionMismatch,
-)
+from hitl_approval.service_layer.idempotent import KeyReused, decide_once
+from hitl_approval.service_layer.services import DecideCommand
 
 router = APIRouter(prefix="/v1/approvals", tags=["approvals"])
-
-# Responses a retry with the same Idempotency-Key replays: the ones that reflect state.
-REPLAYED = frozenset({200, 409, 412})
 
 IfMatch = Annotated[
     str | None,
@@ -151,72 +134,38 @@ async def decide(
         if_match=version,
     )
     if idempotency_key is None:
-        return (await _decide(service, command)).response()
-
+        try:
+            return _state(200, await service.decide(command)).response()
+        except ApprovalError as exc:
+            return _refused(exc).response()
     store: IdempotencyStore = request.app.state.idempotency
-    asked = fingerprint(correlation_id, body.model_dump(mode="json"), version)
-    key = key_id(reviewer.name, idempotency_key)
-    command.idempotency = f"{key}:{asked}"
-    stored = await store.get(reviewer.name, idempotency_key)
-    if stored is None:
-        outcome = await _decide(service, command)
-        if outcome.status_code == 409 and (earlier := await _recorded(service, command, key)):
-            # Our own decision, stored by a process that died before remembering the
-            # response: the retry gets it back, not a 409 about itself.
-            stored = await store.remember(
-                reviewer.name, idempotency_key, earlier, now=service.clock()
-            )
-        elif outcome.status_code not in REPLAYED:
-            return outcome.response()
-        else:
-            mine = StoredResponse(asked, outcome.status_code, outcome.body, outcome.headers)
-            stored = await store.remember(reviewer.name, idempotency_key, mine, now=service.clock())
-            if stored is mine:
-                return outcome.response()
-    if stored.fingerprint != asked:
-        return _error(
-            422,
-            f"Idempotency-Key {idempotency_key!r} was already used for a different request; "
-            "use a new key for a new decision",
-        ).response()
-    return JSONResponse(
-        stored.body,
-        status_code=stored.status_code,
-        headers={**stored.headers, "Idempotent-Replayed": "true"},
-    )
-
-
-async def _recorded(
-    service: ApprovalService, command: DecideCommand, key: str
-) -> StoredResponse | None:
-    """The 200 a decision made with this Idempotency-Key got, rebuilt from the stream."""
     try:
-        approval = await service.get(command.correlation_id)
-    except (NotFound, BrokenApproval):
-        return None
-    entry = approval.entry_for(key)
-    if entry is None:
-        return None
-    first = _state(200, approval.as_of(entry.seq))
-    return StoredResponse(entry.idempotency.partition(":")[2], 200, first.body, first.headers)
+        answer, replayed = await decide_once(
+            service,
+            store,
+            command,
+            caller=reviewer.name,
+            key=idempotency_key,
+            asked=fingerprint(correlation_id, body.model_dump(mode="json"), version),
+            render=_answer,
+        )
+    except KeyReused as exc:
+        return _error(422, str(exc)).response()
+    headers = {**answer.headers, "Idempotent-Replayed": "true"} if replayed else answer.headers
+    return JSONResponse(answer.body, status_code=answer.status_code, headers=headers)
 
 
-async def _decide(service: ApprovalService, command: DecideCommand) -> Outcome:
-    try:
-        approval = await service.decide(command)
-    except NotFound as exc:
-        return _error(404, str(exc))
-    except BrokenApproval as exc:
-        return _error(409, str(exc))
-    except NotAllowed as exc:
-        return _error(403, str(exc))
-    except InvalidDecision as exc:
-        return _error(422, str(exc))
-    except Conflict as exc:
-        return _state(409, exc.approval, str(exc))
-    except VersionMismatch as exc:
-        return _state(412, exc.approval, str(exc))
-    return _state(200, approval)
+def _refused(error: ApprovalError) -> Outcome:
+    refused = refusal(error)
+    if refused.current is None:
+        return _error(refused.status, refused.detail)
+    return _state(refused.status, refused.current, refused.detail)
+
+
+def _answer(result: Approval | ApprovalError) -> StoredResponse:
+    """What the caller is answered, in the form an Idempotency-Key keeps it."""
+    outcome = _refused(result) if isinstance(result, ApprovalError) else _state(200, result)
+    return StoredResponse("", outcome.status_code, outcome.body, outcome.headers)
 
 
 @router.post(
@@ -244,10 +193,6 @@ async def cancel(
     comment = body.comment if body else ""
     try:
         approval = await service.cancel(correlation_id, actor=caller.name, comment=comment)
-    except NotFound as exc:
-        return _error(404, str(exc)).response()
-    except BrokenApproval as exc:
-        return _error(409, str(exc)).response()
-    except Conflict as exc:
-        return _state(409, exc.approval, str(exc)).response()
+    except ApprovalError as exc:
+        return _refused(exc).response()
     return _state(200, approval).response()

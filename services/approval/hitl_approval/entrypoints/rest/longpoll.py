@@ -7,8 +7,8 @@ the version the caller already has.
 
 from fastapi import Request
 
+from hitl_approval.domain.errors import NotFound
 from hitl_approval.domain.model import Approval
-from hitl_approval.service_layer.services import NotFound
 from hitl_approval.service_layer.watching import Watchers
 from hitl_approval.settings import ApprovalSettings
 

@@ -16,13 +16,13 @@ from fastapi.responses import Response, StreamingResponse
 from faststream.kafka import KafkaBroker
 from faststream.message import StreamMessage
 
+from hitl_approval.domain.errors import NotFound
 from hitl_approval.domain.model import Approval
 from hitl_approval.entrypoints.rest import longpoll
 from hitl_approval.entrypoints.rest.api import CorrelationId
 from hitl_approval.entrypoints.rest.auth import CurrentReviewer
 from hitl_approval.entrypoints.rest.errors import INVALID, NOT_FOUND, UNAUTHORIZED
 from hitl_approval.entrypoints.rest.schemas import ApprovalView
-from hitl_approval.service_layer.services import NotFound
 from hitl_approval.service_layer.watching import Watchers
 from hitl_approval.settings import ApprovalSettings
 

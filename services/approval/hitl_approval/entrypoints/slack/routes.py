@@ -21,9 +21,9 @@ from hitl_shared.directory import Directory
 from hitl_approval.domain.model import Verb
 from hitl_approval.entrypoints import channel_reviewers as reviewers
 from hitl_approval.entrypoints import deciding
-from hitl_approval.entrypoints.channel_settings import current
 from hitl_approval.entrypoints.slack import signature as slack_signature
 from hitl_approval.service_layer.services import ApprovalService
+from hitl_approval.settings import ApprovalSettings
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ _EMOJI = {"approved": ":white_check_mark:", "rejected": ":x:"}
 
 @router.post("/interactions", summary="Slack interactivity request URL")
 async def interactions(request: Request, background: BackgroundTasks) -> Response:
-    settings = current()
+    settings: ApprovalSettings = request.app.state.settings
     if not settings.approval_slack_signing_secret:
         return JSONResponse(
             {"detail": "Slack is not configured: set APPROVAL_SLACK_SIGNING_SECRET"},

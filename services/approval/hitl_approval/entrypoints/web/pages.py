@@ -12,17 +12,17 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from hitl_contracts import Channel
 
+from hitl_approval.domain.errors import NotFound
 from hitl_approval.domain.history import HistoryEvent
 from hitl_approval.domain.model import (
     AlreadyDecided,
     Approval,
     ApprovalError,
-    Conflict,
     InvalidDecision,
-    NotAllowed,
     Verb,
 )
 from hitl_approval.domain.reviewer import Role
+from hitl_approval.entrypoints.refusals import Refusal, refusal
 from hitl_approval.entrypoints.web import forms, live, queue
 from hitl_approval.entrypoints.web.present import summary
 from hitl_approval.entrypoints.web.render import SECURITY_HEADERS, page
@@ -33,7 +33,7 @@ from hitl_approval.entrypoints.web.session import (
     require_session,
     session_of,
 )
-from hitl_approval.service_layer.services import ApprovalService, DecideCommand, NotFound
+from hitl_approval.service_layer.services import ApprovalService, DecideCommand
 
 router = APIRouter(prefix="/ui")
 
@@ -267,8 +267,6 @@ def _command(session: Session, approval: Approval, form: dict[str, str]) -> Deci
             message = "Some arguments need fixing; nothing was recorded."
             return Retry(message, 422, comment, parsed.fields)
         arguments = parsed.arguments
-    if action == Verb.REJECT and not comment:
-        return Retry("Say why you reject it: the comment goes back to the agent.", 422, comment)
     return DecideCommand(
         correlation_id=approval.correlation_id,
         verb=Verb(action),
@@ -277,6 +275,24 @@ def _command(session: Session, approval: Approval, form: dict[str, str]) -> Deci
         arguments=arguments,
         comment=comment,
     )
+
+
+def _retry(
+    error: ApprovalError, refused: Refusal, approval: Approval, form: dict[str, str]
+) -> Retry:
+    """The detail page again, saying why; the form keeps what was typed."""
+    comment = form.get("comment", "").strip()
+    if isinstance(error, AlreadyDecided):
+        # The page shows who decided first; the form is gone.
+        return Retry(status_code=refused.status, conflict=form.get("action", ""))
+    if refused.current is not None:  # e.g. this reviewer already voted under a quorum
+        return Retry(f"{refused.detail}.", refused.status)
+    if isinstance(error, InvalidDecision):
+        fields = None  # a rejection's form shows the proposal again, unedited
+        if form.get("action") == Verb.MODIFY:
+            fields = forms.parse(approval.request.arguments_schema, approval.proposal, form).fields
+        return Retry(f"Not recorded: {refused.detail}.", refused.status, comment, fields)
+    return Retry(f"{refused.detail}.", refused.status, comment)
 
 
 @router.post(
@@ -292,21 +308,16 @@ async def decide(
     command = _command(session, approval, form)
     if isinstance(command, Retry):
         return await _detail(request, service, session, approval, command)
-    comment = command.comment
     try:
         await service.decide(command)
-    except AlreadyDecided as exc:
-        retry = Retry(status_code=409, conflict=command.verb.value)
-        return await _detail(request, service, session, exc.approval, retry)
-    except Conflict as exc:  # e.g. this reviewer already voted under a quorum
-        return await _detail(request, service, session, exc.approval, Retry(f"{exc}.", 409))
-    except NotAllowed as exc:
-        return await _detail(request, service, session, approval, Retry(f"{exc}.", 403, comment))
-    except InvalidDecision as exc:
-        fields = forms.parse(approval.request.arguments_schema, approval.proposal, form).fields
-        retry = Retry(f"Not recorded: {exc}.", 422, comment, fields)
-        return await _detail(request, service, session, approval, retry)
     except ApprovalError as exc:
-        return await _detail(request, service, session, approval, Retry(f"{exc}.", 422, comment))
+        refused = refusal(exc)
+        return await _detail(
+            request,
+            service,
+            session,
+            refused.current or approval,
+            _retry(exc, refused, approval, form),
+        )
     target = f"/ui?{urlencode({'done': correlation_id})}"
     return RedirectResponse(target, 303, headers=SECURITY_HEADERS)
