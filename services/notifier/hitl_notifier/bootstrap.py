@@ -4,11 +4,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from urllib.parse import quote
 
 import httpx
 from fastapi import FastAPI
+from hitl_contracts.base import utcnow
 from hitl_shared.health import store_and_broker
 from hitl_shared.http_limits import BodyLimit, install_unavailable_handlers
 from hitl_shared.http_tracing import BIND_PATH_IDS, instrument
@@ -28,10 +29,6 @@ from hitl_notifier.service_layer.handlers import NotifierService
 from hitl_notifier.settings import NotifierSettings
 
 log = logging.getLogger(__name__)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 async def _ticker(service: NotifierService, seconds: float) -> None:

@@ -23,11 +23,12 @@ from datetime import datetime
 from typing import Any
 
 from hitl_contracts import ApprovalRequested, RunEvent
+from hitl_contracts.base import utcnow
 from hitl_shared.mongo import Document, ensure_query_index, insert_once
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from hitl_agent.domain.run import Run, RunStatus, utcnow
+from hitl_agent.domain.run import Run, RunStatus
 
 STEPS = "run_steps"
 RUNS = "runs"

@@ -14,10 +14,11 @@ from datetime import timedelta
 from typing import Any
 
 from hitl_contracts import ApprovalDecided, RunEvent, RunEventType, TaskSubmitted
+from hitl_contracts.base import utcnow
 from hitl_shared.decision_keys import DecisionKeys
 
 from hitl_agent.adapters.runs import CancelOrder, Checkpoint, RunStore
-from hitl_agent.domain.run import PendingCall, Run, RunStatus, utcnow
+from hitl_agent.domain.run import PendingCall, Run, RunStatus
 from hitl_agent.service_layer.agents import AgentSpec, UnknownAgent
 from hitl_agent.service_layer.decisions import (
     awaits_result,

@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from hitl_contracts import RiskLevel, RunEventType
+from hitl_contracts.base import utcnow
 from pydantic import ValidationError
 
 from hitl_agent.adapters.chat import ChatModel, Reply
@@ -29,7 +30,6 @@ from hitl_agent.domain.run import (
     RunStatus,
     Style,
     Turn,
-    utcnow,
 )
 from hitl_agent.service_layer.agents import AgentSpec
 from hitl_agent.service_layer.executions import Executions

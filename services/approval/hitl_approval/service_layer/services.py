@@ -9,7 +9,7 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from hitl_contracts import (
@@ -18,6 +18,7 @@ from hitl_contracts import (
     Channel,
     NotificationRecorded,
 )
+from hitl_contracts.base import utcnow
 from hitl_contracts.identity import identity_key
 from hitl_contracts.signing import DecisionSigner
 from hitl_shared.directory import Directory
@@ -57,10 +58,6 @@ MAX_RACE_RETRIES = 64
 
 
 Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
