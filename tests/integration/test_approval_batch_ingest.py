@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from hitl_approval.adapters.repository import ApprovalRepository
+from hitl_approval.bootstrap import build_service
 from hitl_approval.domain.model import Status, Verb
 from hitl_approval.service_layer.outbox import OutboxEvent
 from hitl_approval.service_layer.services import ApprovalService, DecideCommand
@@ -26,7 +27,7 @@ async def service(db: AsyncDatabase[dict[str, object]]) -> ApprovalService:
 
     repo = ApprovalRepository(db, instance="it")
     await repo.ensure_indexes()
-    return ApprovalService(repo, publish)
+    return build_service(repo, publish)
 
 
 def request(**overrides: object) -> ApprovalRequested:

@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from hitl_approval.adapters.repository import ApprovalRepository
+from hitl_approval.bootstrap import build_service
 from hitl_approval.domain.model import Approval, EntryType, Status, Verb
 from hitl_approval.service_layer.outbox import OutboxEvent
-from hitl_approval.service_layer.services import ApprovalService, DecideCommand
+from hitl_approval.service_layer.services import DecideCommand
 from hitl_contracts import ApprovalDecided, ApprovalRequested, Channel, RequestContext
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -45,7 +46,7 @@ async def test_replicas_sweeping_together_expire_or_escalate_each_approval_once(
         published.append(event)
 
     replicas = [
-        ApprovalService(
+        build_service(
             ApprovalRepository(db, instance=f"replica-{i}"),
             publish,
             clock=lambda: T0 + timedelta(seconds=5),
@@ -81,7 +82,7 @@ async def test_a_replica_expires_what_it_ingested_without_scanning(
         published.append(event)
 
     now = [T0]
-    service = ApprovalService(ApprovalRepository(db, instance="a"), publish, clock=lambda: now[0])
+    service = build_service(ApprovalRepository(db, instance="a"), publish, clock=lambda: now[0])
 
     async def no_scans(*_: object, **__: object) -> list[str]:
         raise AssertionError("scanned the store for due approvals")

@@ -12,7 +12,10 @@ import httpx
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from hitl_contracts import ApprovalDecided
+from hitl_contracts.base import utcnow
+from hitl_contracts.signing import DecisionSigner
 from hitl_shared import telemetry
+from hitl_shared.directory import Directory
 from hitl_shared.health import store_and_broker
 from hitl_shared.http_limits import BodyLimit, install_unavailable_handlers
 from hitl_shared.http_tracing import BIND_PATH_IDS, instrument
@@ -25,12 +28,14 @@ from hitl_approval.adapters.idempotency import IdempotencyStore
 from hitl_approval.adapters.instances import InstanceRegistry
 from hitl_approval.adapters.metrics import ApprovalMetrics
 from hitl_approval.adapters.notes import NoteRepository
+from hitl_approval.adapters.repository import ApprovalRepository
 from hitl_approval.adapters.signing_keys import KeyRing, configured_signer, load_keyring
 from hitl_approval.adapters.store_time import background
 from hitl_approval.adapters.traces import TraceStore
 from hitl_approval.adapters.watched import StoreCommands, WatchedRepository
 from hitl_approval.adapters.web_sessions import WebSessions
 from hitl_approval.domain.errors import BrokenApproval
+from hitl_approval.domain.policy import PolicyBook
 from hitl_approval.entrypoints import consumer
 from hitl_approval.entrypoints.channels import router as integrations_router
 from hitl_approval.entrypoints.rest import (
@@ -45,8 +50,8 @@ from hitl_approval.entrypoints.rest import (
 from hitl_approval.entrypoints.rest.auth import load_reviewers
 from hitl_approval.entrypoints.web import router as web_router
 from hitl_approval.entrypoints.web.session import SESSION_SECONDS
-from hitl_approval.service_layer.outbox import AfterCommitHook, OutboxEvent
-from hitl_approval.service_layer.services import ApprovalService
+from hitl_approval.service_layer.outbox import AfterCommitHook, EventPublisher, Outbox, OutboxEvent
+from hitl_approval.service_layer.services import ApprovalService, Clock
 from hitl_approval.service_layer.watching import Watchers
 from hitl_approval.settings import ApprovalSettings
 
@@ -79,6 +84,48 @@ async def _crash_after_commit(event: OutboxEvent) -> None:
         os._exit(137)
 
 
+def build_service(
+    repo: ApprovalRepository,
+    publish: EventPublisher,
+    *,
+    notes: NoteRepository | None = None,
+    metrics: ApprovalMetrics | None = None,
+    clock: Clock = utcnow,
+    outbox_grace: timedelta = timedelta(seconds=2),
+    replica_timeout: timedelta = timedelta(seconds=5),
+    publish_timeout: timedelta = timedelta(seconds=5),
+    after_commit: AfterCommitHook | None = None,
+    policies: PolicyBook | None = None,
+    reviewers: Directory | None = None,
+    signer: DecisionSigner | None = None,
+    refuse_unknown_submitter: bool = False,
+) -> ApprovalService:
+    """The service and the outbox it commits through, on `repo`'s database."""
+    metrics = metrics or ApprovalMetrics()
+    outbox = Outbox(
+        repo,
+        publish,
+        instances=InstanceRegistry(repo.db),
+        metrics=metrics,
+        clock=clock,
+        grace=outbox_grace,
+        replica_timeout=replica_timeout,
+        publish_timeout=publish_timeout,
+        after_commit=after_commit,
+    )
+    return ApprovalService(
+        repo,
+        outbox=outbox,
+        notes=notes or NoteRepository(repo.db),
+        metrics=metrics,
+        policies=policies,
+        reviewers=reviewers,
+        signer=signer,
+        refuse_unknown_submitter=refuse_unknown_submitter,
+        clock=clock,
+    )
+
+
 def build_app(
     settings: ApprovalSettings | None = None, *, after_commit: AfterCommitHook | None = None
 ) -> FastAPI:
@@ -96,9 +143,14 @@ def build_app(
     # One connection pool for the service's outbound HTTP (Slack's response_url).
     http = httpx.AsyncClient(timeout=5.0)
     db = database(mongo, settings)
+    # Waiters learn of this replica's commits from the repository (no read), of other
+    # changes by reading through their own repository (no writes, so no instance).
+    watchers = Watchers(ApprovalRepository(db).get)
     # One id per process: outbox entries name the replica that publishes them.
     repo = WatchedRepository(
-        db, instance=f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        db,
+        instance=f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+        on_projected=watchers.offer,
     )
     notes = NoteRepository(db)
     idempotency = IdempotencyStore(db)
@@ -128,7 +180,7 @@ def build_app(
 
     if after_commit is None and settings.approval_fault_crash_after_commit:
         after_commit = _crash_after_commit
-    service = ApprovalService(
+    service = build_service(
         repo,
         publish_event,
         notes=notes,
@@ -136,7 +188,6 @@ def build_app(
         reviewers=reviewers,
         refuse_unknown_submitter=settings.refuse_unknown_submitter,
         metrics=metrics,
-        instances=InstanceRegistry(db),
         outbox_grace=timedelta(seconds=settings.approval_outbox_grace_seconds),
         replica_timeout=timedelta(seconds=settings.approval_replica_timeout_seconds),
         publish_timeout=timedelta(seconds=settings.approval_publish_timeout_seconds),
@@ -145,8 +196,6 @@ def build_app(
     consumer.register(
         broker, settings, service, healthy=store_and_broker(mongo, broker), traces=traces
     )
-    watchers = Watchers(repo.get)
-    repo.on_projected = watchers.offer
     waiting.register_wakeups(broker, settings, watchers)
     Gauge(
         "hitl_approval_waiters",

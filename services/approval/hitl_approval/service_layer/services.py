@@ -9,7 +9,7 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from hitl_contracts import (
@@ -25,7 +25,6 @@ from hitl_shared.directory import Directory
 from hitl_shared.http_limits import BROKER_ERRORS, STORE_ERRORS
 from pymongo.errors import ExecutionTimeout
 
-from hitl_approval.adapters.instances import InstanceRegistry
 from hitl_approval.adapters.metrics import ApprovalMetrics
 from hitl_approval.adapters.notes import NoteRepository
 from hitl_approval.adapters.repository import ApprovalRepository
@@ -47,8 +46,6 @@ from hitl_approval.domain.policy import PolicyBook
 from hitl_approval.domain.reviewer import Role
 from hitl_approval.service_layer.deadlines import Deadlines
 from hitl_approval.service_layer.outbox import (
-    AfterCommitHook,
-    EventPublisher,
     Outbox,
 )
 
@@ -92,43 +89,27 @@ class ApprovalService:
     def __init__(
         self,
         repo: ApprovalRepository,
-        publish: EventPublisher,
         *,
-        notes: NoteRepository | None = None,
+        outbox: Outbox,
+        notes: NoteRepository,
+        metrics: ApprovalMetrics,
         policies: PolicyBook | None = None,
         reviewers: Directory | None = None,
         signer: DecisionSigner | None = None,
         refuse_unknown_submitter: bool = False,
-        metrics: ApprovalMetrics | None = None,
-        instances: InstanceRegistry | None = None,
         clock: Clock = utcnow,
-        outbox_grace: timedelta = timedelta(seconds=2),
-        replica_timeout: timedelta = timedelta(seconds=5),
-        publish_timeout: timedelta = timedelta(seconds=5),
-        after_commit: AfterCommitHook | None = None,
     ) -> None:
         self.repo = repo
-        self.publish = publish
-        self.notes = notes or NoteRepository(repo.db)
+        self.outbox = outbox
+        self.notes = notes
+        self.metrics = metrics
         self.policies = policies or PolicyBook()
         self.reviewers = reviewers or Directory({})
         # None only before start-up finished loading the key (and in tests of other things).
         self.signer = signer
         self.refuse_unknown_submitter = refuse_unknown_submitter
-        self.metrics = metrics or ApprovalMetrics()
         self.clock = clock
         self.deadlines = Deadlines()
-        self.outbox = Outbox(
-            repo,
-            publish,
-            instances=instances or InstanceRegistry(repo.db),
-            metrics=self.metrics,
-            clock=clock,
-            grace=outbox_grace,
-            replica_timeout=replica_timeout,
-            publish_timeout=publish_timeout,
-            after_commit=after_commit,
-        )
 
     async def ingest(self, request: ApprovalRequested) -> bool:
         """Store a request; a redelivered one (or our own escalated copy) creates nothing new."""
