@@ -54,6 +54,7 @@ from hitl_approval.service_layer.outbox import AfterCommitHook, EventPublisher, 
 from hitl_approval.service_layer.services import ApprovalService, Clock
 from hitl_approval.service_layer.watching import Watchers
 from hitl_approval.settings import ApprovalSettings
+from hitl_approval.views import Views
 
 log = logging.getLogger(__name__)
 
@@ -280,6 +281,7 @@ def build_app(
     app.state.directory = reviewers
     app.state.idempotency = idempotency
     app.state.watchers = watchers
+    app.state.views = Views(repo)
     app.state.web_sessions = web_sessions
     app.state.consumer_lag = ConsumerLag(broker, metrics.registry)
     app.add_exception_handler(RequestValidationError, errors.on_validation_error)

@@ -2,7 +2,7 @@
 
 import logging
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from hitl_contracts import RiskLevel
@@ -15,6 +15,7 @@ from hitl_approval.entrypoints.rest.auth import CurrentReviewer
 from hitl_approval.entrypoints.rest.errors import BROKEN, INVALID, NOT_FOUND, UNAUTHORIZED
 from hitl_approval.entrypoints.rest.schemas import ApprovalPage, ApprovalView, HistoryItem
 from hitl_approval.service_layer.services import ApprovalService
+from hitl_approval.views import Views
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,14 @@ def get_service(request: Request) -> ApprovalService:
 
 
 ServiceDep = Annotated[ApprovalService, Depends(get_service)]
+
+
+def get_views(request: Request) -> Views:
+    views: Views = request.app.state.views
+    return views
+
+
+ViewsDep = Annotated[Views, Depends(get_views)]
 CorrelationId = Annotated[
     str, Path(min_length=1, max_length=512, description="The approval's correlation id.")
 ]
@@ -44,7 +53,7 @@ def etag(version: int) -> str:
     summary="List approvals, newest first",
 )
 async def list_approvals(
-    service: ServiceDep,
+    views: ViewsDep,
     _: CurrentReviewer,
     status: Status | None = None,
     agent: Text = None,
@@ -75,29 +84,12 @@ async def list_approvals(
         escalated=escalated,
     )
     try:
-        page = await service.repo.page(filters, limit=limit, cursor=cursor)
+        page = await views.page(filters, limit=limit, cursor=cursor)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
-    return ApprovalPage(items=_readable(page.items), next_cursor=page.next_cursor)
-
-
-def _readable(rows: list[dict[str, Any]]) -> list[ApprovalView]:
-    """The rows as views, leaving out any this service cannot read (never a 500 for all).
-
-    Such an approval answers 409 with the reason when asked for by id.
-    """
-    views = []
-    for row in rows:
-        try:
-            views.append(ApprovalView.of_projection(row))
-        except (ValueError, TypeError, KeyError) as exc:
-            log.error(
-                "listing: approval %s cannot be read (%s); left out",
-                row.get("_id"),
-                type(exc).__name__,
-                extra={"correlation_id": str(row.get("_id"))},
-            )
-    return views
+    return ApprovalPage(
+        items=[ApprovalView.of_row(row) for row in page.rows], next_cursor=page.next_cursor
+    )
 
 
 @router.get(

@@ -8,6 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from hitl_approval.adapters.metrics import ApprovalMetrics
 from hitl_approval.entrypoints.rest.schemas import Health, Readiness
 from hitl_approval.service_layer.services import ApprovalService
+from hitl_approval.views import Views
 
 router = APIRouter(tags=["health"])
 
@@ -45,6 +46,7 @@ async def readyz(request: Request) -> JSONResponse:
 async def metrics(request: Request) -> Response:
     service: ApprovalService = request.app.state.service
     registry: ApprovalMetrics = service.metrics
-    pending = await service.repo.count_pending()
+    views: Views = request.app.state.views
+    pending = await views.pending_count()
     await request.app.state.consumer_lag.refresh()
     return Response(registry.render(pending), media_type=CONTENT_TYPE_LATEST)

@@ -10,6 +10,7 @@ from hitl_approval.domain.arguments import json_problems
 from hitl_approval.domain.history import HistoryEvent
 from hitl_approval.domain.model import Approval, Status
 from hitl_approval.domain.policy import Policy
+from hitl_approval.views import Row
 
 
 class DecisionBody(BaseModel):
@@ -79,28 +80,17 @@ class ApprovalView(BaseModel):
         )
 
     @classmethod
-    def of_projection(cls, doc: dict[str, Any]) -> "ApprovalView":
-        # Projections written before the JSON copies existed hold only the documents.
-        request = (
-            ApprovalRequested.model_validate_json(doc["request_json"])
-            if doc.get("request_json")
-            else ApprovalRequested.model_validate(doc["request"])
-        )
-        decision_json = doc.get("decision_json") or (
-            ApprovalDecided.model_validate(doc["decision"]).model_dump_json()
-            if doc.get("decision")
-            else None
-        )
+    def of_row(cls, row: Row) -> "ApprovalView":
         return cls(
-            correlation_id=doc["_id"],
-            status=Status(doc["status"]),
-            version=doc["version"],
-            expires_at=doc.get("expires_at") or request.expires_at,
-            escalated=bool(doc.get("escalated")),
-            approvers=list(doc.get("approvers") or []),
-            policy=Policy.model_validate(doc.get("policy") or {}),
-            request=request,
-            decision=ApprovalDecided.model_validate_json(decision_json) if decision_json else None,
+            correlation_id=row.correlation_id,
+            status=row.status,
+            version=row.version,
+            expires_at=row.expires_at,
+            escalated=row.escalated,
+            approvers=row.approvers,
+            policy=row.policy,
+            request=row.request,
+            decision=row.decision,
         )
 
 

@@ -17,9 +17,9 @@ from typing import Any
 from fastapi import Request
 
 from hitl_approval.domain.model import Approval, EntryType
-from hitl_approval.entrypoints.web import queue
 from hitl_approval.entrypoints.web.present import stamp
 from hitl_approval.service_layer.services import ApprovalService
+from hitl_approval.views import QueueQuery, Views
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +48,13 @@ async def _ticks(request: Request) -> AsyncIterator[bool]:
 
 
 async def queue_events(
-    request: Request, service: ApprovalService, query: queue.QueueQuery, since: str
+    request: Request, views: Views, query: QueueQuery, since: str
 ) -> AsyncIterator[str]:
     yield f"retry: {RETRY_MS}\n\n"
     last = since
     async for beat in _ticks(request):
         try:
-            current = await queue.signature(service.repo, query)
+            current = await views.queue_signature(query)
         except Exception:
             log.warning("queue stream: store read failed; the browser reconnects", exc_info=True)
             return

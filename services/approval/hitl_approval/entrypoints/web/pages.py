@@ -23,8 +23,9 @@ from hitl_approval.domain.model import (
 )
 from hitl_approval.domain.reviewer import Role
 from hitl_approval.entrypoints.refusals import Refusal, refusal
-from hitl_approval.entrypoints.web import forms, live, queue
+from hitl_approval.entrypoints.web import forms, live
 from hitl_approval.entrypoints.web.present import summary
+from hitl_approval.entrypoints.web.queue import QueueItem
 from hitl_approval.entrypoints.web.render import SECURITY_HEADERS, page
 from hitl_approval.entrypoints.web.session import (
     CsrfRejected,
@@ -34,6 +35,7 @@ from hitl_approval.entrypoints.web.session import (
     session_of,
 )
 from hitl_approval.service_layer.services import ApprovalService, DecideCommand
+from hitl_approval.views import RISKS, STATUSES, QueueQuery, Views
 
 router = APIRouter(prefix="/ui")
 
@@ -49,19 +51,25 @@ def _service(request: Request) -> ApprovalService:
 ServiceDep = Annotated[ApprovalService, Depends(_service)]
 
 
-def _query(
-    status: str | None, agent: str | None, risk: str | None, sort: str | None
-) -> queue.QueueQuery:
+def _views(request: Request) -> Views:
+    views: Views = request.app.state.views
+    return views
+
+
+ViewsDep = Annotated[Views, Depends(_views)]
+
+
+def _query(status: str | None, agent: str | None, risk: str | None, sort: str | None) -> QueueQuery:
     """Unknown filter values fall back to the defaults rather than failing the page."""
-    return queue.QueueQuery(
-        status=None if status == "all" else (status if status in queue.STATUSES else "pending"),
+    return QueueQuery(
+        status=None if status == "all" else (status if status in STATUSES else "pending"),
         agent=agent or None,
-        risk=risk if risk in queue.RISKS else None,
+        risk=risk if risk in RISKS else None,
         sort="urgent" if sort == "urgent" else "newest",
     )
 
 
-def _query_string(query: queue.QueueQuery) -> str:
+def _query_string(query: QueueQuery) -> str:
     params = {
         "status": query.status or "all",
         "agent": query.agent or "",
@@ -91,6 +99,7 @@ async def _flash(service: ApprovalService, done: str | None) -> str:
 async def queue_page(
     request: Request,
     service: ServiceDep,
+    views: ViewsDep,
     session: SessionDep,
     status: ChoiceParam = None,
     agent: ChoiceParam = None,
@@ -100,18 +109,18 @@ async def queue_page(
     done: ChoiceParam = None,
 ) -> Response:
     query = _query(status, agent, risk, sort)
-    items = await queue.load(service.repo, query)
+    items = [QueueItem.of(row) for row in await views.queue(query)]
     context: dict[str, Any] = {"session": session, "items": items, "query": query}
     if partial == "rows":
         response = page(request, "_rows.html", context)
         response.headers["X-Queue-Count"] = str(len(items))
         return response
     context.update(
-        agents=await queue.agents(service.repo),
-        statuses=queue.STATUSES,
-        risks=queue.RISKS,
+        agents=await views.agents(),
+        statuses=STATUSES,
+        risks=RISKS,
         qs=_query_string(query),
-        signature=await queue.signature(service.repo, query),
+        signature=await views.queue_signature(query),
         flash=await _flash(service, done),
     )
     return page(request, "queue.html", context)
@@ -120,7 +129,7 @@ async def queue_page(
 @router.get("/events", include_in_schema=False)
 async def queue_events(
     request: Request,
-    service: ServiceDep,
+    views: ViewsDep,
     status: ChoiceParam = None,
     agent: ChoiceParam = None,
     risk: ChoiceParam = None,
@@ -130,7 +139,7 @@ async def queue_events(
     if await session_of(request) is None:
         raise HTTPException(401, "sign in first")
     since = request.headers.get("last-event-id") or since or ""
-    stream = live.queue_events(request, service, _query(status, agent, risk, sort), since)
+    stream = live.queue_events(request, views, _query(status, agent, risk, sort), since)
     return _sse(stream)
 
 
