@@ -16,10 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.factories import approval_request
 from tests.support.approval_e2e import (
     PEOPLE,
     Bus,
-    approval_request,
     approval_stack,
     consumed_all,
     outbox_drained,

@@ -22,7 +22,8 @@ from schemathesis.checks import (
 )
 from schemathesis.schemas import BaseSchema
 
-from tests.support.approval_e2e import Bus, approval_request, approval_stack, client, token
+from tests.factories import approval_request
+from tests.support.approval_e2e import Bus, approval_stack, client, token
 from tests.support.infra import Infra
 from tests.support.stack import Stack
 from tests.support.wait import eventually

@@ -29,16 +29,9 @@ from hitl_shared.topics import dlq
 from pymongo import AsyncMongoClient
 
 from tests.e2e.test_notifier_channels import slack_signed
+from tests.factories import approval_request
 from tests.support import recorder
-from tests.support.approval_e2e import (
-    Bus,
-    approval_request,
-    approval_stack,
-    client,
-    now,
-    read_all,
-    token,
-)
+from tests.support.approval_e2e import Bus, approval_stack, client, now, read_all, token
 from tests.support.infra import Infra
 from tests.support.stack import Stack
 from tests.support.tcp_proxy import TcpProxy, tcp_proxy

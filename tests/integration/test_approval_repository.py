@@ -23,11 +23,11 @@ from hitl_contracts import (
     NotificationKind,
     NotificationRecorded,
     NotificationStatus,
-    RequestContext,
 )
 from hitl_shared.mongo import is_ferretdb
 from pymongo.asynchronous.database import AsyncDatabase
 
+from tests.factories import approval_request
 from tests.integration.conftest import fresh_database
 from tests.support.infra import Infra
 
@@ -50,18 +50,7 @@ async def repo(db: AsyncDatabase[dict[str, object]]) -> ApprovalRepository:
 
 
 def request(**overrides: object) -> ApprovalRequested:
-    fields: dict[str, object] = {
-        "correlation_id": f"c-{uuid.uuid4()}",
-        "run_id": f"r-{uuid.uuid4()}",
-        "agent": "banking",
-        "tool": "transfer",
-        "arguments": {"to_account": "alice", "amount": 500},
-        "reason": "big",
-        "context": RequestContext(user_request="Transfer 500 to Alice"),
-        "requested_at": T0,
-        "expires_at": T0 + timedelta(hours=1),
-    }
-    return ApprovalRequested.model_validate({**fields, **overrides})
+    return approval_request(reason="big", at=T0, timeout=timedelta(hours=1), **overrides)
 
 
 async def stored(repo: ApprovalRepository, **overrides: object) -> Approval:

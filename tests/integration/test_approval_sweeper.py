@@ -2,7 +2,6 @@
 replica expires what it ingested from memory, without scanning."""
 
 import asyncio
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,8 +10,10 @@ from hitl_approval.bootstrap import build_service
 from hitl_approval.domain.model import Approval, EntryType, Status, Verb
 from hitl_approval.service_layer.outbox import OutboxEvent
 from hitl_approval.service_layer.services import DecideCommand
-from hitl_contracts import ApprovalDecided, ApprovalRequested, Channel, RequestContext
+from hitl_contracts import ApprovalDecided, ApprovalRequested, Channel
 from pymongo.asynchronous.database import AsyncDatabase
+
+from tests.factories import approval_request
 
 pytestmark = pytest.mark.integration
 
@@ -22,18 +23,15 @@ REPLICAS = 3
 
 
 def request(**overrides: object) -> ApprovalRequested:
-    fields: dict[str, object] = {
-        "correlation_id": f"c-{uuid.uuid4()}",
-        "run_id": "r",
-        "agent": "banking",
-        "tool": "transfer",
-        "arguments": {"amount": 500},
-        "reason": "big",
-        "context": RequestContext(user_request="u"),
-        "requested_at": T0,
-        "expires_at": T0 + timedelta(seconds=1),
-    }
-    return ApprovalRequested.model_validate({**fields, **overrides})
+    return approval_request(
+        run_id="r",
+        arguments={"amount": 500},
+        reason="big",
+        user_request="u",
+        at=T0,
+        timeout=timedelta(seconds=1),
+        **overrides,
+    )
 
 
 @pytest.mark.parametrize("on_timeout", ["reject", "escalate"])

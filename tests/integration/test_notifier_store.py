@@ -1,15 +1,16 @@
 """The notifier's store on the real server: periodic and per-decision work is found
 through small marker collections, never by reading the history."""
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hitl_contracts import ApprovalRequested, NotificationKind, RequestContext
+from hitl_contracts import ApprovalRequested, NotificationKind
 from hitl_notifier.adapters.store import ASKED, DELIVERIES, OPEN, REMINDERS, NotifierStore
 from hitl_notifier.domain.deliveries import Delivery, Target
 from pymongo.asynchronous.database import AsyncDatabase
+
+from tests.factories import approval_request
 
 pytestmark = pytest.mark.integration
 
@@ -18,16 +19,13 @@ Database = AsyncDatabase[dict[str, Any]]
 
 
 def request() -> ApprovalRequested:
-    return ApprovalRequested(
-        correlation_id=f"c-{uuid.uuid4()}",
+    return approval_request(
         run_id="r",
-        agent="banking",
-        tool="transfer",
         arguments={"amount": 500},
         reason="big",
-        context=RequestContext(user_request="u"),
-        requested_at=T0,
-        expires_at=T0 + timedelta(hours=1),
+        at=T0,
+        timeout=timedelta(hours=1),
+        user_request="u",
     )
 
 

@@ -9,9 +9,8 @@ import asyncio
 import contextlib
 import json
 import time
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from hitl_approval.entrypoints.rest.auth import hash_token
-from hitl_contracts import ApprovalRequested, RequestContext
+from hitl_contracts import ApprovalRequested
 from hitl_shared.topics import Topics, dlq
 from pydantic import BaseModel
 from pymongo import MongoClient
@@ -58,22 +57,6 @@ def token(name: str) -> str:
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-def approval_request(**overrides: Any) -> ApprovalRequested:
-    at = now()
-    fields: dict[str, Any] = {
-        "correlation_id": f"c-{uuid.uuid4()}",
-        "run_id": f"r-{uuid.uuid4()}",
-        "agent": "banking",
-        "tool": "transfer",
-        "arguments": {"to_account": "alice", "amount": 500},
-        "reason": "transfers above 100 need approval",
-        "context": RequestContext(user_request="Transfer 500 to Alice"),
-        "requested_at": at,
-        "expires_at": at + timedelta(minutes=30),
-    }
-    return ApprovalRequested.model_validate({**fields, **overrides})
 
 
 async def create_topics(infra: Infra, prefix: str, *, big: bool) -> None:

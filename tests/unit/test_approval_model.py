@@ -17,24 +17,16 @@ from hitl_approval.domain.model import (
     Verb,
 )
 from hitl_approval.domain.policy import Policy
-from hitl_contracts import ApprovalRequested, Channel, Decision, RequestContext
+from hitl_contracts import ApprovalRequested, Channel, Decision
+
+from tests.factories import approval_request
 
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
 
 
 def request(**overrides: object) -> ApprovalRequested:
-    fields: dict[str, object] = {
-        "correlation_id": "c1",
-        "run_id": "r1",
-        "agent": "banking",
-        "tool": "transfer",
-        "arguments": {"to_account": "alice", "amount": 500},
-        "reason": "over threshold",
-        "context": RequestContext(user_request="Transfer 500 to Alice"),
-        "requested_at": T0,
-        "expires_at": T0 + timedelta(minutes=30),
-    }
-    return ApprovalRequested.model_validate({**fields, **overrides})
+    fields: dict[str, object] = {"correlation_id": "c1", "run_id": "r1", "reason": "over threshold"}
+    return approval_request(at=T0, **{**fields, **overrides})
 
 
 def _nested(depth: int) -> object:

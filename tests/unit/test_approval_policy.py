@@ -1,7 +1,7 @@
 """Policy resolution and the policy/reviewer configuration formats."""
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -9,25 +9,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hitl_approval.domain.policy import Policy, PolicyBook
 from hitl_approval.entrypoints.rest.auth import hash_token, load_reviewers
 from hitl_approval.settings import ApprovalSettings
-from hitl_contracts import ApprovalRequested, OnTimeout, RequestContext
+from hitl_contracts import ApprovalRequested, OnTimeout
 from hitl_contracts.signing import private_key_pem
+
+from tests.factories import approval_request
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def request(**overrides: object) -> ApprovalRequested:
-    fields: dict[str, object] = {
-        "correlation_id": "c1",
-        "run_id": "r1",
-        "agent": "banking",
-        "tool": "transfer",
-        "arguments": {},
-        "reason": "r",
-        "context": RequestContext(user_request="u"),
-        "requested_at": T0,
-        "expires_at": T0 + timedelta(minutes=30),
-    }
-    return ApprovalRequested.model_validate({**fields, **overrides})
+    fields: dict[str, object] = {"correlation_id": "c1", "run_id": "r1", "arguments": {}}
+    return approval_request(at=T0, reason="r", user_request="u", **{**fields, **overrides})
 
 
 BOOK = PolicyBook.model_validate(

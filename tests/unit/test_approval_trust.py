@@ -1,7 +1,7 @@
 """Issue 10 in the approval domain: identities compare normalised, edits never widen,
 decisions name the call they decide and are signed, a broken stored approval is refused."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from hitl_approval.domain.model import (
@@ -14,8 +14,10 @@ from hitl_approval.domain.model import (
     Verb,
 )
 from hitl_approval.domain.policy import Policy
-from hitl_contracts import ApprovalDecided, ApprovalRequested, Channel, RequestContext
+from hitl_contracts import ApprovalDecided, ApprovalRequested, Channel
 from hitl_contracts.signing import DecisionSigner, DecisionVerifier
+
+from tests.factories import approval_request
 
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
 TRANSFER = {"from_account": "checking", "to_account": "alice", "amount": 500}
@@ -35,19 +37,16 @@ def request(**overrides: object) -> ApprovalRequested:
     fields: dict[str, object] = {
         "correlation_id": "c1",
         "run_id": "r1",
-        "agent": "banking",
-        "tool": "transfer",
         "tool_call_id": "call-1",
         "arguments": TRANSFER,
         "arguments_schema": SCHEMA,
         "edit_policy": POLICY,
         "reason": "over threshold",
-        "context": RequestContext(user_request="Transfer 500 from checking to alice"),
-        "requested_at": T0,
-        "expires_at": T0 + timedelta(minutes=30),
         "requested_by": "Sam",
     }
-    return ApprovalRequested.model_validate({**fields, **overrides})
+    return approval_request(
+        at=T0, user_request="Transfer 500 from checking to alice", **{**fields, **overrides}
+    )
 
 
 def attempt(approval: Approval, verb: Verb, reviewer: str = "ann", **kw: object) -> Entry:
