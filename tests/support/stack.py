@@ -82,7 +82,7 @@ class Stack:
         self,
         name: str,
         *,
-        timeout: float = 60.0,
+        timeout: float = 180.0,  # a deadline: on a loaded 2-core machine start-up takes ~30-90 s
         command: list[str] | None = None,
         env: dict[str, str] | None = None,
     ) -> None:
