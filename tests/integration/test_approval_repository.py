@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hitl_approval.adapters.idempotency import IdempotencyStore, StoredResponse
+from hitl_approval.adapters.idempotency import IdempotencyStore
 from hitl_approval.adapters.notes import NoteRepository
 from hitl_approval.adapters.repository import (
     APPROVALS,
@@ -17,6 +17,7 @@ from hitl_approval.adapters.repository import (
 )
 from hitl_approval.domain.model import Approval, Status, Verb
 from hitl_approval.domain.policy import Policy
+from hitl_approval.service_layer.ports import StoredResponse
 from hitl_contracts import (
     ApprovalRequested,
     Channel,

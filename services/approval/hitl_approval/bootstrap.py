@@ -26,6 +26,7 @@ from prometheus_client import Gauge
 
 from hitl_approval.adapters.idempotency import IdempotencyStore
 from hitl_approval.adapters.instances import InstanceRegistry
+from hitl_approval.adapters.link_uses import LinkUses
 from hitl_approval.adapters.metrics import ApprovalMetrics
 from hitl_approval.adapters.notes import NoteRepository
 from hitl_approval.adapters.repository import ApprovalRepository
@@ -282,6 +283,7 @@ def build_app(
     app.state.idempotency = idempotency
     app.state.watchers = watchers
     app.state.views = Views(repo)
+    app.state.link_uses = LinkUses(db)
     app.state.web_sessions = web_sessions
     app.state.consumer_lag = ConsumerLag(broker, metrics.registry)
     app.add_exception_handler(RequestValidationError, errors.on_validation_error)

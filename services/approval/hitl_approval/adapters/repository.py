@@ -34,6 +34,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from hitl_approval.adapters.storable import dumps, loads, readable
 from hitl_approval.domain.model import Approval, BrokenApproval, Entry, EntryType, Status
+from hitl_approval.service_layer.ports import OutboxItem
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +64,6 @@ class Filters:
 class Page:
     items: list[Document]
     next_cursor: str | None
-
-
-@dataclass(frozen=True)
-class OutboxItem:
-    correlation_id: str
-    entry: Entry
-    owner: str  # the replica that stored it and publishes it inline; "" if unknown
 
 
 def _entry_id(correlation_id: str, seq: int) -> str:

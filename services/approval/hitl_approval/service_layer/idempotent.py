@@ -9,9 +9,10 @@ remember, replay or refuse the key is this module's.
 import dataclasses
 from collections.abc import Callable
 
-from hitl_approval.adapters.idempotency import IdempotencyStore, StoredResponse, key_id
+from hitl_approval.adapters.idempotency import key_id
 from hitl_approval.domain.errors import ApprovalError, BrokenApproval, NotFound
 from hitl_approval.domain.model import Approval
+from hitl_approval.service_layer.ports import IdempotencyKeys, StoredResponse
 from hitl_approval.service_layer.services import ApprovalService, DecideCommand
 
 # Answers a retry with the same key replays: the ones that reflect state.
@@ -26,7 +27,7 @@ class KeyReused(ApprovalError):
 
 async def decide_once(
     service: ApprovalService,
-    store: IdempotencyStore,
+    store: IdempotencyKeys,
     command: DecideCommand,
     *,
     caller: str,

@@ -20,10 +20,9 @@ from typing import Protocol
 
 from hitl_contracts import ApprovalDecided, ApprovalRequested
 
-from hitl_approval.adapters.instances import InstanceRegistry
 from hitl_approval.adapters.metrics import ApprovalMetrics
-from hitl_approval.adapters.repository import ApprovalRepository
 from hitl_approval.domain.model import Approval, Entry
+from hitl_approval.service_layer.ports import ApprovalStore, InstanceStore
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +44,10 @@ class EventPublisher(Protocol):
 class Outbox:
     def __init__(
         self,
-        repo: ApprovalRepository,
+        repo: ApprovalStore,
         publish: EventPublisher,
         *,
-        instances: InstanceRegistry,
+        instances: InstanceStore,
         metrics: ApprovalMetrics,
         clock: Callable[[], datetime],
         grace: timedelta,

@@ -26,8 +26,6 @@ from hitl_shared.http_limits import BROKER_ERRORS, STORE_ERRORS
 from pymongo.errors import ExecutionTimeout
 
 from hitl_approval.adapters.metrics import ApprovalMetrics
-from hitl_approval.adapters.notes import NoteRepository
-from hitl_approval.adapters.repository import ApprovalRepository
 from hitl_approval.domain.history import HistoryEvent, history
 from hitl_approval.domain.model import (
     AlreadyDecided,
@@ -48,6 +46,7 @@ from hitl_approval.service_layer.deadlines import Deadlines
 from hitl_approval.service_layer.outbox import (
     Outbox,
 )
+from hitl_approval.service_layer.ports import ApprovalStore, NoteStore
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +87,10 @@ class ApprovalService:
 
     def __init__(
         self,
-        repo: ApprovalRepository,
+        repo: ApprovalStore,
         *,
         outbox: Outbox,
-        notes: NoteRepository,
+        notes: NoteStore,
         metrics: ApprovalMetrics,
         policies: PolicyBook | None = None,
         reviewers: Directory | None = None,

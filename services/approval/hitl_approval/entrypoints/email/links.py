@@ -17,8 +17,8 @@ from fastapi.responses import HTMLResponse
 from hitl_contracts import Channel
 from hitl_shared import links
 from hitl_shared.directory import Directory
-from hitl_shared.mongo import insert_once
 
+from hitl_approval.adapters.link_uses import LinkUses
 from hitl_approval.domain.errors import NotFound
 from hitl_approval.domain.model import Verb
 from hitl_approval.domain.reviewer import Reviewer
@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/integrations/email", tags=["integrations"])
 
-USES = "email_link_uses"
 _TITLES = {"approved": "Approved", "rejected": "Rejected"}
 # The token is in the URL: keep it out of caches and other sites' Referer headers.
 _HEADERS = {
@@ -63,14 +62,14 @@ async def _check(request: Request, token: str) -> tuple[links.LinkClaim, Reviewe
         raise _Refused(
             _html(email_pages.verdict(title, str(exc)), 410 if expired else 400)
         ) from None
-    service: ApprovalService = request.app.state.service
-    used = await service.repo.db[USES].find_one({"_id": claim.token_id})
+    uses: LinkUses = request.app.state.link_uses
+    used = await uses.used_at(claim.token_id)
     if used is not None:
         raise _Refused(
             _html(
                 email_pages.verdict(
                     "This link was already used",
-                    f"It was used at {used['at']:%Y-%m-%d %H:%M:%S} UTC. Each link works once.",
+                    f"It was used at {used:%Y-%m-%d %H:%M:%S} UTC. Each link works once.",
                 ),
                 410,
             )
@@ -128,11 +127,10 @@ async def submit(request: Request) -> HTMLResponse:
     except _Refused as refused:
         return refused.response
     service: ApprovalService = request.app.state.service
-    first_use = await insert_once(
-        service.repo.db,
-        USES,
+    uses: LinkUses = request.app.state.link_uses
+    first_use = await uses.use(
+        claim.token_id,
         {
-            "_id": claim.token_id,
             "correlation_id": claim.correlation_id,
             "action": claim.action,
             "recipient": claim.recipient,
@@ -155,7 +153,7 @@ async def submit(request: Request) -> HTMLResponse:
         )
     except Exception:
         # Not the reviewer's fault (store or broker trouble): give the link back.
-        await service.repo.db[USES].delete_one({"_id": claim.token_id})
+        await uses.give_back(claim.token_id)
         raise
     if outcome.approval is not None:
         done = deciding.outcome_text(outcome.approval)

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 from hitl_contracts import Channel
 
-from hitl_approval.adapters.idempotency import IdempotencyStore, StoredResponse, fingerprint
+from hitl_approval.adapters.idempotency import fingerprint
 from hitl_approval.domain.errors import ApprovalError
 from hitl_approval.domain.model import Approval, Verb
 from hitl_approval.domain.reviewer import Reviewer, Role
@@ -26,6 +26,7 @@ from hitl_approval.entrypoints.rest.errors import (
 )
 from hitl_approval.entrypoints.rest.schemas import ApprovalView, CancelBody, DecisionBody
 from hitl_approval.service_layer.idempotent import KeyReused, decide_once
+from hitl_approval.service_layer.ports import IdempotencyKeys, StoredResponse
 from hitl_approval.service_layer.services import DecideCommand
 
 router = APIRouter(prefix="/v1/approvals", tags=["approvals"])
@@ -138,7 +139,7 @@ async def decide(
             return _state(200, await service.decide(command)).response()
         except ApprovalError as exc:
             return _refused(exc).response()
-    store: IdempotencyStore = request.app.state.idempotency
+    store: IdempotencyKeys = request.app.state.idempotency
     try:
         answer, replayed = await decide_once(
             service,
