@@ -6,7 +6,9 @@ import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -58,6 +60,8 @@ from hitl_approval.settings import ApprovalSettings
 from hitl_approval.views import Views
 
 log = logging.getLogger(__name__)
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
 async def _every(seconds: float, name: str, job: Callable[[], Awaitable[int]]) -> None:
@@ -263,6 +267,30 @@ def build_app(
             await http.aclose()
             await mongo.close()
 
+    return http_app(
+        lifespan=lifespan,
+        state={
+            "settings": settings,
+            "service": service,
+            "mongo": mongo,
+            "http": http,
+            "broker": broker,
+            "directory": reviewers,
+            "idempotency": idempotency,
+            "watchers": watchers,
+            "views": Views(repo),
+            "link_uses": LinkUses(db),
+            "web_sessions": web_sessions,
+            "consumer_lag": ConsumerLag(broker, metrics.registry),
+        },
+    )
+
+
+def http_app(*, state: dict[str, Any], lifespan: Lifespan | None = None) -> FastAPI:
+    """The routes of every channel over the collaborators in `state` (see `build_app`).
+
+    Tests call it with fakes and drive it in-process (`httpx.ASGITransport`).
+    """
     app = FastAPI(
         title="hitl approval service",
         version="0.1.0",
@@ -274,18 +302,8 @@ def build_app(
         dependencies=[BIND_PATH_IDS],
     )
     instrument(app)
-    app.state.settings = settings
-    app.state.service = service
-    app.state.mongo = mongo
-    app.state.http = http
-    app.state.broker = broker
-    app.state.directory = reviewers
-    app.state.idempotency = idempotency
-    app.state.watchers = watchers
-    app.state.views = Views(repo)
-    app.state.link_uses = LinkUses(db)
-    app.state.web_sessions = web_sessions
-    app.state.consumer_lag = ConsumerLag(broker, metrics.registry)
+    for name, value in state.items():
+        setattr(app.state, name, value)
     app.add_exception_handler(RequestValidationError, errors.on_validation_error)
     app.add_exception_handler(BrokenApproval, errors.on_broken_approval)
     install_unavailable_handlers(app)
