@@ -220,7 +220,11 @@ def test_four_eyes_refuses_the_submitter_but_lets_them_reject() -> None:
 
 def test_four_eyes_can_be_switched_off() -> None:
     approval = Approval.requested(request(requested_by="sam"), Policy(four_eyes=False))
-    approval.decide(Verb.APPROVE, reviewer="sam", channel=Channel.API, now=T0)
+    entry = approval.decide(Verb.APPROVE, reviewer="sam", channel=Channel.API, now=T0)
+    approval.apply(entry)
+    assert approval.status is Status.APPROVED
+    assert approval.decision is not None
+    assert approval.decision.reviewer == "sam"
 
 
 def test_groups_restrict_who_decides_at_all() -> None:
