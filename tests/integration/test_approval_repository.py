@@ -257,26 +257,3 @@ async def test_a_row_in_both_listings_is_listed_once_at_its_newest_version(
     row = await repo.row(approval.correlation_id)
     assert row is not None
     assert row["status"] == "rejected"
-
-
-async def test_start_up_moves_finished_rows_of_an_older_store_once(infra: Infra) -> None:
-    async with fresh_database(infra) as db:
-        repo = ApprovalRepository(db)
-        await repo.ensure_indexes()
-        approvals = [await stored(repo) for _ in range(5)]
-        for approval in approvals[:3]:
-            entry = approval.decide(Verb.APPROVE, reviewer="a", channel=Channel.API, now=T0)
-            assert await repo.append(approval, entry)
-            approval.apply(entry)
-            # As the previous version projected it: in `approvals`, whatever the status.
-            row = ApprovalRepository._projection(approval)
-            await db[APPROVALS].replace_one({"_id": row["_id"]}, row)
-        # Two replicas starting at once.
-        moved = await asyncio.gather(
-            repo.archive_finished(), ApprovalRepository(db).archive_finished()
-        )
-        assert sum(moved) >= 3
-        assert await db[APPROVALS].count_documents({}) == 2
-        assert await db[ARCHIVE].count_documents({}) == 3
-        assert await repo.archive_finished() == 0, "done once"
-        assert await repo.count_pending() == 2

@@ -75,14 +75,6 @@ async def _every(seconds: float, name: str, job: Callable[[], Awaitable[int]]) -
         await asyncio.sleep(seconds)
 
 
-async def _once(name: str, job: Callable[[], Awaitable[int]]) -> None:
-    try:
-        await job()
-    except Exception:
-        # The next start-up tries again; until then listings are only slower.
-        log.exception("%s failed", name)
-
-
 async def _crash_after_commit(event: OutboxEvent) -> None:
     """Test fault (APPROVAL_FAULT_CRASH_AFTER_COMMIT): die like SIGKILL before publishing."""
     if isinstance(event, ApprovalDecided):
@@ -168,9 +160,6 @@ def build_app(
     traces = TraceStore(db)
 
     async def publish_event(event: OutboxEvent) -> None:
-        if isinstance(event, ApprovalDecided) and not event.signature and service.signer:
-            # Stored unsigned by an older version and relayed now: consumers need it signed.
-            event = service.signer.sign(event)
         # A decision goes to approval.decided; an escalated request back to approval.requested.
         topic = (
             settings.topics.approval_decided
@@ -224,9 +213,6 @@ def build_app(
             ring: KeyRing = await load_keyring(settings, db, signer)
         app.state.keyring = ring
         service.signer = ring.signer
-        # A store written by an older hitl: finished rows leave the pending listing.
-        # In the background: listings are correct before, during and after it.
-        migration = asyncio.create_task(_once("archive finished approvals", repo.archive_finished))
         await ensure_topics(settings, settings.topics.all(), partitions=settings.kafka_partitions)
         await broker.start()
         with background():
@@ -261,7 +247,7 @@ def build_app(
         try:
             yield
         finally:
-            for job in [*jobs, migration]:
+            for job in jobs:
                 job.cancel()
             await broker.stop()
             await http.aclose()

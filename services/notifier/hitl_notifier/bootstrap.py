@@ -110,9 +110,6 @@ def build_app(settings: NotifierSettings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await store.ensure_indexes()
-        # A store written by an older hitl: its open work marked once, before the ticker
-        # (which reads the markers) starts.
-        await store.mark_open_work()
         await ensure_topics(settings, settings.topics.all(), partitions=settings.kafka_partitions)
         await broker.start()
         ticker = asyncio.create_task(_ticker(service, settings.notifier_tick_seconds))

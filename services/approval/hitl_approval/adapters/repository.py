@@ -41,8 +41,6 @@ log = logging.getLogger(__name__)
 EVENTS = "approval_events"
 APPROVALS = "approvals"  # pending rows only (the active listing)
 ARCHIVE = "approvals_archive"  # rows of approvals that ended
-MIGRATIONS = "migrations"
-ARCHIVE_MIGRATION = "approvals-archive-v1"
 # A stream only grows by a few entries; this bounds a pathological chase.
 MAX_PROJECTIONS = 8
 FILTER_KEYS = ("status", "agent", "run_id", "tool", "risk_level", "escalated")
@@ -344,39 +342,6 @@ class ApprovalRepository:
             grouped = await rows.aggregate([{"$group": {"_id": "$agent"}}])
             found.update([str(doc["_id"]) async for doc in grouped if doc["_id"]])
         return sorted(found)
-
-    async def archive_finished(self, *, batch: int = 200) -> int:
-        """Move rows of ended approvals out of `approvals` (a store written by an older hitl).
-
-        Safe on several replicas at once and if interrupted: each row is copied (a copy
-        that exists is kept) before it is deleted, and readers prefer the newest row.
-        Recorded as done once, so later start-ups skip the scan.
-        """
-        done = await self.db[MIGRATIONS].find_one({"_id": ARCHIVE_MIGRATION}, {"_id": 1})
-        if done is not None:
-            return 0
-        ids = [
-            doc["_id"]
-            async for doc in self.approvals.find(
-                {"status": {"$ne": Status.PENDING.value}}, {"_id": 1}
-            )
-        ]
-        moved = 0
-        for start in range(0, len(ids), batch):
-            docs = [
-                doc
-                for cid in ids[start : start + batch]
-                if (doc := await self.approvals.find_one({"_id": cid})) is not None
-                and Status(doc["status"]).terminal
-            ]
-            await insert_new(self.archive, docs)
-            for doc in docs:
-                await self.approvals.delete_one({"_id": doc["_id"]})
-            moved += len(docs)
-        await insert_once(self.db, MIGRATIONS, {"_id": ARCHIVE_MIGRATION, "moved": moved})
-        if moved:
-            log.info("moved %d finished approvals to %s", moved, ARCHIVE)
-        return moved
 
     async def page(self, filters: Filters, *, limit: int, cursor: str | None) -> Page:
         query: dict[str, Any] = {}

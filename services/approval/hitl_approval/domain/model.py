@@ -93,9 +93,6 @@ class Approval:
     def from_entries(cls, entries: list[Entry]) -> "Approval":
         first = entries[0]
         assert first.type is EntryType.REQUESTED, "stream must start with the request"
-        if "request" not in first.data:
-            # Written before policies existed: the entry was the bare request.
-            return cls(ApprovalRequested.model_validate(first.data), Policy(), list(entries))
         return cls(
             request=ApprovalRequested.model_validate(first.data["request"]),
             policy=Policy.model_validate(first.data["policy"]),
