@@ -9,6 +9,7 @@ first, then structured-output router agents (`banking-router`, the built-in `fil
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hitl_contracts import TaskSubmitted
@@ -273,7 +274,7 @@ async def test_cancelling_a_paused_run_cancels_its_approval(
         assert response.json()["status"] == "cancelled"
         assert response.json()["pending_approvals"] == []
 
-        async def cancelled() -> list[object]:
+        async def cancelled() -> list[dict[str, Any]]:
             return await approvals_of(reviewer, run_id, "cancelled")
 
         (gone,) = await eventually(cancelled, timeout=60, what="the approval to be cancelled")

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hitl_contracts import ApprovalRequested
 from pymongo import AsyncMongoClient
 
 from tests.factories import approval_request
@@ -35,7 +36,8 @@ async def test_a_mixed_batch_stores_each_valid_request_once_and_dead_letters_the
     # first fetch holds the whole mix.
     async with Bus(infra, stack) as bus:
         topic = bus.topics.approval_requested
-        for value in [first, garbage, first, second, wrong, second]:
+        mix: list[bytes | ApprovalRequested] = [first, garbage, first, second, wrong, second]
+        for value in mix:
             await bus.send(topic, value, key=run)
         stack.start("approval")
 

@@ -7,6 +7,7 @@ the real `openai` client against the scripted model, real Kafka and FerretDB.
 """
 
 import asyncio
+import functools
 import statistics
 import time
 import uuid
@@ -34,7 +35,9 @@ from tests.support.wait import eventually
 
 APPROVALS = 20
 CONTENDERS = 50
-CROWD = {f"r{i:02d}": (f"crowd-token-{i:02d}", ["reviewer"], []) for i in range(CONTENDERS)}
+CROWD: dict[str, tuple[str, list[str], list[str]]] = {
+    f"r{i:02d}": (f"crowd-token-{i:02d}", ["reviewer"], []) for i in range(CONTENDERS)
+}
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +207,7 @@ async def test_the_same_request_five_times_is_one_approval_and_one_notification(
     topic = f"{stack.prefix}approval.requested"
     for group in ("hitl-approval", "hitl-notifier"):
         await eventually(
-            lambda group=group: consumed_all(infra, f"{stack.prefix}{group}", topic),
+            functools.partial(consumed_all, infra, f"{stack.prefix}{group}", topic),
             timeout=60,
             what=f"{group} to consume all five deliveries",
         )

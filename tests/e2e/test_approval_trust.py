@@ -286,7 +286,7 @@ async def test_a_broken_stored_approval_is_a_409_and_the_sweep_goes_on(
 
             async def expired() -> bool:
                 got = await ann.get(f"/v1/approvals/{good.correlation_id}")
-                return got.json()["status"] == "expired"
+                return bool(got.json()["status"] == "expired")
 
             await eventually(expired, timeout=15, what="the good approval to expire")
             for response in [

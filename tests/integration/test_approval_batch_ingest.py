@@ -2,6 +2,7 @@
 collection; duplicates (in the batch or already stored) and escalated copies create nothing."""
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hitl_approval.adapters.repository import ApprovalRepository
@@ -31,7 +32,7 @@ async def service(db: AsyncDatabase[dict[str, object]]) -> ApprovalService:
     return build_service(repo, publish)
 
 
-def request(**overrides: object) -> ApprovalRequested:
+def request(**overrides: Any) -> ApprovalRequested:
     return approval_request(
         run_id="r",
         arguments={"amount": 500},

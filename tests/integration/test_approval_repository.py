@@ -4,6 +4,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hitl_approval.adapters.idempotency import IdempotencyStore
@@ -50,7 +51,7 @@ async def repo(db: AsyncDatabase[dict[str, object]]) -> ApprovalRepository:
     return repository
 
 
-def request(**overrides: object) -> ApprovalRequested:
+def request(**overrides: Any) -> ApprovalRequested:
     return approval_request(reason="big", at=T0, timeout=timedelta(hours=1), **overrides)
 
 

@@ -3,6 +3,7 @@ replica expires what it ingested from memory, without scanning."""
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hitl_approval.adapters.repository import ApprovalRepository
@@ -22,7 +23,7 @@ APPROVALS = 15
 REPLICAS = 3
 
 
-def request(**overrides: object) -> ApprovalRequested:
+def request(**overrides: Any) -> ApprovalRequested:
     return approval_request(
         run_id="r",
         arguments={"amount": 500},

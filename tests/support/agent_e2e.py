@@ -87,6 +87,7 @@ def agent_stack(
         yield stack
     finally:
         stack.close()
+        client: pymongo.MongoClient[dict[str, Any]]
         with pymongo.MongoClient(infra.mongodb_url) as client:
             client.drop_database(stack.database)
         print(f"service logs: {logs}")

@@ -112,6 +112,7 @@ def approval_stack(
         yield stack
     finally:
         stack.close()
+        mongo: MongoClient[dict[str, Any]]
         with MongoClient(infra.mongodb_url) as mongo:
             mongo.drop_database(stack.database)
         print(f"service logs: {logs}")

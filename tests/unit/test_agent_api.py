@@ -111,7 +111,7 @@ async def test_submitted_by_is_the_token_principal_and_metadata_cannot_claim_it(
 
 
 def test_production_refuses_to_start_without_agent_tokens() -> None:
-    production = {
+    production: dict[str, Any] = {
         "hitl_env": "production",
         "kafka_allow_insecure": True,  # the Kafka rule has its own tests
         "agent_approval_token": "a-real-token",

@@ -3,6 +3,7 @@
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -17,8 +18,8 @@ from tests.factories import approval_request
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def request(**overrides: object) -> ApprovalRequested:
-    fields: dict[str, object] = {"correlation_id": "c1", "run_id": "r1", "arguments": {}}
+def request(**overrides: Any) -> ApprovalRequested:
+    fields: dict[str, Any] = {"correlation_id": "c1", "run_id": "r1", "arguments": {}}
     return approval_request(at=T0, reason="r", user_request="u", **{**fields, **overrides})
 
 
@@ -173,7 +174,7 @@ def test_production_refuses_to_start_without_a_signing_key() -> None:
 
 def test_production_refuses_the_development_link_secret_and_slack_without_a_team() -> None:
     reviewers = json.dumps([{"name": "ann", "token_sha256": hash_token("t")}])
-    ready = {
+    ready: dict[str, Any] = {
         "hitl_env": "production",
         "kafka_allow_insecure": True,
         "approval_reviewers": reviewers,

@@ -8,6 +8,7 @@ version of these (tests/e2e/test_approval_api.py) keeps what only it can show.
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -35,7 +36,7 @@ class Api:
         self.client = client
         self.service = service
 
-    async def pending(self, **overrides: object) -> str:
+    async def pending(self, **overrides: Any) -> str:
         request = approval_request(at=T0, **overrides)
         await self.service.ingest(request)
         return request.correlation_id

@@ -2,6 +2,7 @@
 decisions name the call they decide and are signed, a broken stored approval is refused."""
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from hitl_approval.domain.model import (
@@ -33,8 +34,8 @@ SCHEMA = {
 POLICY = {"locked": ["from_account", "to_account"], "not_above": ["amount"]}
 
 
-def request(**overrides: object) -> ApprovalRequested:
-    fields: dict[str, object] = {
+def request(**overrides: Any) -> ApprovalRequested:
+    fields: dict[str, Any] = {
         "correlation_id": "c1",
         "run_id": "r1",
         "tool_call_id": "call-1",
@@ -108,10 +109,11 @@ def test_an_edit_that_narrows_is_a_modified_decision_naming_the_call() -> None:
 
 def test_a_left_out_field_is_compared_as_its_schema_default() -> None:
     """The agent runs an edit with the tool's defaults filled in; so does this check."""
+    properties: dict[str, Any] = SCHEMA["properties"]  # type: ignore[assignment]
     schema = {
         **SCHEMA,
         "properties": {
-            **SCHEMA["properties"],
+            **properties,
             "from_account": {"type": "string", "default": "checking"},
         },
         "required": ["to_account", "amount"],
