@@ -28,6 +28,10 @@ if [[ $# == 0 ]]; then
   "${UV[@]}" run --locked coverage run -m pytest tests/unit tests/integration
   "${UV[@]}" run --locked coverage report --format=total \
     | sed 's/^/coverage of unit + integration (lines, %): /'
+  if [[ ${HITL_OTHER_PYTHONS:-1} == 1 ]]; then
+    # The same two tiers on Python 3.12 and 3.13 (HITL_OTHER_PYTHONS=0 skips it).
+    deploy/pythons.sh
+  fi
   say "pytest: end to end and the rest"
   "${UV[@]}" run --locked pytest --ignore=tests/unit --ignore=tests/integration
 else
