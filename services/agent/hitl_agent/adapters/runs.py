@@ -220,6 +220,14 @@ class RunStore:
             {"_id": key, "tool": tool, "owner": owner, "state": "running", "at": utcnow()},
         )
 
+    async def record_execution(
+        self, key: str, *, tool: str, owner: str, result: str, ok: bool
+    ) -> None:
+        """The outcome of an unclaimed (idempotent) call; a repeat's record is dropped."""
+        at = utcnow()
+        doc = {"_id": key, "tool": tool, "owner": owner, "state": "done", "at": at}
+        await insert_once(self.db, EXECUTIONS, {**doc, "result": result, "ok": ok, "done_at": at})
+
     async def finish_execution(self, key: str, *, result: str, ok: bool) -> None:
         await self.executions.update_one(
             {"_id": key},
