@@ -1,6 +1,7 @@
 """Tools and their declared approval policies, enforced in code before anything executes."""
 
 import copy
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -82,29 +83,29 @@ class Tool:
         }
 
     def args_schema(self) -> dict[str, Any]:
-        return self.args.model_json_schema()
+        # A copy, so no caller can change the next one's.
+        return copy.deepcopy(_json_schema(self.args))
+
+
+@functools.cache
+def _json_schema(args: type[PolicyArgs]) -> dict[str, Any]:
+    """Built once per argument model: pydantic's schema generation was the agent's
+    largest Python cost per model call and per held call (py-spy)."""
+    return args.model_json_schema()
 
 
 class Registry:
     def __init__(self, tools: list[Tool]) -> None:
         self.tools = {tool.name: tool for tool in tools}
-        self._schemas: list[dict[str, Any]] | None = None
-        self._args_schemas: dict[str, dict[str, Any]] | None = None
 
     def get(self, name: str) -> Tool | None:
         return self.tools.get(name)
 
     def schemas(self) -> list[dict[str, Any]]:
-        # Built once: pydantic's schema generation was the agent's largest Python cost
-        # per model call. A deep copy each time, so no caller can change the next one's.
-        if self._schemas is None:
-            self._schemas = [tool.openai_schema() for tool in self.tools.values()]
-        return copy.deepcopy(self._schemas)
+        return [tool.openai_schema() for tool in self.tools.values()]
 
     def args_schemas(self) -> dict[str, dict[str, Any]]:
-        if self._args_schemas is None:
-            self._args_schemas = {name: tool.args_schema() for name, tool in self.tools.items()}
-        return copy.deepcopy(self._args_schemas)
+        return {name: tool.args_schema() for name, tool in self.tools.items()}
 
     def tightened(self, overrides: dict[str, ToolOverride]) -> "Registry":
         unknown = sorted(set(overrides) - set(self.tools))
