@@ -27,6 +27,7 @@ from hitl_shared.mongo import Document, ensure_query_index, insert_once
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from hitl_agent.domain.changes import CancelOrder
 from hitl_agent.domain.run import Run, RunStatus, utcnow
 
 STEPS = "run_steps"
@@ -34,14 +35,6 @@ RUNS = "runs"
 OUTBOX = "run_outbox"
 ACTIVE = "run_active"
 EXECUTIONS = "tool_executions"
-
-
-@dataclass(frozen=True)
-class CancelOrder:
-    """Ask the approval service to cancel an approval whose run was cancelled."""
-
-    correlation_id: str
-    comment: str
 
 
 @dataclass

@@ -17,7 +17,8 @@ from datetime import timedelta
 from hitl_contracts import ApprovalRequested, RunEvent
 
 from hitl_agent.adapters.approvals import ApprovalClient
-from hitl_agent.adapters.runs import CancelOrder, Checkpoint, RunStore
+from hitl_agent.adapters.runs import Checkpoint, RunStore
+from hitl_agent.domain.changes import CancelOrder
 from hitl_agent.domain.run import utcnow
 
 log = logging.getLogger(__name__)
