@@ -20,8 +20,8 @@ from hitl_agent.service_layer.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
-# Paused runs kept in memory for their decision (a few KiB each).
-PAUSED_KEPT = 2_048
+# Runs kept in memory for their next message (a few KiB each).
+RECENT_KEPT = 2_048
 
 RequestFor = Callable[[Run, PendingCall], ApprovalRequested]
 
@@ -31,14 +31,24 @@ class RunUnitOfWork:
         self.store = store
         self.outbox = outbox
         self.request_for = request_for
-        # Runs this process paused last (a stored checkpoint each, never mutated),
-        # oldest first; `load` checks them against the store by probing forward.
-        self.paused: dict[str, Run] = {}
+        # Runs this process stored last where a message picks them up next (accepted:
+        # its task; paused: its decision), a stored checkpoint each, never mutated,
+        # oldest first. A reader starts from one and probes the store forward from it.
+        self.recent: dict[str, Run] = {}
+
+    def remember(self, run: Run) -> None:
+        """Keep a copy of a checkpoint just stored, for the message that comes next."""
+        self.recent[run.run_id] = run.model_copy(deep=True)
+        while len(self.recent) > RECENT_KEPT:
+            self.recent.pop(next(iter(self.recent)))
+
+    def recall(self, run_id: str) -> Run | None:
+        """A stored checkpoint of the run this process kept, if any (taken out)."""
+        return self.recent.pop(run_id, None)
 
     async def load(self, run_id: str) -> Run | None:
-        """The run after its last stored step, starting from what this process paused."""
-        paused = self.paused.pop(run_id, None)
-        return await self.store.latest(run_id, paused.model_copy(deep=True) if paused else None)
+        """The run after its last stored step, starting from what this process kept."""
+        return await self.store.latest(run_id, self.recall(run_id))
 
     async def reload(self, run_id: str) -> Run | None:
         return await self.store.latest(run_id)
@@ -65,9 +75,7 @@ class RunUnitOfWork:
             return False
         if checkpoint.run.status is RunStatus.AWAITING_APPROVAL:
             # Its decision most likely comes back here: start from this, not the store.
-            self.paused[run.run_id] = checkpoint.run
-            while len(self.paused) > PAUSED_KEPT:
-                self.paused.pop(next(iter(self.paused)))
+            self.remember(checkpoint.run)
         if unlist:
             await self.store.set_active(run.run_id, None)
         for event in events:
