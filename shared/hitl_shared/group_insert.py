@@ -42,6 +42,8 @@ class _Waiting:
 
 @dataclass
 class _Collection:
+    # Held, so neither can be collected and its id reused by another while listed.
+    loop: asyncio.AbstractEventLoop
     collection: AsyncCollection[Document]
     queue: list[_Waiting] = field(default_factory=list)
     sending: bool = False
@@ -56,8 +58,8 @@ def _group(collection: AsyncCollection[Document]) -> _Collection:
     db = collection.database
     key = (id(loop), id(db.client), db.name, collection.name)
     group = _GROUPS.get(key)
-    if group is None or group.collection.database.client is not db.client:
-        group = _GROUPS[key] = _Collection(collection)
+    if group is None or group.loop is not loop or group.collection.database.client is not db.client:
+        group = _GROUPS[key] = _Collection(loop, collection)
     return group
 
 
