@@ -87,6 +87,10 @@ class FakeApprovalStore:
     async def mark_published(self, correlation_id: str, seq: int) -> None:
         self.unpublished_entries.pop((correlation_id, seq), None)
 
+    async def mark_published_many(self, keys: list[tuple[str, int]]) -> None:
+        for correlation_id, seq in keys:
+            await self.mark_published(correlation_id, seq)
+
 
 class FakeNotes:
     def __init__(self) -> None:

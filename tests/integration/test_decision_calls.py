@@ -171,8 +171,8 @@ async def test_one_decision_costs_a_bounded_number_of_round_trips(
         for command, count in sorted(commands.seen.items()):
             print(f"  {count:3d} {command}")
         assert approval_publishes == 1
-        assert approval_calls <= 6
-        assert total - approval_calls <= 13
+        assert approval_calls <= 4
+        assert total - approval_calls <= 12
     finally:
         await client.drop_database(name)
         await client.close()

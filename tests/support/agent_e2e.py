@@ -111,7 +111,7 @@ class AgentProcess:
                 stdout=out,
                 stderr=out,
             )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a deadline: imports alone took 29 s at load 23
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{name} exited at start-up:\n{self.log.read_text()[-3000:]}")

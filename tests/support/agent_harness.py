@@ -119,6 +119,14 @@ class MemoryStore(RunStore):
         }
         return True
 
+    async def record_execution(
+        self, key: str, *, tool: str, owner: str, result: str, ok: bool
+    ) -> None:
+        self.execs.setdefault(
+            key,
+            {"_id": key, "tool": tool, "owner": owner, "state": "done", "result": result, "ok": ok},
+        )
+
     async def finish_execution(self, key: str, *, result: str, ok: bool) -> None:
         self.execs[key].update(state="done", result=result, ok=ok)
 

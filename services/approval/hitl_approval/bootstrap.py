@@ -249,6 +249,10 @@ def build_app(
         finally:
             for job in jobs:
                 job.cancel()
+            # What was published since the last relay pass: marked, so a restart does not
+            # publish it again (it would be a duplicate consumers drop, but still work).
+            with contextlib.suppress(Exception), background():
+                await service.outbox.mark_published()
             await broker.stop()
             await http.aclose()
             await mongo.close()

@@ -18,7 +18,8 @@ from hitl_contracts import ApprovalRequested, RunEvent
 from hitl_contracts.base import utcnow
 
 from hitl_agent.adapters.approvals import ApprovalClient
-from hitl_agent.adapters.runs import CancelOrder, Checkpoint, RunStore
+from hitl_agent.adapters.runs import Checkpoint, RunStore
+from hitl_agent.domain.changes import CancelOrder
 
 log = logging.getLogger(__name__)
 

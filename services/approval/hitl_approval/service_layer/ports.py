@@ -63,6 +63,10 @@ class ApprovalStore(Protocol):
 
     async def mark_published(self, correlation_id: str, seq: int) -> None: ...
 
+    async def mark_published_many(self, keys: list[tuple[str, int]]) -> None:
+        """`mark_published` for many entries in one round trip."""
+        ...
+
 
 class NoteStore(Protocol):
     async def record(self, event: NotificationRecorded) -> bool: ...

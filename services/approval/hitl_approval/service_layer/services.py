@@ -5,6 +5,7 @@ it with the unique-key insert. A lost race re-reads and asks the domain again, s
 the loser sees the winner's state (409) rather than overwriting it. Publishing is `outbox.py`'s.
 """
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -306,14 +307,20 @@ class ApprovalService:
             if not await self.repo.append(approval, entry):
                 return False
             approval.apply(entry)
-            await self.repo.project(approval)
             if approval.status.terminal:
                 self.deadlines.forget(approval.correlation_id)
             elif entry.type is EntryType.ESCALATED:
                 self.deadlines.set(approval.correlation_id, approval.expires_at)
             self._observe(approval, entry)
+            # Stored is decided: the listing row and the event depend only on the
+            # stream, so both go at once and the decision reaches the agent without
+            # waiting for the listing's writes.
+            steps = [self.repo.project(approval)]
             if entry.publish:
-                await self.outbox.publish_now(approval, entry)
+                steps.append(self.outbox.publish_now(approval, entry))
+            for outcome in await asyncio.gather(*steps, return_exceptions=True):
+                if isinstance(outcome, BaseException):
+                    raise outcome
             return True
 
     def _observe(self, approval: Approval, entry: Entry) -> None:
