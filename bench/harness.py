@@ -41,11 +41,15 @@ def infra_from_env() -> Infra:
 
 
 def infra_pids() -> dict[str, int]:
-    """Kafka and FerretDB started by deploy/local/infra.sh, for CPU accounting."""
+    """Kafka, FerretDB (and its PostgreSQL) started by deploy/local/infra.sh, for CPU
+    accounting."""
     state = Path(os.environ.get("HITL_STATE_DIR", Path.home() / ".local/state/hitl"))
     pids = {
         "kafka": pid_from_file(state / "kafka/kafka.pid"),
         "ferretdb": pid_from_file(state / "ferretdb/ferretdb.pid"),
+        "postgresql": pid_from_file(state / "ferretdb/postgres.pid")
+        if os.environ.get("HITL_STORE_BACKEND") == "postgresql"
+        else None,
     }
     return {name: pid for name, pid in pids.items() if pid is not None}
 
