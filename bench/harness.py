@@ -23,6 +23,9 @@ from tests.support.infra import Infra
 from tests.support.stack import Stack
 
 SERVICES = ("approval", "agent", "notifier")
+# A deadline, not a wait: on two cores shared with other jobs (load 20+) a service has
+# been seen to need just over a minute to answer /healthz.
+START_TIMEOUT_S = 300.0
 # Enough money for every approved transfer the benchmark makes to succeed.
 SEED_ACCOUNTS = {"checking": 1e12, "alice": 0, "bob": 0}
 
@@ -68,7 +71,7 @@ async def running_stack(
     )
     try:
         for name in SERVICES:
-            stack.start(name)
+            stack.start(name, timeout=START_TIMEOUT_S)
         yield stack
     except BaseException:
         print(f"[bench] service logs kept in {logs}", file=sys.stderr)
