@@ -36,6 +36,8 @@
 #                      to run) or postgresql (Debian's PostgreSQL, apt-get installed if
 #                      missing, run as user postgres when root; fsync and
 #                      synchronous_commit on). Give every command the same value.
+#   HITL_SQLITE_SYNCHRONOUS    [full]  SQLite's synchronous pragma: full flushes every
+#                      commit to disk; normal (FerretDB's own default) only at checkpoints
 #   HITL_POSTGRES_PORT         [15432]  PostgreSQL, loopback TCP only (no Unix socket)
 #   HITL_POSTGRES_DATA [<state>/ferretdb/postgresql; as root
 #                      /var/lib/hitl/postgresql-<hash of HITL_STATE_DIR>]  its cluster
@@ -79,6 +81,11 @@ esac
 HITL_MONGO_PORT="${HITL_MONGO_PORT:-27018}"
 HITL_STORE_BACKEND="${HITL_STORE_BACKEND:-sqlite}"
 HITL_POSTGRES_PORT="${HITL_POSTGRES_PORT:-15432}"
+HITL_SQLITE_SYNCHRONOUS="${HITL_SQLITE_SYNCHRONOUS:-full}"
+case "$HITL_SQLITE_SYNCHRONOUS" in
+  full | normal | extra) ;;
+  *) printf '[infra] ERROR: HITL_SQLITE_SYNCHRONOUS=%s: use full, normal or extra\n' "$HITL_SQLITE_SYNCHRONOUS" >&2; exit 2 ;;
+esac
 HITL_CACHE_DIR="${HITL_CACHE_DIR:-$HOME/.cache/hitl}"
 HITL_STATE_DIR="${HITL_STATE_DIR:-$HOME/.local/state/hitl}"
 HITL_KAFKA_VERSION="${HITL_KAFKA_VERSION:-3.9.2}"
