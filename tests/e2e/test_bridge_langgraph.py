@@ -225,26 +225,28 @@ async def test_expiry_fails_closed(
 
 @pytest.mark.parametrize("mode", ["per_call", "batched"])
 async def test_two_calls_in_one_turn_are_two_approvals_both_needed(
-    bridge: Payments, stack: Stack, llm: tuple[ScriptedLLM, str], mode: str
+    stack: Stack, infra: Infra, llm: tuple[ScriptedLLM, str], mode: str, tmp_path: Path
 ) -> None:
-    thread, task = script(llm[0], pay("acme", 300), pay("globex", 400))
-    cids = bridge.start(thread, task, PAYMENTS_INTERRUPT_MODE=mode)
-    assert len(cids) == 2
-    async with as_(stack, "ann") as ann:
-        by_payee = {(await ann.get(c)).request.arguments["to_account"]: c for c in cids}
-        await ann.decide(by_payee["acme"], "approve")
-        # One of two decided: the thread must stay paused (a partial resume would re-run
-        # the node). A bounded look, not a wait for something to happen.
-        await asyncio.sleep(4)
-        assert bridge.ledger(thread) == []
-        assert thread in bridge.waiting()
-        await ann.decide(
-            by_payee["globex"], "modify", arguments={"to_account": "globex", "amount": 350}
-        )
-    seen = await finished(llm[0], thread, bridge)
+    # `start` and `serve` must build the same graph: a bridge of its own in this mode.
+    with payments(stack, infra, llm, tmp_path) as own:
+        own.serve(PAYMENTS_INTERRUPT_MODE=mode)
+        thread, task = script(llm[0], pay("acme", 300), pay("globex", 400))
+        cids = own.start(thread, task, PAYMENTS_INTERRUPT_MODE=mode)
+        assert len(cids) == 2
+        async with as_(stack, "ann") as ann:
+            by_payee = {(await ann.get(c)).request.arguments["to_account"]: c for c in cids}
+            await ann.decide(by_payee["acme"], "approve")
+            # One of two decided: the thread must stay paused (a partial resume would
+            # re-run the node). A bounded look, not a wait for something to happen.
+            await asyncio.sleep(4)
+            assert own.ledger(thread) == []
+            assert thread in own.waiting()
+            edit = {"to_account": "globex", "amount": 350}
+            await ann.decide(by_payee["globex"], "modify", arguments=edit)
+        seen = await finished(llm[0], thread, own)
+        moved = sorted((e["to_account"], e["amount"]) for e in own.ledger(thread))
     assert "moved 300.0 to acme" in seen
     assert "moved 350.0 to globex" in seen
-    moved = sorted((e["to_account"], e["amount"]) for e in bridge.ledger(thread))
     assert moved == [("acme", 300), ("globex", 350)]
 
 
@@ -277,9 +279,10 @@ async def test_a_decision_twice_and_a_kill_between_decision_and_record_move_mone
         own.serve(victim)  # restarted under its name: it takes its claim over at once
         seen = await finished(llm[0], thread, own)
         assert first.pid  # both processes were real
+        moved = [(e["to_account"], e["amount"]) for e in own.ledger(thread)]
     # The tool ran again on resume and found its effect recorded: money moved once.
     assert "already moved 1200.0 to acme" in seen
-    assert [(e["to_account"], e["amount"]) for e in own.ledger(thread)] == [("acme", 1200)]
+    assert moved == [("acme", 1200)]
     assert len(llm[0].calls_for(thread.removeprefix("thread-"))) == 2  # resumed once
 
 
