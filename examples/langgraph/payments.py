@@ -13,7 +13,8 @@ Environment: HITL_APPROVAL_URL, HITL_TOKEN (role `agent`: the submitter, whom
 four-eyes keeps from approving), MONGODB_URL, PAYMENTS_DB (database, default
 `payments`), OPENAI_API_KEY / OPENAI_BASE_URL / OPENAI_MODEL (any OpenAI-compatible
 endpoint), PAYMENTS_BRIDGE_OWNER (this bridge's stable name), PAYMENTS_APPROVAL_TIMEOUT
-(seconds, default 3600), PAYMENTS_INTERRUPT_MODE (`per_call`, the default, or `batched`).
+(seconds, default 3600), PAYMENTS_INTERRUPT_MODE (`per_call`, the default, or `batched`),
+PAYMENTS_LEASE_SECONDS (how long a killed bridge's resume blocks other owners, default 30).
 """
 
 import asyncio
@@ -74,6 +75,7 @@ def bridge(hitl: AsyncClient) -> LangGraphBridge:
         agent="payables",
         owner=os.environ.get("PAYMENTS_BRIDGE_OWNER"),
         timeout=float(os.environ.get("PAYMENTS_APPROVAL_TIMEOUT", "3600")),
+        lease_seconds=float(os.environ.get("PAYMENTS_LEASE_SECONDS", "30")),
         risk_level="high",
         # A reviewer may lower the amount, never raise it or change the payee.
         edit_policies={"transfer": {"locked": ["to_account"], "not_above": ["amount"]}},

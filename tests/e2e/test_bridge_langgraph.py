@@ -250,20 +250,26 @@ async def test_two_calls_in_one_turn_are_two_approvals_both_needed(
     assert moved == [("acme", 300), ("globex", 350)]
 
 
+@pytest.mark.parametrize("takeover", ["restarted", "survivor"])
 async def test_a_decision_twice_and_a_kill_between_decision_and_record_move_money_once(
     stack: Stack,
     infra: Infra,
     llm: tuple[ScriptedLLM, str],
     tmp_path: Path,
+    takeover: str,
 ) -> None:
+    """Two bridges watch the thread; whichever resumes it dies once right after the
+    transfer's effect, before LangGraph records the tool's result. `restarted`: leases
+    too long for the survivor, the killed bridge comes back under its name and carries
+    on; `survivor`: short leases, the killed one stays dead, the other takes over."""
     crash = tmp_path / "crashed"
+    lease = "600" if takeover == "restarted" else "3"
+    env = {"PAYMENTS_FAULT_CRASH_AFTER_EFFECT": str(crash), "PAYMENTS_LEASE_SECONDS": lease}
     with payments(stack, infra, llm, tmp_path) as own:
         thread, task = script(llm[0], pay("acme", 1200))
         [cid] = own.start(thread, task)
-        # Two bridges watch the thread, both die once right after the transfer's effect
-        # (before LangGraph records the tool's result).
-        first = own.serve("bridge-a", PAYMENTS_FAULT_CRASH_AFTER_EFFECT=str(crash))
-        own.serve("bridge-b", PAYMENTS_FAULT_CRASH_AFTER_EFFECT=str(crash))
+        for name in ("bridge-a", "bridge-b"):
+            own.serve(name, **env)
         async with as_(stack, "ann") as ann:
             await ann.decide(cid, "approve", idempotency_key="once")
             await ann.decide(cid, "approve", idempotency_key="once")  # replayed: same decision
@@ -276,10 +282,17 @@ async def test_a_decision_twice_and_a_kill_between_decision_and_record_move_mone
         victim = await eventually(killed, timeout=DONE, what="a bridge killed mid-resume")
         assert crash.exists()
         assert len(own.ledger(thread)) == 1  # the effect happened before the kill
-        own.serve(victim)  # restarted under its name: it takes its claim over at once
+        if takeover == "restarted":
+            own.serve(victim, **env)  # under its name: it takes its own claim over at once
         seen = await finished(llm[0], thread, own)
-        assert first.pid  # both processes were real
         moved = [(e["to_account"], e["amount"]) for e in own.ledger(thread)]
+        logs = {n: (tmp_path / f"{own.db_name}-{n}.log").read_text() for n in own.servers}
+    survivor = ({"bridge-a", "bridge-b"} - {victim}).pop()
+    if takeover == "restarted":
+        assert "left unfinished by this owner" in logs[victim]
+        assert "taking over" not in logs[survivor]
+    else:
+        assert f"from {victim} (lease expired)" in logs[survivor]
     # The tool ran again on resume and found its effect recorded: money moved once.
     assert "already moved 1200.0 to acme" in seen
     assert moved == [("acme", 1200)]

@@ -392,6 +392,7 @@ class LangGraphBridge:
         except Exception:
             # Logged and retried by serve's next round: the store holds all that is needed.
             log.exception("thread %s: resume failed; retrying", thread_id)
+            await asyncio.sleep(5 * self.poll_seconds)  # a failing model or store: back off
 
     @contextlib.asynccontextmanager
     async def _claim(self, key: str) -> AsyncIterator[bool]:
@@ -425,10 +426,16 @@ class LangGraphBridge:
             held = await self.claims.find_one({"_id": claim})
             if held is None or held.get("finished"):
                 return None  # done: the re-read of the thread would find it moved on anyway
-            if held["owner"] != self.owner and held["lease_until"] > time.time():
+            if held["owner"] == self.owner:
+                # Ours from before a restart or a failed try (this process holds no key
+                # twice, see _held): carry on under it, no new attempt needed.
+                log.warning("taking over %s, left unfinished by this owner", claim)
+                await self.claims.update_one({"_id": claim}, {"$set": {"lease_until": lease}})
+                return claim
+            if held["lease_until"] > time.time():
                 return None  # a live bridge is resuming it
-            # Our own claim from before a restart, or an expired lease: the next attempt.
-            log.warning("taking over %s from %s", claim, held["owner"])
+            # An expired lease: the next attempt, which only one taker can insert.
+            log.warning("taking over %s from %s (lease expired)", claim, held["owner"])
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _renew(self, claim: str) -> None:
