@@ -250,6 +250,7 @@ async def test_two_calls_in_one_turn_are_two_approvals_both_needed(
     assert moved == [("acme", 300), ("globex", 350)]
 
 
+@pytest.mark.timeout(900)  # five interpreter starts with langchain on a shared, busy machine
 @pytest.mark.parametrize("takeover", ["restarted", "survivor"])
 async def test_a_decision_twice_and_a_kill_between_decision_and_record_move_money_once(
     stack: Stack,
@@ -271,8 +272,9 @@ async def test_a_decision_twice_and_a_kill_between_decision_and_record_move_mone
         for name in ("bridge-a", "bridge-b"):
             own.serve(name, **env)
         async with as_(stack, "ann") as ann:
-            await ann.decide(cid, "approve", idempotency_key="once")
-            await ann.decide(cid, "approve", idempotency_key="once")  # replayed: same decision
+            key = f"once-{cid}"  # a reviewer's Idempotency-Key names one decision of theirs
+            await ann.decide(cid, "approve", idempotency_key=key)
+            await ann.decide(cid, "approve", idempotency_key=key)  # replayed: same decision
             with pytest.raises(Conflict):
                 await ann.decide(cid, "reject", comment="too late")
 
