@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -98,6 +99,7 @@ async def main(command: str, *args: str) -> None:
                 print(json.dumps(dataclasses.asdict(await bridge.status(run_id))))
             case "serve", ():
                 await bridge.ensure_indexes()
+                logging.info("serving runs of %s", db.name)
                 await bridge.serve(poll=float(os.environ.get("PAYABLES_POLL_SECONDS", "2")))
             case _:
                 sys.exit(__doc__)
@@ -105,4 +107,6 @@ async def main(command: str, *args: str) -> None:
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     asyncio.run(main(*sys.argv[1:]))

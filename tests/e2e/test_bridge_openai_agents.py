@@ -20,7 +20,7 @@ import pytest
 from hitl_client import AsyncClient, Forbidden
 from pymongo import AsyncMongoClient, MongoClient
 
-from tests.e2e.test_approval_support import PEOPLE, approval_stack, reviewers_json, token
+from tests.e2e.test_approval_support import PEOPLE, approval_stack, reviewers_json
 from tests.support import fake_openai
 from tests.support.fake_openai import Call, Say
 from tests.support.infra import Infra
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "openai_agents" / "payables.py"
 BRIDGE = ("pat", "pat-token")
 PEOPLE_HERE = {**PEOPLE, BRIDGE[0]: (BRIDGE[1], ["agent", "reviewer"], ["finance"])}
-WAIT = 90.0  # deadlines on a busy 2-core machine, not sleeps
+WAIT = 180.0  # deadlines on a busy 2-core machine, not sleeps
 
 LLM = tuple[fake_openai.ScriptedLLM, str]
 
@@ -96,6 +96,15 @@ class Bridge:
         self.procs.append(proc)
         return proc
 
+    async def ready(self) -> None:
+        """Every `serve` process has started serving (imports take a while on a busy box)."""
+
+        async def serving() -> bool:
+            logs = [self.logs / f"serve-{i}.log" for i in range(len(self.procs))]
+            return all(p.exists() and "serving runs" in p.read_text() for p in logs)
+
+        await eventually(serving, timeout=WAIT, interval=0.2, what="the bridges to serve")
+
     def close(self) -> None:
         for proc in self.procs:
             if proc.poll() is None:
@@ -122,7 +131,7 @@ def bridge(stack: Stack, llm: LLM, tmp_path: Path) -> Iterator[Bridge]:
 
 
 def reviewer(stack: Stack, who: str = "ann") -> AsyncClient:
-    return AsyncClient(stack.url("approval"), token(who))
+    return AsyncClient(stack.url("approval"), PEOPLE_HERE[who][0])
 
 
 async def finished(
@@ -266,6 +275,7 @@ async def test_two_risky_calls_in_one_turn_need_two_decisions(
     first, second = status["pending"]
     assert first["correlation_id"] != second["correlation_id"]
     bridge.serve()
+    await bridge.ready()
     async with reviewer(stack) as ann:
         listed = await ann.list(run_id=run_id)
         assert {a.correlation_id for a in listed.items} == {
@@ -297,7 +307,8 @@ async def test_a_decision_seen_by_three_processes_continues_the_run_once(
     [pending] = bridge.start(run_id, text)["pending"]
     for _ in range(3):
         bridge.serve()  # each long-polls the same approval
-    await asyncio.sleep(3)  # let them all park on it
+    await bridge.ready()
+    await asyncio.sleep(2)  # let them all park on it
     async with reviewer(stack) as ann:
         await ann.decide(pending["correlation_id"], "approve")
     end = await finished(mongo, bridge, run_id)
@@ -354,6 +365,7 @@ async def test_four_eyes_the_bridges_account_cannot_approve_its_own_run(
     )
     [pending] = bridge.start(run_id, text)["pending"]
     bridge.serve()
+    await bridge.ready()
     async with reviewer(stack, "pat") as pat:
         with pytest.raises(Forbidden):
             await pat.decide(pending["correlation_id"], "approve")

@@ -204,6 +204,7 @@ class AgentsBridge:
         claim = await self._claim(run_id, step)
         if claim is None:
             return RunStatus(run_id, step, "running")
+        log.info("run %s: step %d claimed (%s)", run_id, step, claim)
         try:
             return await self._continue(run_id, step, head, rulings)
         except BaseException:
@@ -313,6 +314,7 @@ class AgentsBridge:
             assert stored is not None
             doc = stored
         self._head_hint[run_id] = step
+        log.info("run %s: step %d %s", run_id, doc["seq"], doc["kind"])
         if doc["kind"] == "interrupted":
             await self._ask(run_id, doc, _calls_of(doc))
         else:
