@@ -68,7 +68,7 @@ class Bridge:
             "OPENAI_MODEL": "scripted",
             "OPENAI_AGENTS_DISABLE_TRACING": "1",
             "PAYABLES_POLL_SECONDS": "0.5",
-            "PAYABLES_LEASE_SECONDS": "4",
+            "PAYABLES_LEASE_SECONDS": "10",
             **env,
         }
         self.procs: list[subprocess.Popen[bytes]] = []

@@ -119,8 +119,8 @@ class AgentsBridge:
     `<prefix>runs`, `snapshots`, `claims`, `effects`).
 
     `hitl`'s token is the run's submitter: four-eyes keeps that account from deciding.
-    `lease_seconds`: how long a process that claimed a step may take before another
-    process may take the step over (a killed process's step resumes after it).
+    `lease_seconds`: a step's claim lasts that long past its holder's last renewal
+    (every third of it); a killed process's step is taken over after that.
     """
 
     def __init__(
@@ -205,12 +205,15 @@ class AgentsBridge:
         if claim is None:
             return RunStatus(run_id, step, "running")
         log.info("run %s: step %d claimed (%s)", run_id, step, claim)
+        renewing = asyncio.create_task(self._renew(claim))
         try:
             return await self._continue(run_id, step, head, rulings)
         except BaseException:
             # Free the step for a retry now rather than after the lease.
             await self.claims.delete_one({"_id": claim})
             raise
+        finally:
+            renewing.cancel()
 
     async def finish(self, run_id: str, *, timeout: float | None = None) -> RunStatus:
         """Advance `run_id` until it is done; the last status after `timeout` seconds."""
@@ -445,6 +448,14 @@ class AgentsBridge:
             if held["until"] > time.time():
                 return None
             attempt += 1
+
+    async def _renew(self, claim: str) -> None:
+        """Keep the lease while the step runs (a slow model is no reason to take over);
+        only this process writes this claim, so a plain update is safe on FerretDB too."""
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            until = time.time() + self.lease_seconds
+            await self.claims.update_one({"_id": claim}, {"$set": {"until": until}})
 
     # -- the tool guard --------------------------------------------------------------
 
