@@ -185,10 +185,14 @@ class AgentsBridge:
     async def advance(self, run_id: str, *, wait: float = 0.0) -> RunStatus:
         """One step, if it can be taken now: wait up to `wait` seconds for the pause's
         decisions, then continue the run to its next pause or its end."""
-        if await self.runs.find_one({"_id": run_id}) is None:
+        run = await self.runs.find_one({"_id": run_id})
+        if run is None:
             raise KeyError(f"no run {run_id!r}")
         head = await self._head(run_id)
         if head is not None and head["kind"] != "interrupted":
+            if not run.get("closed"):
+                # Stored, then a crash before the run was marked: `serve` stops visiting it.
+                await self.runs.update_one({"_id": run_id}, {"$set": {"closed": True}})
             return _status_of(run_id, head)
         rulings: dict[str, _Ruling] = {}
         if head is not None:
