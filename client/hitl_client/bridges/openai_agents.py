@@ -37,10 +37,7 @@ import contextvars
 import dataclasses
 import json
 import logging
-import os
-import socket
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -49,9 +46,9 @@ from agents import Agent, FunctionTool, RunConfig, Runner, RunState
 from agents.items import ToolApprovalItem
 from agents.tool_context import ToolContext
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from hitl_client.async_client import AsyncApproval, AsyncClient
+from hitl_client.bridges._agents_store import RunStore
 from hitl_client.errors import Conflict, WaitTimeout
 from hitl_client.outcomes import Approved, Cancelled, Expired, Modified, Outcome, Rejected
 
@@ -146,15 +143,10 @@ class AgentsBridge:
         self.run_config = run_config
         self.max_turns = max_turns
         self.lease_seconds = lease_seconds
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.runs = db[collection_prefix + "runs"]
-        self.snapshots = db[collection_prefix + "snapshots"]
-        self.claims = db[collection_prefix + "claims"]
-        self.effects = db[collection_prefix + "effects"]
+        self.store = RunStore(db, prefix=collection_prefix, lease_seconds=lease_seconds)
         self.guarded: dict[str, FunctionTool] = {}
         self.agent = agent.clone(tools=[self._guard(tool) for tool in agent.tools])
         self._schemas = {name: tool.params_json_schema for name, tool in self.guarded.items()}
-        self._head_hint: dict[str, int] = {}
 
     # -- public API ------------------------------------------------------------------
 
@@ -166,18 +158,13 @@ class AgentsBridge:
     ) -> RunStatus:
         """Start run `run_id` (idempotent: again with the same id, the run as it stands) and
         take it as far as it goes without a human: done, or paused for approvals."""
-        try:
-            await self.runs.insert_one(
-                {"_id": run_id, "input": input, "context": context, "closed": False}
-            )
-        except DuplicateKeyError:
-            stored = await self.runs.find_one({"_id": run_id})
-            if stored is not None and stored.get("input") != input:
-                raise ValueError(f"run {run_id!r} exists with another input") from None
+        stored = await self.store.add_run(run_id, input, context)
+        if stored is not None and stored.get("input") != input:
+            raise ValueError(f"run {run_id!r} exists with another input")
         return await self.advance(run_id)
 
     async def status(self, run_id: str) -> RunStatus:
-        head = await self._head(run_id)
+        head = await self.store.head(run_id)
         if head is None:
             return RunStatus(run_id, -1, "running")
         return _status_of(run_id, head)
@@ -185,14 +172,14 @@ class AgentsBridge:
     async def advance(self, run_id: str, *, wait: float = 0.0) -> RunStatus:
         """One step, if it can be taken now: wait up to `wait` seconds for the pause's
         decisions, then continue the run to its next pause or its end."""
-        run = await self.runs.find_one({"_id": run_id})
+        run = await self.store.run(run_id)
         if run is None:
             raise KeyError(f"no run {run_id!r}")
-        head = await self._head(run_id)
+        head = await self.store.head(run_id)
         if head is not None and head["kind"] != "interrupted":
             if not run.get("closed"):
                 # Stored, then a crash before the run was marked: `serve` stops visiting it.
-                await self.runs.update_one({"_id": run_id}, {"$set": {"closed": True}})
+                await self.store.close(run_id)
             return _status_of(run_id, head)
         rulings: dict[str, _Ruling] = {}
         if head is not None:
@@ -205,16 +192,16 @@ class AgentsBridge:
                     return _status_of(run_id, head)
                 rulings[call.call_id] = self._rule(run_id, call, outcome)
         step = 0 if head is None else head["seq"] + 1
-        claim = await self._claim(run_id, step)
+        claim = await self.store.claim(run_id, step)
         if claim is None:
             return RunStatus(run_id, step, "running")
         log.info("run %s: step %d claimed (%s)", run_id, step, claim)
-        renewing = asyncio.create_task(self._renew(claim))
+        renewing = asyncio.create_task(self.store.renew(claim))
         try:
             return await self._continue(run_id, step, head, rulings)
         except BaseException:
             # Free the step for a retry now rather than after the lease.
-            await self.claims.delete_one({"_id": claim})
+            await self.store.release(claim)
             raise
         finally:
             renewing.cancel()
@@ -238,8 +225,7 @@ class AgentsBridge:
         stop = stop or asyncio.Event()
         try:
             while not stop.is_set():
-                async for doc in self.runs.find({"closed": False}, {"_id": 1}):
-                    run_id = str(doc["_id"])
+                async for run_id in self.store.open_runs():
                     if run_id not in tasks or tasks[run_id].done():
                         tasks[run_id] = asyncio.create_task(self._drive(run_id))
                 with contextlib.suppress(TimeoutError):
@@ -250,7 +236,7 @@ class AgentsBridge:
             await asyncio.gather(*tasks.values(), return_exceptions=True)
 
     async def ensure_indexes(self) -> None:
-        await self.runs.create_index("closed")
+        await self.store.ensure_indexes()
 
     # -- steps -----------------------------------------------------------------------
 
@@ -265,7 +251,7 @@ class AgentsBridge:
     async def _continue(
         self, run_id: str, step: int, head: dict[str, Any] | None, rulings: dict[str, _Ruling]
     ) -> RunStatus:
-        run = await self.runs.find_one({"_id": run_id})
+        run = await self.store.run(run_id)
         assert run is not None
         seen: list[str] = []
         if head is None:
@@ -312,20 +298,13 @@ class AgentsBridge:
         )
 
     async def _store(self, run_id: str, step: int, fields: dict[str, Any]) -> RunStatus:
-        doc = {"_id": f"{run_id}/{step}", "run_id": run_id, "seq": step, **fields}
-        try:
-            await self.snapshots.insert_one(doc)
-        except DuplicateKeyError:
-            # A process that took over this step stored it first: its outcome stands.
-            stored = await self.snapshots.find_one({"_id": doc["_id"]})
-            assert stored is not None
-            doc = stored
-        self._head_hint[run_id] = step
+        # A process that took over this step may have stored it first: its outcome stands.
+        doc = await self.store.store(run_id, step, fields)
         log.info("run %s: step %d %s", run_id, doc["seq"], doc["kind"])
         if doc["kind"] == "interrupted":
             await self._ask(run_id, doc, _calls_of(doc))
         else:
-            await self.runs.update_one({"_id": run_id}, {"$set": {"closed": True}})
+            await self.store.close(run_id)
         return _status_of(run_id, doc)
 
     def _apply(
@@ -425,42 +404,6 @@ class AgentsBridge:
             approvals.append(approval)
         return approvals
 
-    # -- storage ---------------------------------------------------------------------
-
-    async def _head(self, run_id: str) -> dict[str, Any] | None:
-        """The run's latest snapshot: snapshots are never removed, so probe forward by id."""
-        seq, head = self._head_hint.get(run_id, 0), None
-        while (doc := await self.snapshots.find_one({"_id": f"{run_id}/{seq}"})) is not None:
-            head, seq = doc, seq + 1
-        if head is not None:
-            self._head_hint[run_id] = head["seq"]
-        return head
-
-    async def _claim(self, run_id: str, step: int) -> str | None:
-        """The right to take `step`, or None while another process holds it."""
-        attempt = 0
-        while True:
-            key = f"{run_id}/{step}/{attempt}"
-            held = await self.claims.find_one({"_id": key})
-            if held is None:
-                try:
-                    until = time.time() + self.lease_seconds
-                    await self.claims.insert_one({"_id": key, "owner": self.owner, "until": until})
-                except DuplicateKeyError:
-                    return None
-                return key
-            if held["until"] > time.time():
-                return None
-            attempt += 1
-
-    async def _renew(self, claim: str) -> None:
-        """Keep the lease while the step runs (a slow model is no reason to take over);
-        only this process writes this claim, so a plain update is safe on FerretDB too."""
-        while True:
-            await asyncio.sleep(self.lease_seconds / 3)
-            until = time.time() + self.lease_seconds
-            await self.claims.update_one({"_id": claim}, {"$set": {"until": until}})
-
     # -- the tool guard --------------------------------------------------------------
 
     def _guard(self, tool: Any) -> Any:
@@ -491,21 +434,17 @@ class AgentsBridge:
         return guarded
 
     async def _once(self, key: str, call: Callable[[], Awaitable[Any]]) -> Any:
-        done = await self.effects.find_one({"_id": key + "/done"})
-        if done is not None:
-            return done["result"]
-        try:
-            await self.effects.insert_one({"_id": key, "owner": self.owner, "at": time.time()})
-        except DuplicateKeyError:
+        finished, result = await self.store.result_of(key)
+        if finished:
+            return result
+        if not await self.store.mark_started(key):
             log.warning("call %s started before and never finished: running it again", key)
         token = _CALL.set(key)
         try:
             result = await call()
         finally:
             _CALL.reset(token)
-        # A concurrent copy (its lease taken over) may have finished first.
-        with contextlib.suppress(DuplicateKeyError):
-            await self.effects.insert_one({"_id": key + "/done", "result": _plain(result)})
+        await self.store.mark_done(key, _plain(result))
         return result
 
     def _turns(self) -> dict[str, Any]:
