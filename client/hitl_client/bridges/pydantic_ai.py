@@ -118,6 +118,10 @@ class _Pending:
     tool: str
     arguments: dict[str, Any]
     correlation_id: str
+    # The request's other fields, fixed when the call is checkpointed: any process (with
+    # any policies) asks again with the same content, which the service answers with the
+    # same approval instead of a 409.
+    request: dict[str, Any] = field(default_factory=dict)
 
     def doc(self) -> Document:
         return {
@@ -125,6 +129,7 @@ class _Pending:
             "tool": self.tool,
             "arguments": self.arguments,
             "correlation_id": self.correlation_id,
+            "request": self.request,
         }
 
 
@@ -404,10 +409,22 @@ class Bridge:
                 c.tool_name,
                 c.args_as_dict(),
                 correlation_id(self.name, checkpoint.conversation_id, c.tool_call_id),
+                self._request_fields(c.tool_name),
             )
             for c in output.approvals
         ]
         return base
+
+    def _request_fields(self, tool: str) -> dict[str, Any]:
+        policy = self.policies.get(tool, ApprovalPolicy())
+        fields = {
+            "reason": policy.reason or f"{tool} requires approval",
+            "risk_level": policy.risk_level,
+            "timeout": policy.timeout,
+            "arguments_schema": dict(policy.arguments_schema) if policy.arguments_schema else None,
+            "edit_policy": dict(policy.edit_policy) if policy.edit_policy else None,
+        }
+        return {k: v for k, v in fields.items() if v is not None}
 
     def _deps(self, conversation_id: str) -> Any:
         return self.deps(conversation_id) if self.deps is not None else None
@@ -449,21 +466,18 @@ class Bridge:
         self._asked.add(key)
 
     async def _request(self, checkpoint: _Checkpoint, pending: _Pending) -> None:
-        policy = self.policies.get(pending.tool, ApprovalPolicy())
+        fields = dict(pending.request)
         await self.hitl.request(
             tool=pending.tool,
             arguments=pending.arguments,
-            reason=policy.reason or f"{pending.tool} requires approval",
+            reason=fields.pop("reason", f"{pending.tool} requires approval"),
             correlation_id=pending.correlation_id,
             run_id=checkpoint.conversation_id,
             agent=self.name,
-            risk_level=policy.risk_level,
             context={"user_request": checkpoint.prompt},
-            arguments_schema=policy.arguments_schema,
-            timeout=policy.timeout,
             tool_call_id=pending.tool_call_id,
-            edit_policy=policy.edit_policy,
             requested_by=checkpoint.requested_by,
+            **fields,
         )
 
     async def _results(
