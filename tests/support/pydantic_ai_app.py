@@ -12,13 +12,15 @@ tool stops before / after its effect and waits to be killed, once it said so in 
 
 import asyncio
 import dataclasses
+import faulthandler
 import json
 import os
+import signal
 import sys
 from typing import Any
 
 from hitl_client import AsyncClient
-from hitl_client.bridges.pydantic_ai import ApprovalPolicy, Bridge, idempotency_key
+from hitl_client.bridges.pydantic_ai import ApprovalPolicy, PydanticAIBridge, idempotency_key
 from pydantic_ai import Agent, ApprovalRequired, DeferredToolRequests, RunContext
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.openai import OpenAIProvider
@@ -69,12 +71,12 @@ async def delete_file(ctx: RunContext[None], path: str) -> str:
     return f"Deleted {path}."
 
 
-def bridge() -> Bridge:
+def bridge() -> PydanticAIBridge:
     timeout = float(os.environ.get("BRIDGE_TIMEOUT", "3600"))
-    return Bridge(
+    return PydanticAIBridge(
         agent,
         hitl=AsyncClient(verify="require"),
-        database=db,
+        db=db,
         name="payables",
         policies={
             "transfer": ApprovalPolicy(
@@ -101,4 +103,5 @@ async def main(command: str, *args: str) -> None:
 
 
 if __name__ == "__main__":
+    faulthandler.register(signal.SIGUSR1)  # a test that finds this process hung asks where
     asyncio.run(main(*sys.argv[1:]))

@@ -6,8 +6,8 @@
     async def transfer(ctx: RunContext[None], to_account: str, amount: float) -> str:
         return bank.pay(to_account, amount, idempotency_key=idempotency_key(ctx))
 
-    bridge = Bridge(agent, hitl=AsyncClient(url, token), database=mongo["payables"],
-                    name="payables", idempotent={"transfer"})
+    bridge = PydanticAIBridge(agent, hitl=AsyncClient(url, token), db=mongo["payables"],
+                              name="payables", idempotent={"transfer"})
     await bridge.start("conversation-1", "Pay ACME 1200")   # pauses: one approval per call
     await bridge.serve()                                     # continues each once decided
 
@@ -67,7 +67,14 @@ from hitl_client.async_client import AsyncClient
 from hitl_client.errors import HitlError, WaitTimeout
 from hitl_client.outcomes import Approved, Modified, Outcome, Rejected
 
-__all__ = ["ApprovalPolicy", "Bridge", "BridgeError", "Turn", "correlation_id", "idempotency_key"]
+__all__ = [
+    "ApprovalPolicy",
+    "BridgeError",
+    "PydanticAIBridge",
+    "Turn",
+    "correlation_id",
+    "idempotency_key",
+]
 
 log = logging.getLogger("hitl_client.bridges.pydantic_ai")
 
@@ -191,7 +198,7 @@ class _Busy(Exception):
     """Another live process is running this step's tool call; leave the step to it."""
 
 
-class Bridge:
+class PydanticAIBridge:
     """Runs a Pydantic AI agent's conversations, pausing on deferred approvals in hitl.
 
     `name` names the agent to reviewers and keeps correlation ids apart between bridges;
@@ -205,7 +212,7 @@ class Bridge:
         agent: Agent[Any, Any],
         *,
         hitl: AsyncClient,
-        database: AsyncDatabase[Document],
+        db: AsyncDatabase[Document],
         name: str,
         policies: Mapping[str, ApprovalPolicy] | None = None,
         idempotent: Collection[str] = (),
@@ -223,10 +230,10 @@ class Bridge:
         self.instance = instance or os.environ.get("HITL_BRIDGE_INSTANCE") or socket.gethostname()
         self.boot = uuid.uuid4().hex
         self.lease_seconds = lease_seconds
-        self.steps = database[f"{collection_prefix}steps"]
-        self.active = database[f"{collection_prefix}active"]
-        self.claims = database[f"{collection_prefix}claims"]
-        self.effects = database[f"{collection_prefix}effects"]
+        self.steps = db[f"{collection_prefix}steps"]
+        self.active = db[f"{collection_prefix}active"]
+        self.claims = db[f"{collection_prefix}claims"]
+        self.effects = db[f"{collection_prefix}effects"]
         self._running: set[str] = set()
         # Checkpoints whose approvals this process has already created (idempotent anyway).
         self._asked: set[str] = set()
@@ -527,7 +534,10 @@ class _ExactlyOnce(AbstractCapability[Any]):
     """Runs each tool call under a durable marker; checks approved calls run as approved."""
 
     def __init__(
-        self, bridge: Bridge, checkpoint: _Checkpoint, results: DeferredToolResults | None
+        self,
+        bridge: "PydanticAIBridge",
+        checkpoint: _Checkpoint,
+        results: DeferredToolResults | None,
     ) -> None:
         self.bridge = bridge
         self.conversation_id = checkpoint.conversation_id
@@ -558,7 +568,10 @@ class _ExactlyOnce(AbstractCapability[Any]):
 
 
 async def _once(
-    bridge: Bridge, conversation_id: str, call: ToolCallPart, run: Callable[[], Awaitable[Any]]
+    bridge: "PydanticAIBridge",
+    conversation_id: str,
+    call: ToolCallPart,
+    run: Callable[[], Awaitable[Any]],
 ) -> Any:
     key = f"{conversation_id}:{call.tool_call_id}"
     marker = await bridge.effects.find_one({"_id": key})
