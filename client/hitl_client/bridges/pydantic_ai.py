@@ -36,6 +36,7 @@ at most once by the bridge, and exactly once when the tool is idempotent by its 
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -99,7 +100,8 @@ class ApprovalPolicy:
 
 @dataclass(frozen=True)
 class Turn:
-    """Where a conversation stands: waiting for `approvals`, or `completed` with `output`."""
+    """Where a conversation stands: waiting for `approvals`, `completed` with `output`, or
+    `running` (another process is continuing it)."""
 
     conversation_id: str
     status: Status
@@ -278,7 +280,7 @@ class PydanticAIBridge:
                     return checkpoint.turn()
             advanced = await self._step(checkpoint, results)
             if advanced is None:  # another process holds this step
-                return checkpoint.turn()
+                return dataclasses.replace(checkpoint.turn(), status="running")
             if advanced.status == "awaiting_approval":
                 await self._ask(advanced)
                 if wait == 0:
