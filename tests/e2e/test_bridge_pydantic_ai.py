@@ -295,7 +295,7 @@ async def test_killed_between_decision_and_effect_the_effect_happens_once(
         await ann.decide(turn["approvals"][0], "approve")
 
     async def held() -> Any:
-        return await db.holds.find_one({"_id": {"$regex": f"^{conv}:"}})
+        return await db.holds.find_one({"conversation": conv})
 
     await eventually(held, timeout=WAIT, what=f"the tool to stop {point} its effect")
     server.send_signal(signal.SIGKILL)

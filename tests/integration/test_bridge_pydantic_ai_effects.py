@@ -7,7 +7,13 @@ capability, as `PydanticAIBridge` passes it to each run.
 from typing import Any
 
 from hitl_client import AsyncClient
-from hitl_client.bridges.pydantic_ai import PydanticAIBridge, _Checkpoint, _ExactlyOnce, _Pending
+from hitl_client.bridges.pydantic_ai import (
+    PydanticAIBridge,
+    _Checkpoint,
+    _ExactlyOnce,
+    _key,
+    _Pending,
+)
 from pydantic_ai import (
     Agent,
     DeferredToolRequests,
@@ -81,7 +87,7 @@ async def test_plain_pydantic_ai_runs_an_approved_call_twice_the_bridge_once(
         outputs.append(again.output)
     assert len(paid) == 1
     assert outputs[0] == outputs[1]  # the second run replays the recorded result
-    marker = await db.pydantic_ai_effects.find_one({"_id": f"c1:{call.tool_call_id}"})
+    marker = await db.pydantic_ai_effects.find_one({"_id": _key("c1", call.tool_call_id)})
     assert marker is not None
     assert marker["result"] == "Paid 0 to a."
 
@@ -92,7 +98,7 @@ async def test_a_call_in_doubt_is_repeated_only_for_an_idempotent_tool(db: Datab
     first, call = await paused(agent)
     results = DeferredToolResults(approvals={call.tool_call_id: ToolApproved()})
     # A process claimed the call and died before recording its result.
-    await db.pydantic_ai_effects.insert_one({"_id": f"c1:{call.tool_call_id}", "boot": "gone"})
+    await db.pydantic_ai_effects.insert_one({"_id": _key("c1", call.tool_call_id), "boot": "gone"})
 
     for idempotent, runs in ((set(), 0), ({"transfer"}, 1)):
         marked = _ExactlyOnce(bridge_on(db, idempotent), checkpoint_of(call), results)

@@ -38,9 +38,11 @@ model = OpenAIChatModel(
 agent = Agent(model, output_type=[str, DeferredToolRequests], instructions="You move money.")
 
 
-async def hold(point: str, key: str) -> None:
+async def hold(point: str, ctx: RunContext[None]) -> None:
     if os.environ.get("BRIDGE_HOLD") == point:
-        await db.holds.insert_one({"_id": key, "point": point})
+        await db.holds.insert_one(
+            {"_id": idempotency_key(ctx), "conversation": ctx.conversation_id, "point": point}
+        )
         await asyncio.sleep(3600)  # until the test kills this process
 
 
@@ -48,7 +50,7 @@ async def hold(point: str, key: str) -> None:
 async def transfer(ctx: RunContext[None], to_account: str, amount: float) -> str:
     """Transfer money to an account."""
     key = idempotency_key(ctx)
-    await hold("before", key)
+    await hold("before", ctx)
     try:
         # The effect is one insert keyed by the call: a second run of the call finds it.
         await db.ledger.insert_one(
@@ -56,7 +58,7 @@ async def transfer(ctx: RunContext[None], to_account: str, amount: float) -> str
         )
     except DuplicateKeyError:
         return f"Already paid {amount:g} to {to_account}."
-    await hold("after", key)
+    await hold("after", ctx)
     return f"Paid {amount:g} to {to_account}."
 
 

@@ -22,10 +22,10 @@ does not run). Decisions are verified against the service's signing keys (the
 client's `verify`) and against the call they answer.
 
 Exactly once, precisely: checkpoints are an append-only stream (`_id`
-`<conversation>:<seq>`, a unique-key insert), so a turn is continued by one process
+`["<conversation>",<seq>]`, a unique-key insert), so a turn is continued by one process
 however often a decision arrives; a step is claimed by a lease (unique insert per
 attempt) before it runs, so concurrent resumers do not both run it. Every tool call
-runs under a marker `<conversation>:<tool_call_id>` claimed by a unique insert before
+runs under a marker `["<conversation>","<tool_call_id>"]` claimed by a unique insert before
 the tool is called and holding its result after: a call whose result is recorded is
 never run again (the recorded result is replayed). A call whose process died between
 the claim and the record is run again only if the tool is listed in `idempotent`
@@ -117,8 +117,12 @@ def correlation_id(name: str, conversation_id: str, tool_call_id: str) -> str:
 
 
 def idempotency_key(ctx: RunContext[Any]) -> str:
-    """The key a tool should make its effect once under: one per conversation and call."""
-    return f"{ctx.conversation_id}:{ctx.tool_call_id}"
+    """The key a tool should make its effect once under: one per conversation and call.
+
+    A hash, so that no choice of conversation id or (model-chosen) tool call id can make
+    two calls share a key."""
+    digest = hashlib.sha256(json.dumps([ctx.conversation_id, ctx.tool_call_id]).encode())
+    return f"call-{digest.hexdigest()[:40]}"
 
 
 @dataclass
@@ -192,8 +196,14 @@ class _Checkpoint:
         )
 
 
+def _key(*parts: str | int) -> str:
+    """A document id of several parts, unambiguous whatever the parts contain (a tool call
+    id is the model's choice)."""
+    return json.dumps(parts, separators=(",", ":"))
+
+
 def _step_id(conversation_id: str, seq: int) -> str:
-    return f"{conversation_id}:{seq:08d}"
+    return _key(conversation_id, seq)
 
 
 class _Busy(Exception):
@@ -293,7 +303,7 @@ class PydanticAIBridge:
         """Continue every open conversation as its decisions arrive; runs until cancelled.
 
         One task per open conversation long-polls its approvals; a failing step is
-        retried after `idle` seconds, doubling up to a minute.
+        retried after a second, then after twice as long each time, up to a minute.
         """
         tasks: dict[str, asyncio.Task[None]] = {}
         try:
@@ -441,14 +451,14 @@ class PydanticAIBridge:
     async def _claim(self, step: str) -> bool:
         """Lease `step` for this process: a unique insert per attempt, so one taker wins."""
         attempt = 0
-        while (held := await self.claims.find_one({"_id": f"{step}:{attempt}"})) is not None:
+        while (held := await self.claims.find_one({"_id": _key(step, attempt)})) is not None:
             if not self._dead(held, step):
                 return False
             attempt += 1
         try:
             await self.claims.insert_one(
                 {
-                    "_id": f"{step}:{attempt}",
+                    "_id": _key(step, attempt),
                     "instance": self.instance,
                     "boot": self.boot,
                     "at": time.time(),
@@ -575,7 +585,7 @@ async def _once(
     call: ToolCallPart,
     run: Callable[[], Awaitable[Any]],
 ) -> Any:
-    key = f"{conversation_id}:{call.tool_call_id}"
+    key = _key(conversation_id, call.tool_call_id)
     marker = await bridge.effects.find_one({"_id": key})
     if marker is not None and "result" in marker:
         return marker["result"]  # it ran: replay its result, never run it again
