@@ -15,6 +15,7 @@ import dataclasses
 import json
 import os
 import sys
+from typing import Any
 
 from hitl_client import AsyncClient
 from hitl_client.bridges.pydantic_ai import ApprovalPolicy, PydanticAIBridge, idempotency_key
@@ -24,14 +25,16 @@ from pydantic_ai.providers.openai import OpenAIProvider
 from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
-mongo = AsyncMongoClient(os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017/"))
+mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+    os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017/")
+)
 db = mongo["payables"]
 
 model = OpenAIChatModel(
     os.environ.get("OPENAI_MODEL", "gpt-4.1-mini"),
     provider=OpenAIProvider(base_url=os.environ.get("OPENAI_BASE_URL")),
 )
-agent = Agent(
+agent: Agent[None, str | DeferredToolRequests] = Agent(
     model,
     output_type=[str, DeferredToolRequests],
     instructions="You pay vendor invoices with the transfer tool.",
@@ -53,7 +56,7 @@ async def transfer(ctx: RunContext[None], to_account: str, amount: float) -> str
 bridge = PydanticAIBridge(
     agent,
     hitl=AsyncClient(),  # $HITL_APPROVAL_URL, $HITL_TOKEN
-    database=db,
+    db=db,
     name="payables",
     policies={
         "transfer": ApprovalPolicy(

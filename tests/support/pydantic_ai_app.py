@@ -35,7 +35,9 @@ model = OpenAIChatModel(
     "scripted",
     provider=OpenAIProvider(base_url=os.environ["OPENAI_BASE_URL"], api_key="test-key"),
 )
-agent = Agent(model, output_type=[str, DeferredToolRequests], instructions="You move money.")
+agent: Agent[None, str | DeferredToolRequests] = Agent(
+    model, output_type=[str, DeferredToolRequests], instructions="You move money."
+)
 
 
 async def hold(point: str, ctx: RunContext[None]) -> None:
