@@ -5,7 +5,8 @@
     python payables.py show <conversation-id>
 
 Environment: HITL_APPROVAL_URL (default http://127.0.0.1:8081), HITL_TOKEN (a token
-with the `agent` role), MONGODB_URL (default mongodb://127.0.0.1:27017/),
+with the `agent` role), MONGODB_URL (default mongodb://127.0.0.1:27017/) and
+MONGODB_DATABASE (default payables),
 OPENAI_API_KEY and optionally OPENAI_BASE_URL / OPENAI_MODEL (any OpenAI-compatible
 server).
 """
@@ -28,7 +29,7 @@ from pymongo.errors import DuplicateKeyError
 mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
     os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017/")
 )
-db = mongo["payables"]
+db = mongo[os.environ.get("MONGODB_DATABASE", "payables")]
 
 model = OpenAIChatModel(
     os.environ.get("OPENAI_MODEL", "gpt-4.1-mini"),

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hitl_client import AsyncClient, Forbidden
+from hitl_client import AsyncClient, Forbidden, Invalid
 from pymongo import AsyncMongoClient
 
 from tests.e2e.test_approval_support import PEOPLE, approval_stack, reviewers_json, token
@@ -327,3 +327,52 @@ async def test_four_eyes_the_bridges_own_identity_cannot_approve(
         await bob.decide(cid, "approve")
     await completed(bridge, conv)
     assert len(await ledger(db, conv)) == 1
+
+
+def spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(command, env=env, stdout=out, stderr=out)
+
+
+async def test_the_example_pays_the_reviewers_amount_once(
+    stack: Stack, llm: tuple[ScriptedLLM, str], db: Any, tmp_path: Path
+) -> None:
+    conv, prompt = conversation(
+        llm[0], [Call("transfer", {"to_account": "acme", "amount": 1200})], DONE
+    )
+    env = {
+        "HITL_APPROVAL_URL": stack.url("approval"),
+        "HITL_TOKEN": token("agent-service"),
+        "MONGODB_URL": stack.infra.mongodb_url,
+        "MONGODB_DATABASE": stack.database,
+        "OPENAI_BASE_URL": llm[1] + "/v1",
+        "OPENAI_API_KEY": "test-key",
+        "OPENAI_MODEL": "scripted",
+    }
+    script = [sys.executable, str(ROOT / "examples/pydantic_ai/payables.py")]
+    proc = await asyncio.create_subprocess_exec(
+        *script,
+        "start",
+        conv,
+        prompt,
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=WAIT)
+    assert proc.returncode == 0, err.decode()[-3000:]
+    approvals = json.loads(out)["approvals"]
+    async with as_(stack, "ann") as ann:
+        # The example's edit policy: the amount may go down, the payee is locked.
+        with pytest.raises(Invalid):
+            await ann.decide(approvals[0], "modify", arguments={"to_account": "evil", "amount": 1})
+        await ann.decide(approvals[0], "modify", arguments={"to_account": "acme", "amount": 1000})
+    server = spawn([*script, "serve"], {**os.environ, **env}, tmp_path / "example-serve.log")
+    try:
+        done = await finished(db, conv)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert done["output"] == "Done: Paid 1000 to acme."
+    paid = [p async for p in db.payments.find({"to": "acme"})]
+    assert [p["amount"] for p in paid] == [1000]
