@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from hitl_agent.domain.run import PendingCall, PendingKind, Run, RunStatus
 from hitl_agent.service_layer.agents import AgentSpec
+from hitl_agent.service_layer.oversight import apply_supervisor_decision
 from hitl_agent.service_layer.steps import Changes, Steps
 from hitl_agent.tools.registry import Tool, describe_validation
 
@@ -44,6 +45,9 @@ def record_decision(
     )
     if pending.kind is PendingKind.GUARD:
         _apply_guard(run, pending, decided, changes)
+        return
+    if pending.kind is PendingKind.SUPERVISOR:
+        apply_supervisor_decision(run, pending, decided, changes)
         return
     if not awaits_result(run, pending):
         # Cannot happen with runs this code stored; never leave such a run stuck.
