@@ -138,7 +138,8 @@ async def test_an_interrupt_of_an_ended_run_is_refused_and_one_outrun_is_reporte
     # Stored while the run was still going; it ended before any boundary.
     store.flags[run_id] = Interrupt(run_id=run_id, reason="late", by="olga")
     flag = await oversight.interrupt_of(run)
-    assert flag is not None and flag.state is InterruptState.ENDED
+    assert flag is not None
+    assert flag.state is InterruptState.ENDED
     assert flag.run_status == "completed"
 
 
