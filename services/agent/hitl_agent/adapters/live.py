@@ -1,7 +1,7 @@
 """Every run's lifecycle as it happens: `agent.runs`, fanned out to live streams.
 
-One aiokafka consumer per replica, with no consumer group (it is assigned every
-partition and starts at their end): each replica sees every event, commits nothing
+One aiokafka consumer per replica, with no consumer group (aiokafka then assigns it
+every partition; it starts at their end): each replica sees every event, commits nothing
 and takes nothing from the workers' groups. It starts with the first live stream.
 Events carry no agent or submitter, so each run's are read once from the `runs`
 projection (by `_id`) and remembered.
@@ -14,7 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from hitl_contracts import RunEvent, RunEventType
 from hitl_shared.kafka_security import client_kwargs
 from hitl_shared.mongo import Document
@@ -111,17 +111,17 @@ class RunFeed:
             consumer = AIOKafkaConsumer(
                 bootstrap_servers=self.settings.kafka_bootstrap_servers,
                 enable_auto_commit=False,
+                auto_offset_reset="latest",
                 client_id="hitl-agent-live",
                 **client_kwargs(self.settings),
             )
             try:
                 await consumer.start()
-                await consumer.topics()  # fresh metadata: the topic may be new
-                partitions = consumer.partitions_for_topic(topic) or {0}
-                assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
-                consumer.assign(assigned)
-                await consumer.seek_to_end(*assigned)
-                for tp in assigned:
+                # No group: aiokafka assigns this consumer every partition of the topic.
+                consumer.subscribe([topic])
+                while not consumer.assignment():
+                    await asyncio.sleep(0.05)
+                for tp in consumer.assignment():
                     await consumer.position(tp)
                 self._ready.set()
                 while True:
