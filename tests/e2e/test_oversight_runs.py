@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner, Result
+from hitl_cli.main import cli
 from hitl_shared.directory import hash_token
 
 from tests.e2e.test_agent_support import (
@@ -33,7 +35,7 @@ from tests.e2e.test_agent_support import (
 )
 from tests.support.fake_openai import Call, Say, ScriptedLLM
 from tests.support.infra import Infra
-from tests.support.stack import Stack
+from tests.support.stack import DEV_AGENT_TOKEN, DEV_TOKEN, Stack
 from tests.support.wait import eventually
 
 ADMIN_TOKEN = "ada-admin-token"
@@ -324,3 +326,40 @@ async def test_halt_parks_the_runs_on_two_workers_and_holds_a_new_task_until_res
             assert all(e["status"] == "halted" for e in halted_live)
     finally:
         second.stop()
+
+
+def hitl(stack: Stack, *args: str) -> Result:
+    env = {
+        "HITL_APPROVAL_URL": stack.url("approval"),
+        "HITL_AGENT_URL": stack.url("agent"),
+        "HITL_TOKEN": DEV_TOKEN,
+        "HITL_AGENT_TOKEN": DEV_AGENT_TOKEN,
+    }
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+async def test_the_cli_interrupts_stops_and_prices_a_run(
+    stack: Stack, llm: tuple[ScriptedLLM, str]
+) -> None:
+    tag = marker()
+    slow_task(llm[0], tag)
+    async with stack.agent() as agent, stack.reviewer() as reviewer:
+        run_id = await submit(agent, f"Check the balance a few times {tag}")
+        await started_stepping(agent, run_id)
+        result = await asyncio.to_thread(hitl, stack, "interrupt", run_id, "--reason", "cli stop")
+        assert result.exit_code == 0, result.output
+        assert f"run {run_id}: interrupt requested (by developer)" in result.output
+        (approval,) = await pending(reviewer, run_id)
+        cid = approval["correlation_id"]
+        result = await asyncio.to_thread(hitl, stack, "reject", cid, "--comment", "enough")
+        assert result.exit_code == 0, result.output
+        await wait_status(agent, run_id, "cancelled")
+        result = await asyncio.to_thread(hitl, stack, "cost", run_id)
+        assert result.exit_code == 0, result.output
+        assert "loop prevented (interrupt)" in result.output
+        result = await asyncio.to_thread(hitl, stack, "runs", "--agent", "banking")
+        line = next(line for line in result.output.splitlines() if run_id in line)
+        assert "cancelled" in line
+        result = await asyncio.to_thread(hitl, stack, "halt", "no-such-agent", "--reason", "x")
+        assert result.exit_code == 1
+        assert "no agent named 'no-such-agent'" in result.output
