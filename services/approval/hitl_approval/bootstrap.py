@@ -21,6 +21,7 @@ from hitl_shared.metrics import ConsumerLag
 from hitl_shared.mongo import database, make_client
 from prometheus_client import Gauge
 
+from hitl_approval.adapters.agent_runs import AgentRuns
 from hitl_approval.adapters.idempotency import IdempotencyStore
 from hitl_approval.adapters.instances import InstanceRegistry
 from hitl_approval.adapters.metrics import ApprovalMetrics
@@ -226,6 +227,9 @@ def build_app(
     app.state.service = service
     app.state.mongo = mongo
     app.state.http = http
+    app.state.agent_runs = AgentRuns(
+        http, base_url=settings.approval_agent_url, token=settings.approval_agent_token
+    )
     app.state.broker = broker
     app.state.directory = reviewers
     app.state.idempotency = idempotency

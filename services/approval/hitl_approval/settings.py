@@ -56,6 +56,11 @@ class ApprovalSettings(CommonSettings):
     # How long a request waits for its decision's inline publish; past it the decision
     # stands (stored) and the outbox relay publishes it once the broker answers.
     approval_publish_timeout_seconds: float = 1.0
+    # The reviewer web page's runs view (live runs, interrupt, halt): the agent service
+    # and a token of a `delegate` principal there (it acts for the signed-in reviewer,
+    # whose own roles in the agent's directory apply). Empty token: the view is off.
+    approval_agent_url: str = "http://127.0.0.1:8082"
+    approval_agent_token: str = ""
 
     @property
     def refuse_unknown_submitter(self) -> bool:

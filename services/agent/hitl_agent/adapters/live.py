@@ -119,7 +119,9 @@ class RunFeed:
                 await consumer.start()
                 # No group: aiokafka assigns this consumer every partition of the topic.
                 consumer.subscribe([topic])
-                while not consumer.assignment():
+                for _ in range(600):  # the assignment follows the first metadata fetch
+                    if consumer.assignment():
+                        break
                     await asyncio.sleep(0.05)
                 for tp in consumer.assignment():
                     await consumer.position(tp)
