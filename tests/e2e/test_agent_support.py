@@ -81,6 +81,8 @@ def agent_stack(
         },
     )
     stack.env_extra["AGENT_APPROVAL_URL"] = stack.url("approval")
+    # The reviewer web page's runs view reads this agent (with APPROVAL_AGENT_TOKEN).
+    stack.env_extra["APPROVAL_AGENT_URL"] = stack.url("agent")
     try:
         stack.start("approval")
         stack.start("agent")

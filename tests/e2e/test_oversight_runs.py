@@ -10,6 +10,7 @@ waits) and resume it, watch it all on the live stream, and read what runs cost.
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 from click.testing import CliRunner, Result
 from hitl_cli.main import cli
 from hitl_shared.directory import hash_token
+from playwright.async_api import Browser, expect
 
 from tests.e2e.test_agent_support import (
     AGENT_TOKENS,
@@ -33,16 +35,29 @@ from tests.e2e.test_agent_support import (
     submit,
     wait_status,
 )
+from tests.e2e.test_web_reviewer import browser, chromium, screenshot, signed_in
 from tests.support.fake_openai import Call, Say, ScriptedLLM
 from tests.support.infra import Infra
 from tests.support.stack import DEV_AGENT_TOKEN, DEV_TOKEN, Stack
 from tests.support.wait import eventually
 
 ADMIN_TOKEN = "ada-admin-token"
+# The reviewer web page's own token at the agent service: it acts for reviewers.
+WEB_DELEGATE_TOKEN = "reviewer-web-delegate-token"
 TOKENS = [
     *AGENT_TOKENS,
     {"name": "ada", "token_sha256": hash_token(ADMIN_TOKEN), "roles": ["admin"]},
+    {
+        "name": "reviewer-web",
+        "token_sha256": hash_token(WEB_DELEGATE_TOKEN),
+        "roles": ["read", "delegate"],
+    },
+    # The development reviewer `dev`, an operator here (not an admin); the token is
+    # never used: the web page acts for `dev` by name.
+    {"name": "dev", "token_sha256": hash_token("unused-dev-agent-token"), "roles": ["operate"]},
 ]
+__all__ = ["browser", "chromium"]  # fixtures of the real-browser tests, used here too
+
 PRICES = {
     "currency": "USD",
     "default": {"prompt_per_million": 1000.0, "completion_per_million": 2000.0},
@@ -56,7 +71,11 @@ STEPS = 8
 def stack(
     infra: Infra, llm: tuple[ScriptedLLM, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    env = {"AGENT_TOKENS": json.dumps(TOKENS), "AGENT_PRICES": json.dumps(PRICES)}
+    env = {
+        "AGENT_TOKENS": json.dumps(TOKENS),
+        "AGENT_PRICES": json.dumps(PRICES),
+        "APPROVAL_AGENT_TOKEN": WEB_DELEGATE_TOKEN,
+    }
     with agent_stack(infra, llm[1], tmp_path_factory.mktemp("oversight"), env=env) as s:
         yield s
 
@@ -363,3 +382,95 @@ async def test_the_cli_interrupts_stops_and_prices_a_run(
         result = await asyncio.to_thread(hitl, stack, "halt", "no-such-agent", "--reason", "x")
         assert result.exit_code == 1
         assert "no agent named 'no-such-agent'" in result.output
+
+
+async def test_delegation_applies_the_named_persons_roles_only(stack: Stack) -> None:
+    async with (
+        httpx.AsyncClient(
+            base_url=stack.url("agent"), headers={"Authorization": f"Bearer {WEB_DELEGATE_TOKEN}"}
+        ) as web,
+        stack.agent(OPS_TOKEN) as ops,
+    ):
+        # For `dev` (an operator): may halt, may not resume (admins only).
+        as_dev = {"On-Behalf-Of": "dev"}
+        halted = await web.post(
+            "/v1/agents/banking-strict/halt", json={"reason": "t"}, headers=as_dev
+        )
+        assert halted.status_code == 202, halted.text
+        assert halted.json()["by"] == "dev"
+        refused = await web.post("/v1/agents/banking-strict/resume", headers=as_dev)
+        assert refused.status_code == 403
+        # Unknown people, and callers that are not delegates, get nothing.
+        stranger = await web.get("/v1/runs", headers={"On-Behalf-Of": "nobody"})
+        assert stranger.status_code == 403
+        forged = await ops.get("/v1/runs", headers={"On-Behalf-Of": "ada"})
+        assert forged.status_code == 403
+        async with stack.agent(ADMIN_TOKEN) as admin:
+            lifted = await admin.post("/v1/agents/banking-strict/resume")
+            assert lifted.status_code == 200, lifted.text
+        # A submitter named by the delegate sees only their own runs.
+        carol_view = (await web.get("/v1/runs", headers={"On-Behalf-Of": "carol"})).json()
+        assert all(item["submitted_by"] == "carol" for item in carol_view["items"])
+
+
+async def test_the_live_runs_page_in_a_real_browser(
+    stack: Stack, llm: tuple[ScriptedLLM, str], browser: Browser
+) -> None:
+    tag = marker()
+    slow_task(llm[0], tag)
+    async with (
+        stack.agent() as agent,
+        stack.agent(ADMIN_TOKEN) as admin,
+        stack.reviewer() as reviewer,
+    ):
+        run_id = await submit(agent, f"Check the balance a few times {tag}")
+        context, page = await signed_in(browser, stack)
+        try:
+            await page.goto(stack.url("approval") + "/ui/runs")
+            row = page.locator(f'tr[data-run="{run_id}"]')
+            await expect(row.locator(".status")).to_have_text("running")
+            html = await page.content()
+            assert WEB_DELEGATE_TOKEN not in html, "no token in the page"
+
+            # The run's page: its step history, and the interrupt button.
+            await row.get_by_role("link").click()
+            await expect(page.get_by_role("heading", name=re.compile("Run "))).to_be_visible()
+            await page.get_by_label("Reason").fill("the balance does not change, why look again")
+            await page.get_by_role("button", name="Interrupt at the next step").click()
+            await expect(page.get_by_text("Interrupt requested")).to_be_visible()
+            # It pauses at its next step: the page follows live and offers the approval.
+            await expect(page.locator("#status")).to_have_text("awaiting approval")
+            await expect(page.get_by_text("Waiting for a decision (supervisor)")).to_be_visible()
+            await expect(page.locator("#history")).to_contain_text("interrupted")
+            await screenshot(page, "web-run.png")
+
+            # Halt the agent from the board; a new task then shows up live, halted.
+            await page.goto(stack.url("approval") + "/ui/runs")
+            await page.get_by_placeholder("why stop banking", exact=True).fill(
+                "retry loop on the ledger"
+            )
+            await page.get_by_role("button", name="Halt banking", exact=True).click()
+            await expect(page.get_by_text("Agent banking is halted")).to_be_visible()
+            await expect(page.get_by_text("Emergency stop by dev")).to_be_visible()
+            second_tag = marker()
+            slow_task(llm[0], second_tag, steps=1)
+            second = await submit(agent, f"Check the balance a few times {second_tag}")
+            # No reload: the board follows the live stream.
+            await expect(page.locator(f'tr[data-run="{second}"] .status')).to_have_text("halted")
+            await screenshot(page, "web-runs.png")
+
+            # `dev` is an operator, not an admin: the resume is refused and says why.
+            await page.get_by_role("button", name="Resume banking (admins)").click()
+            await expect(page.get_by_text("Not resumed")).to_be_visible()
+            await expect(page.get_by_text("Agent banking is halted")).to_be_visible()
+        finally:
+            lifted = await admin.post("/v1/agents/banking/resume")
+            assert lifted.status_code == 200, lifted.text
+            await context.close()
+        await wait_status(agent, second, "completed", timeout=120)
+        (approval,) = await pending(reviewer, run_id)
+        await reviewer.post(
+            f"/v1/approvals/{approval['correlation_id']}/decision",
+            json={"decision": "reject", "comment": "done looking"},
+        )
+        await wait_status(agent, run_id, "cancelled")
