@@ -118,6 +118,7 @@ async def run_page(
     session: SessionDep,
     done: Annotated[str | None, Query(max_length=300)] = None,
     error: Annotated[str | None, Query(max_length=500)] = None,
+    partial: Annotated[str | None, Query()] = None,
 ) -> Response:
     reviewer = session.reviewer.name
     try:
@@ -137,6 +138,8 @@ async def run_page(
         "error": error or "",
         "live": run["status"] in LIVE,
     }
+    if partial == "body":
+        return page(request, "_run_body.html", context)
     return page(request, "run.html", context)
 
 
