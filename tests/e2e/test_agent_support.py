@@ -101,6 +101,9 @@ def sandbox_of(stack: Stack) -> Path:
 class AgentProcess:
     """One more agent replica with the stack's settings (same consumer group)."""
 
+    # How long it may take to become healthy (a loaded machine starts slowly).
+    STARTUP_SECONDS = 60.0
+
     def __init__(self, stack: Stack, name: str, **env: str) -> None:
         self.port = free_port()
         self.log = stack.logs / f"{name}.log"
@@ -112,7 +115,7 @@ class AgentProcess:
                 stdout=out,
                 stderr=out,
             )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + self.STARTUP_SECONDS
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{name} exited at start-up:\n{self.log.read_text()[-3000:]}")

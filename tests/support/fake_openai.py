@@ -89,10 +89,18 @@ class ScriptedLLM:
             if delay is not None:
                 self.delays[marker] = delay
 
+    # Requests as they arrive (before a scripted delay): a call in flight is visible.
+    arrived: list[dict[str, Any]] = field(default_factory=list)
+
     def delay_for(self, body: dict[str, Any]) -> float:
         first = _first_user(body.get("messages") or [])
         with self.lock:
+            self.arrived.append(body)
             return next((d for m, d in self.delays.items() if m in first), 0.0)
+
+    def arrivals_for(self, marker: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [r for r in self.arrived if marker in _first_user(r["messages"])]
 
     def calls_for(self, marker: str) -> list[dict[str, Any]]:
         with self.lock:
