@@ -55,7 +55,12 @@ POLICIES: dict[str, Any] = {
 
 @contextlib.contextmanager
 def agent_stack(
-    infra: Infra, llm_url: str, workdir: Path, *, env: dict[str, str] | None = None
+    infra: Infra,
+    llm_url: str,
+    workdir: Path,
+    *,
+    env: dict[str, str] | None = None,
+    start_timeout: float = 60.0,
 ) -> Iterator[Stack]:
     """The approval service and the agent as real processes (no notifier: not needed)."""
     policies = workdir / "policies.json"
@@ -84,8 +89,8 @@ def agent_stack(
     # The reviewer web page's runs view reads this agent (with APPROVAL_AGENT_TOKEN).
     stack.env_extra["APPROVAL_AGENT_URL"] = stack.url("agent")
     try:
-        stack.start("approval")
-        stack.start("agent")
+        stack.start("approval", timeout=start_timeout)
+        stack.start("agent", timeout=start_timeout)
         yield stack
     finally:
         stack.close()

@@ -74,7 +74,9 @@ def stack(
         "AGENT_PRICES": json.dumps(PRICES),
         "APPROVAL_AGENT_TOKEN": WEB_DELEGATE_TOKEN,
     }
-    with agent_stack(infra, llm[1], tmp_path_factory.mktemp("oversight"), env=env) as s:
+    workdir = tmp_path_factory.mktemp("oversight")
+    # A loaded machine (shared CI) starts the services slowly: a deadline, not a sleep.
+    with agent_stack(infra, llm[1], workdir, env=env, start_timeout=240) as s:
         yield s
 
 

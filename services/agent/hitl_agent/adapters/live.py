@@ -163,12 +163,13 @@ class RunFeed:
             row = await self.runs.find_one(
                 {"_id": run_id}, {"agent": 1, "status": 1, "state.submitted_by": 1}
             )
-            row = row or {}
             info = RunInfo(
-                agent=str(row.get("agent", "")),
-                submitted_by=str((row.get("state") or {}).get("submitted_by", "")),
-                status=RunStatus(row.get("status", RunStatus.RUNNING.value)),
+                agent=str((row or {}).get("agent", "")),
+                submitted_by=str(((row or {}).get("state") or {}).get("submitted_by", "")),
+                status=RunStatus((row or {}).get("status", RunStatus.RUNNING.value)),
             )
+            if row is None:
+                return info  # not projected yet (never seen in practice): ask again next time
             self.known[run_id] = info
             while len(self.known) > RUNS_KNOWN:
                 self.known.popitem(last=False)
