@@ -6,9 +6,16 @@ from typing import Any
 import pytest
 from hitl_agent.adapters.oversight import OversightStore
 from hitl_agent.domain.cost import PriceTable, loop_prevented
-from hitl_agent.domain.oversight import AuditEntry, Halt, Interrupt, InterruptState
+from hitl_agent.domain.oversight import (
+    INTERVENTION_TOOL,
+    AuditEntry,
+    Halt,
+    Interrupt,
+    InterruptState,
+)
 from hitl_agent.domain.run import RunStatus, Usage
 from hitl_agent.service_layer.oversight import Oversight, RunEnded
+from hitl_agent.tools import intervention
 from hitl_contracts import Decision, TaskSubmitted
 
 from tests.unit.test_agent_support import Harness, call, decided, harness, say, tool_calls
@@ -167,6 +174,11 @@ async def test_a_halt_parks_runs_holds_new_ones_and_resume_sets_them_going() -> 
     assert run.status is RunStatus.COMPLETED
     assert [e.action for e in store.entries] == ["halt", "resume"]
     assert store.entries[1].detail == {"lifted": True, "runs": [run_id]}
+
+
+def test_a_supervisor_approval_is_about_the_intervention_tool() -> None:
+    # The approval service and the agent's trust check compare the decision's tool.
+    assert INTERVENTION_TOOL == intervention.NAME
 
 
 def test_prices_turn_tokens_into_money() -> None:

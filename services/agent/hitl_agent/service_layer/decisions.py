@@ -13,9 +13,9 @@ import logging
 from hitl_contracts import ApprovalDecided, Decision, RunEventType
 from pydantic import ValidationError
 
+from hitl_agent.domain.oversight import apply_supervisor_decision
 from hitl_agent.domain.run import PendingCall, PendingKind, Run, RunStatus
 from hitl_agent.service_layer.agents import AgentSpec
-from hitl_agent.service_layer.oversight import apply_supervisor_decision
 from hitl_agent.service_layer.steps import Changes, Steps
 from hitl_agent.tools.registry import Tool, describe_validation
 

@@ -20,14 +20,20 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from hitl_contracts import ApprovalDecided, RiskLevel, RunEventType, TaskSubmitted
+from hitl_contracts import RunEventType, TaskSubmitted
 
 from hitl_agent.adapters.oversight import OversightStore
-from hitl_agent.domain.oversight import AuditEntry, Halt, Interrupt, InterruptState
-from hitl_agent.domain.run import PendingCall, PendingKind, Run, RunStatus, utcnow
+from hitl_agent.domain.oversight import (
+    AuditEntry,
+    Halt,
+    Interrupt,
+    InterruptState,
+    deliver_notes,
+    supervisor_call,
+)
+from hitl_agent.domain.run import Run, RunStatus, utcnow
 from hitl_agent.service_layer.requests import summary
 from hitl_agent.service_layer.steps import Changes
-from hitl_agent.tools import intervention
 
 if TYPE_CHECKING:
     from hitl_agent.service_layer.runner import Runner
@@ -38,7 +44,6 @@ Commit = Callable[[Run, Changes], Awaitable[bool]]
 Wake = Callable[[TaskSubmitted], Awaitable[None]]
 
 MAX_RACES = 32
-NOTE_DELIVERED = "note_delivered"
 
 
 class RunEnded(Exception):
@@ -55,7 +60,7 @@ class Oversight:
     async def boundary(self, run: Run, commit: Commit) -> bool:
         """Before a step: True when the run paused here (or lost a race) and must not step."""
         if run.turn is None:
-            _deliver_notes(run)
+            deliver_notes(run)
         interrupt, halt = await asyncio.gather(
             self.store.interrupt(run.run_id), self.store.halt(run.agent)
         )
@@ -96,7 +101,7 @@ class Oversight:
 
     async def _pause(self, run: Run, flag: Interrupt, commit: Commit) -> bool:
         if run.find_pending(flag.approval_id) is None:
-            pending = _supervisor_call(run, flag, self.approval_timeout)
+            pending = supervisor_call(run, flag, self.approval_timeout)
             changes = Changes()
             run.pending.append(pending)
             changes.held.append(pending)
@@ -197,85 +202,3 @@ class Oversight:
                 )
             return True
         raise RuntimeError(f"could not resume run {run_id}: too many races")
-
-
-def apply_supervisor_decision(
-    run: Run, pending: PendingCall, decided: ApprovalDecided, changes: Changes
-) -> None:
-    """A reviewer's answer to an interrupt: go on (with their note for the model) or stop."""
-    note = decided.comment.strip()
-    if decided.decision.allows_execution:
-        if not run.open_calls():
-            run.status = RunStatus.RUNNING
-        if note:
-            pending.context[NOTE_DELIVERED] = False
-            if run.turn is None:
-                _deliver_notes(run)
-        changes.emit(
-            RunEventType.RESUMED,
-            correlation_id=pending.correlation_id,
-            supervisor=decided.reviewer,
-            note=note,
-        )
-        return
-    run.status = RunStatus.CANCELLED
-    why = note or f"the interrupt's approval was {decided.decision.value}"
-    run.error = f"stopped by {decided.reviewer or 'the system'} after an interrupt: {why}"
-    changes.emit(
-        RunEventType.CANCELLED,
-        reason=why,
-        by=decided.reviewer,
-        approvals=[],
-        supervisor=True,
-    )
-
-
-def _deliver_notes(run: Run) -> None:
-    """Hand a supervisor's note to the model before its next call (never mid-turn)."""
-    for pending in run.pending:
-        if pending.kind is PendingKind.SUPERVISOR and pending.context.get(NOTE_DELIVERED) is False:
-            run.messages.append(
-                {
-                    "role": "user",
-                    "content": f"A human supervisor ({pending.reviewer}) paused this run "
-                    f"and says: {pending.comment.strip()}",
-                }
-            )
-            pending.context[NOTE_DELIVERED] = True
-
-
-def _supervisor_call(run: Run, flag: Interrupt, timeout: timedelta) -> PendingCall:
-    now = utcnow()
-    return PendingCall(
-        correlation_id=flag.approval_id,
-        tool_call_id=f"supervisor_{flag.id[:12]}",
-        tool=intervention.NAME,
-        arguments={
-            "reason": f"{flag.by} interrupted this run: {flag.reason}. Let it go on?",
-            "context": f"{run.steps} model steps, {run.usage.total_tokens} tokens so far",
-            "action_type": "supervise_run",
-        },
-        reason=f"interrupted by {flag.by}: {flag.reason}",
-        risk_level=RiskLevel.MEDIUM,
-        requested_at=now,
-        expires_at=now + timeout,
-        kind=PendingKind.SUPERVISOR,
-        context={
-            "interrupted_by": flag.by,
-            "interrupt_reason": flag.reason,
-            "steps": run.steps,
-            "total_tokens": run.usage.total_tokens,
-        },
-        reasoning=_last_reasoning(run),
-    )
-
-
-def _last_reasoning(run: Run) -> str:
-    return next(
-        (
-            str(m.get("content"))
-            for m in reversed(run.messages)
-            if m.get("role") == "assistant" and m.get("content")
-        ),
-        "",
-    )
