@@ -187,6 +187,7 @@ def types_for(seen: list[dict[str, Any]], run_id: str) -> list[str]:
     return [e["type"] for e in seen if e["run_id"] == run_id]
 
 
+@pytest.mark.timeout(900)
 async def test_interrupt_pauses_at_the_boundary_and_goes_on_with_a_note(
     stack: Stack, llm: tuple[ScriptedLLM, str]
 ) -> None:
@@ -324,6 +325,7 @@ def log_lines(path: Path, run_id: str, text: str) -> int:
     return sum(1 for line in path.read_text().splitlines() if run_id in line and text in line)
 
 
+@pytest.mark.timeout(1200)  # a second worker and long tasks, on a shared (loaded) machine
 async def test_halt_parks_the_runs_on_two_workers_and_holds_a_new_task_until_resumed(
     stack: Stack, llm: tuple[ScriptedLLM, str]
 ) -> None:
@@ -489,6 +491,7 @@ async def test_delegation_applies_the_named_persons_roles_only(stack: Stack) -> 
         assert all(item["submitted_by"] == "carol" for item in carol_view["items"])
 
 
+@pytest.mark.timeout(900)
 async def test_the_live_runs_page_in_a_real_browser(
     stack: Stack, llm: tuple[ScriptedLLM, str], browser: Browser
 ) -> None:

@@ -43,16 +43,22 @@ class AgentRuns:
             raise AgentUnavailable(
                 "runs are not connected: set APPROVAL_AGENT_URL and APPROVAL_AGENT_TOKEN", 503
             )
-        try:
-            response = await self.http.request(
-                method,
-                self.base_url + path,
-                headers=self.headers(reviewer),
-                json=body,
-                params=params,
-            )
-        except httpx.HTTPError as exc:
-            raise AgentUnavailable(f"the agent service is unreachable ({exc!r})") from None
+        for attempt in range(UNAVAILABLE_RETRIES + 1):
+            try:
+                response = await self.http.request(
+                    method,
+                    self.base_url + path,
+                    headers=self.headers(reviewer),
+                    json=body,
+                    params=params,
+                )
+            except httpx.HTTPError as exc:
+                raise AgentUnavailable(f"the agent service is unreachable ({exc!r})") from None
+            # 503: its store or broker was slow; every call here is safe to repeat
+            # (reads, and interrupt / halt / resume are idempotent).
+            if response.status_code != 503 or attempt == UNAVAILABLE_RETRIES:
+                break
+            await asyncio.sleep(0.5 * (attempt + 1))
         if response.status_code >= 400:
             try:
                 detail = response.json().get("detail", response.text)
@@ -109,5 +115,7 @@ async def run_history(runs: AgentRuns, run_id: str, *, reviewer: str) -> list[di
     return events
 
 
+# A 503 is retried this many times before the page says the agent is unavailable.
+UNAVAILABLE_RETRIES = 3
 # A running run's stream stays open for what comes next; the page shows what is stored.
 QUIET_SECONDS = 0.5
