@@ -7,7 +7,7 @@ variables.
 
 import click
 
-from hitl_cli import approvals, runs, stack
+from hitl_cli import approvals, oversight, runs, stack
 from hitl_cli.client import Config
 
 DEV_TOKEN = "dev-reviewer-token"
@@ -82,6 +82,12 @@ for command in (
     approvals.approve,
     approvals.reject,
     approvals.modify,
+    oversight.list_runs,
+    oversight.watch,
+    oversight.interrupt,
+    oversight.halt,
+    oversight.resume,
+    oversight.cost,
 ):
     cli.add_command(command)
 

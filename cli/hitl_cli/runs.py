@@ -60,6 +60,10 @@ def describe(event: str, detail: dict[str, Any]) -> list[str]:
         return [f"decision refused ({detail.get('code')}): {detail.get('reason', '')}"]
     if event == "resumed":
         return ["resumed"]
+    if event == "interrupted":
+        return [f"interrupted by {detail.get('by')}: {detail.get('reason', '')}"]
+    if event == "halted":
+        return [f"halted (agent stopped by {detail.get('by')}): {detail.get('reason', '')}"]
     return [f"{event} {json.dumps(detail)}"]
 
 

@@ -44,6 +44,12 @@ class RunEventType(StrEnum):
     # Added (second round): a decision the agent refused to act on (bad signature, or
     # not about the call it holds); the run stays as it was.
     DECISION_REFUSED = "decision_refused"
+    # Added (oversight): a person interrupted the run; it paused at its step boundary
+    # with a `supervisor` approval (`detail`: reason, by, correlation_id).
+    INTERRUPTED = "interrupted"
+    # Added (oversight): the run's agent is halted; the run paused at its step boundary
+    # and takes no step until an admin resumes the agent (`detail`: reason, by).
+    HALTED = "halted"
 
 
 class RunEvent(Event):

@@ -41,6 +41,9 @@ class Role(StrEnum):
     SUBMIT = "submit"  # starts runs; reads and cancels its own
     READ = "read"  # reads every run and its events
     OPERATE = "operate"  # reads and cancels every run
+    # A trusted front end (the reviewer web page) acting for the person it names in
+    # `On-Behalf-Of`: that person's own roles in the directory apply, never its own.
+    DELEGATE = "delegate"
     # Everywhere: every role.
     ADMIN = "admin"
 

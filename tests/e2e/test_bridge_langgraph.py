@@ -22,7 +22,7 @@ import pymongo
 import pytest
 from hitl_client import AsyncClient, Conflict, Forbidden
 
-from tests.e2e.test_approval_support import PEOPLE, approval_stack, reviewers_json, token
+from tests.support.approval_e2e import PEOPLE, approval_stack, reviewers_json, token
 from tests.support.fake_openai import Call, Say, ScriptedLLM
 from tests.support.infra import Infra
 from tests.support.stack import Stack
@@ -32,7 +32,10 @@ ROOT = Path(__file__).parents[2]
 EXAMPLE = ROOT / "examples" / "langgraph" / "payments.py"
 # The bridge's account (role agent: the submitter four-eyes is about), and a person who
 # runs a bridge with their own token and also reviews.
-BRIDGE = ("payables-bridge", ("payables-bridge-token", ["agent"], []))
+BRIDGE: tuple[str, tuple[str, list[str], list[str]]] = (
+    "payables-bridge",
+    ("payables-bridge-token", ["agent"], []),
+)
 LENA = ("lena", ("lena-token", ["agent", "reviewer"], ["finance"]))
 DONE = 120.0  # a deadline for a thread to get through its model calls on a busy machine
 

@@ -20,8 +20,8 @@ import pytest
 from hitl_client import AsyncClient, Forbidden
 from pymongo import AsyncMongoClient, MongoClient
 
-from tests.e2e.test_approval_support import PEOPLE, approval_stack, reviewers_json
 from tests.support import fake_openai
+from tests.support.approval_e2e import PEOPLE, approval_stack, reviewers_json
 from tests.support.fake_openai import Call, Say
 from tests.support.infra import Infra
 from tests.support.stack import Stack
@@ -126,6 +126,7 @@ def bridge(stack: Stack, llm: LLM, tmp_path: Path) -> Iterator[Bridge]:
         yield b
     finally:
         b.close()
+        client: MongoClient[dict[str, Any]]
         with MongoClient(stack.infra.mongodb_url) as client:
             client.drop_database(b.db)
 

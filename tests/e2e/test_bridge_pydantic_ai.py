@@ -21,7 +21,7 @@ import pytest
 from hitl_client import AsyncClient, Forbidden, Invalid
 from pymongo import AsyncMongoClient
 
-from tests.e2e.test_approval_support import PEOPLE, approval_stack, reviewers_json, token
+from tests.support.approval_e2e import PEOPLE, approval_stack, reviewers_json, token
 from tests.support.fake_openai import Call, Say, ScriptedLLM
 from tests.support.infra import Infra
 from tests.support.stack import Stack

@@ -30,7 +30,7 @@ from tests.integration.conftest import Database
 
 
 def payments_agent(paid: list[float]) -> Agent[None, Any]:
-    agent = Agent(TestModel(), output_type=[str, DeferredToolRequests])
+    agent = Agent(TestModel(), deps_type=type(None), output_type=[str, DeferredToolRequests])
 
     @agent.tool(requires_approval=True)
     async def transfer(ctx: RunContext[None], to_account: str, amount: float) -> str:

@@ -55,7 +55,12 @@ POLICIES: dict[str, Any] = {
 
 @contextlib.contextmanager
 def agent_stack(
-    infra: Infra, llm_url: str, workdir: Path, *, env: dict[str, str] | None = None
+    infra: Infra,
+    llm_url: str,
+    workdir: Path,
+    *,
+    env: dict[str, str] | None = None,
+    start_timeout: float = 60.0,
 ) -> Iterator[Stack]:
     """The approval service and the agent as real processes (no notifier: not needed)."""
     policies = workdir / "policies.json"
@@ -81,9 +86,11 @@ def agent_stack(
         },
     )
     stack.env_extra["AGENT_APPROVAL_URL"] = stack.url("approval")
+    # The reviewer web page's runs view reads this agent (with APPROVAL_AGENT_TOKEN).
+    stack.env_extra["APPROVAL_AGENT_URL"] = stack.url("agent")
     try:
-        stack.start("approval")
-        stack.start("agent")
+        stack.start("approval", timeout=start_timeout)
+        stack.start("agent", timeout=start_timeout)
         yield stack
     finally:
         stack.close()
@@ -100,6 +107,9 @@ def sandbox_of(stack: Stack) -> Path:
 class AgentProcess:
     """One more agent replica with the stack's settings (same consumer group)."""
 
+    # How long it may take to become healthy (a loaded machine starts slowly).
+    STARTUP_SECONDS = 180.0  # a deadline: imports alone took 29 s at load 23
+
     def __init__(self, stack: Stack, name: str, **env: str) -> None:
         self.port = free_port()
         self.log = stack.logs / f"{name}.log"
@@ -111,7 +121,7 @@ class AgentProcess:
                 stdout=out,
                 stderr=out,
             )
-        deadline = time.monotonic() + 180  # a deadline: imports alone took 29 s at load 23
+        deadline = time.monotonic() + self.STARTUP_SECONDS
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{name} exited at start-up:\n{self.log.read_text()[-3000:]}")

@@ -14,6 +14,7 @@ answering a request without `response_format` (or a tool-call turn answering
 one) is a 400, so a test notices an agent using the wrong halt style.
 """
 
+import asyncio
 import json
 import threading
 import time
@@ -71,12 +72,35 @@ class ScriptedLLM:
     lock: threading.Lock = field(default_factory=threading.Lock)
     # Per-script token usage reported for each call: (prompt, completion).
     usage: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # Per-script seconds each reply takes (a slow model: a window to act mid-run).
+    delays: dict[str, float] = field(default_factory=dict)
 
-    def script(self, marker: str, *turns: Turn, tokens: tuple[int, int] | None = None) -> None:
+    def script(
+        self,
+        marker: str,
+        *turns: Turn,
+        tokens: tuple[int, int] | None = None,
+        delay: float | None = None,
+    ) -> None:
         with self.lock:
             self.scripts[marker] = list(turns)
             if tokens is not None:
                 self.usage[marker] = tokens
+            if delay is not None:
+                self.delays[marker] = delay
+
+    # Requests as they arrive (before a scripted delay): a call in flight is visible.
+    arrived: list[dict[str, Any]] = field(default_factory=list)
+
+    def delay_for(self, body: dict[str, Any]) -> float:
+        first = _first_user(body.get("messages") or [])
+        with self.lock:
+            self.arrived.append(body)
+            return next((d for m, d in self.delays.items() if m in first), 0.0)
+
+    def arrivals_for(self, marker: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [r for r in self.arrived if marker in _first_user(r["messages"])]
 
     def calls_for(self, marker: str) -> list[dict[str, Any]]:
         with self.lock:
@@ -189,6 +213,9 @@ def app_for(llm: ScriptedLLM) -> FastAPI:
 
     @app.post("/v1/chat/completions")
     async def completions(request: Request) -> dict[str, Any]:
-        return llm.answer(await request.json())
+        body = await request.json()
+        if delay := llm.delay_for(body):
+            await asyncio.sleep(delay)
+        return llm.answer(body)
 
     return app

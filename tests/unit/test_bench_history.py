@@ -1,6 +1,7 @@
 """bench/history.py copies a finished run's documents as raw BSON with fresh ids."""
 
 import uuid
+from typing import cast
 
 import bson
 from bson import ObjectId
@@ -21,7 +22,7 @@ def test_a_copy_is_the_same_document_with_fresh_ids_everywhere() -> None:
         "note": f"approval {approval} for run {run}",
         "amount": 500.0,
     }
-    template = _cut(bson.encode(original), original["_id"])
+    template = _cut(bson.encode(original), cast(ObjectId, original["_id"]))
     keys = _keys(template)
     assert keys == {run.encode(), approval.encode(), b"0123456789abcdef"}
 

@@ -2,7 +2,7 @@
 `Command(resume=...)` values. The whole path runs in tests/e2e/test_bridge_langgraph.py."""
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hitl_client import outcome_of
@@ -56,7 +56,7 @@ def test_per_call_interrupts_are_one_approval_each_resumed_by_interrupt_id() -> 
         ("i2", "call_2", "transfer", ARGS),
     ]
     assert asks[0].editable
-    assert asks[0].arguments_schema == PER_CALL_SCHEMA["$defs"]["transfer"]
+    assert asks[0].arguments_schema == cast(dict[str, Any], PER_CALL_SCHEMA["$defs"])["transfer"]
     first, second = (a.correlation_id for a in asks)
     edited = {"to_account": "acme", "amount": 1000}
     resume = resume_map(

@@ -29,7 +29,10 @@ async def transfer(to_account: str, amount: float) -> str:
 
 def bridge(model: ScriptedModel | None = None) -> AgentsBridge:
     # Neither client connects until used.
-    db = AsyncMongoClient("mongodb://127.0.0.1:9/", connect=False)["unit"]
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        "mongodb://127.0.0.1:9/", connect=False
+    )
+    db = client["unit"]
     agent = Agent(name="payables", tools=[transfer], model=model or ScriptedModel())
     return AgentsBridge(agent, hitl=AsyncClient("http://127.0.0.1:9", "t"), db=db, run_config=QUIET)
 

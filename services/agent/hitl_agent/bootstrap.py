@@ -27,13 +27,18 @@ from hitl_agent import catalog
 from hitl_agent.adapters.approvals import ApprovalClient
 from hitl_agent.adapters.apps import AppLoadError, parse_apps, resolve
 from hitl_agent.adapters.chat import ChatModel
+from hitl_agent.adapters.live import RunFeed
 from hitl_agent.adapters.llm import make_model
+from hitl_agent.adapters.oversight import OversightStore
+from hitl_agent.adapters.run_rows import RunRows
 from hitl_agent.adapters.runs import RunStore
 from hitl_agent.adapters.workers import WorkerRegistry
-from hitl_agent.entrypoints import api, consumer, errors, events
+from hitl_agent.domain.cost import PriceTable
+from hitl_agent.entrypoints import api, consumer, cost, errors, events, live, oversight
 from hitl_agent.metrics import AgentMetrics, MeteredModel
 from hitl_agent.service_layer.executions import Executions, crash_after
 from hitl_agent.service_layer.outbox import Outbox
+from hitl_agent.service_layer.oversight import Oversight
 from hitl_agent.service_layer.runner import Runner
 from hitl_agent.service_layer.steps import Steps
 from hitl_agent.settings import AgentSettings
@@ -92,6 +97,19 @@ def build_app(
         await publish(broker, topics.agent_tasks, task, key=task.task_id)
 
     fault = settings.agent_fault_crash_after_execution
+    try:
+        prices = PriceTable.load(inline=settings.agent_prices, file=settings.agent_prices_file)
+    except (ValueError, OSError) as exc:
+        raise AppLoadError(str(exc)) from exc
+    supervision = Oversight(
+        OversightStore(db),
+        approval_timeout=timedelta(seconds=settings.agent_approval_timeout_seconds),
+    )
+    run_rows = RunRows(db)
+    run_feed = RunFeed(settings, db)
+    cost_metrics = cost.CostMetrics(
+        metrics.registry, run_rows, prices, ttl=settings.agent_cost_metrics_seconds
+    )
     outbox = Outbox(
         store, publish_request=publish_request, publish_event=publish_event, approvals=approvals
     )
@@ -124,6 +142,7 @@ def build_app(
         ),
         outbox=outbox,
         keys=keys,
+        oversight=supervision,
     )
     consumer.register(
         broker,
@@ -182,6 +201,7 @@ def build_app(
         finally:
             for task in background:
                 task.cancel()
+            await run_feed.stop()
             with contextlib.suppress(Exception):
                 # Spares the next start-up re-delivering what was already delivered.
                 await outbox.forget_delivered()
@@ -210,7 +230,7 @@ def build_app(
     app.state.directory = settings.directory()
     app.add_api_route(
         "/metrics",
-        endpoint(metrics.registry, metrics.lag.refresh),
+        endpoint(metrics.registry, metrics.lag.refresh, cost_metrics.refresh),
         methods=["GET"],
         tags=["health"],
         summary="Prometheus metrics",
@@ -220,8 +240,15 @@ def build_app(
     app.state.workers = workers
     app.state.on_unhosted = metrics.unhosted
     app.state.submit_task = submit_task
+    app.state.oversight = supervision
+    app.state.run_rows = run_rows
+    app.state.run_feed = run_feed
+    app.state.prices = prices
+    app.include_router(live.router)
     app.include_router(api.router)
     app.include_router(events.router)
+    app.include_router(oversight.router)
+    app.include_router(cost.router)
     for hosted_app in apps:
         for router in hosted_app.routers:
             if not isinstance(router, APIRouter):

@@ -63,6 +63,12 @@ class AgentSettings(CommonSettings):
     # Run event streams (SSE): store poll interval and longest connection.
     agent_sse_poll_seconds: float = Field(default=0.2, gt=0)
     agent_sse_max_seconds: float = Field(default=600.0, gt=0)
+    # Oversight: the price table that turns a run's tokens into money (JSON: currency,
+    # default and per-agent prices per million prompt / completion tokens; README).
+    agent_prices: str = ""
+    agent_prices_file: str = ""
+    # How long the cost figures of /metrics are reused before the store is read again.
+    agent_cost_metrics_seconds: float = Field(default=30.0, gt=0)
     # Test-only fault injection: exit right after executing this tool, before
     # recording it (proves a redelivery finishes the job). Refused in production.
     agent_fault_crash_after_execution: str = ""

@@ -26,6 +26,7 @@ from hitl_shared.metrics import ConsumerLag
 from hitl_shared.mongo import database, make_client
 from prometheus_client import Gauge
 
+from hitl_approval.adapters.agent_runs import AgentRuns
 from hitl_approval.adapters.idempotency import IdempotencyStore
 from hitl_approval.adapters.instances import InstanceRegistry
 from hitl_approval.adapters.link_uses import LinkUses
@@ -264,6 +265,9 @@ def build_app(
             "service": service,
             "mongo": mongo,
             "http": http,
+            "agent_runs": AgentRuns(
+                http, base_url=settings.approval_agent_url, token=settings.approval_agent_token
+            ),
             "broker": broker,
             "directory": reviewers,
             "idempotency": idempotency,

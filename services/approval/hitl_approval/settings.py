@@ -64,6 +64,11 @@ class ApprovalSettings(CommonSettings):
     # signature proves the request came from Slack, not from which workspace. Empty:
     # any workspace the app is installed in (refused in production when Slack is on).
     approval_slack_team_id: str = ""
+    # The reviewer web page's runs view (live runs, interrupt, halt): the agent service
+    # and a token of a `delegate` principal there (it acts for the signed-in reviewer,
+    # whose own roles in the agent's directory apply). Empty token: the view is off.
+    approval_agent_url: str = "http://127.0.0.1:8082"
+    approval_agent_token: str = ""
 
     @property
     def refuse_unknown_submitter(self) -> bool:

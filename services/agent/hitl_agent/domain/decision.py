@@ -18,6 +18,7 @@ from hitl_contracts import ApprovalDecided, Decision, RunEventType
 from pydantic import ValidationError
 
 from hitl_agent.domain.changes import Changes
+from hitl_agent.domain.oversight import apply_supervisor_decision
 from hitl_agent.domain.policy import PolicyArgs
 from hitl_agent.domain.run import PendingCall, PendingKind, Run, RunStatus
 from hitl_agent.tools.registry import Tool, describe_validation
@@ -88,6 +89,9 @@ def record_decision(
     )
     if pending.kind is PendingKind.GUARD:
         _apply_guard(run, pending, decided, changes)
+        return
+    if pending.kind is PendingKind.SUPERVISOR:
+        apply_supervisor_decision(run, pending, decided, changes)
         return
     if not awaits_result(run, pending):
         # Cannot happen with runs this code stored; never leave such a run stuck.

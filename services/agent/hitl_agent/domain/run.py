@@ -22,6 +22,9 @@ class RunStatus(StrEnum):
     CANCELLED = "cancelled"
     # Accepted, but no live worker hosts its agent: it starts when one does.
     UNHOSTED = "unhosted"
+    # Added (oversight): its agent is halted (emergency stop); it takes its next step
+    # once an admin resumes the agent.
+    HALTED = "halted"
 
     @property
     def terminal(self) -> bool:
@@ -42,6 +45,9 @@ class PendingKind(StrEnum):
     TOOL = "tool"
     # The loop/budget guard stopped the run and asks whether to go on.
     GUARD = "guard"
+    # A person interrupted the run (POST /v1/runs/{run_id}/interrupt): go on, go on
+    # with a note to the model, or stop.
+    SUPERVISOR = "supervisor"
 
 
 class Action(BaseModel):

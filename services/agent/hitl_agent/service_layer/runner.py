@@ -30,6 +30,7 @@ from hitl_agent.domain.decision import (
 from hitl_agent.domain.run import PendingCall, Run, RunStatus
 from hitl_agent.service_layer.agents import AgentSpec, UnknownAgent
 from hitl_agent.service_layer.outbox import Outbox
+from hitl_agent.service_layer.oversight import Oversight
 from hitl_agent.service_layer.requests import approval_request
 from hitl_agent.service_layer.steps import Steps
 from hitl_agent.service_layer.trust import (
@@ -73,8 +74,11 @@ class Runner:
         steps: Steps,
         outbox: Outbox,
         keys: DecisionKeys,
+        oversight: Oversight | None = None,
     ) -> None:
         self.store = store
+        # Interrupts and halts, checked at each step boundary (None: not supervised).
+        self.oversight = oversight
         self.agents = agents
         self.steps = steps
         self.outbox = outbox
@@ -224,6 +228,8 @@ class Runner:
                 # Resumed, but a decision's handler is still completing its outcome;
                 # that handler drives the run on once the turn has every result.
                 return
+            if self.oversight is not None and await self.oversight.boundary(run, self.uow.commit):
+                return  # paused by an interrupt or a halt (or another worker moved it)
             changes = Changes()
             await self.steps.advance(run, self.spec(run.agent), changes)
             if not await self.uow.commit(run, changes):

@@ -12,7 +12,7 @@ from fastapi.templating import Jinja2Templates
 from hitl_approval.entrypoints.web import present
 
 HERE = Path(__file__).parent
-STATIC = {"app.css": "text/css", "app.js": "text/javascript"}
+STATIC = {"app.css": "text/css", "app.js": "text/javascript", "runs.js": "text/javascript"}
 
 templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.globals.update(

@@ -1,0 +1,195 @@
+"""Interrupts, halts and cost against in-memory ports: what a supervisor sees happen."""
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from hitl_agent.adapters.oversight import OversightStore
+from hitl_agent.domain.cost import PriceTable, loop_prevented
+from hitl_agent.domain.oversight import (
+    INTERVENTION_TOOL,
+    AuditEntry,
+    Halt,
+    Interrupt,
+    InterruptState,
+)
+from hitl_agent.domain.run import RunStatus, Usage
+from hitl_agent.service_layer.oversight import Oversight, RunEnded
+from hitl_agent.tools import intervention
+from hitl_contracts import Decision, TaskSubmitted
+
+from tests.support.agent_harness import Harness, call, decided, harness, say, tool_calls
+
+
+class MemoryOversightStore(OversightStore):
+    def __init__(self) -> None:
+        self.flags: dict[str, Interrupt] = {}
+        self.halted: dict[str, Halt] = {}
+        self.parked: dict[str, str] = {}
+        self.entries: list[AuditEntry] = []
+
+    async def interrupt(self, run_id: str) -> Interrupt | None:
+        return self.flags.get(run_id)
+
+    async def request_interrupt(self, flag: Interrupt) -> tuple[Interrupt, bool]:
+        current = self.flags.get(flag.run_id)
+        if current is not None and current.state is InterruptState.REQUESTED:
+            return current, False
+        self.flags[flag.run_id] = flag
+        return flag, True
+
+    async def settle_interrupt(
+        self, run_id: str, interrupt_id: str, state: InterruptState, **fields: Any
+    ) -> None:
+        current = self.flags.get(run_id)
+        if current is not None and current.id == interrupt_id:
+            self.flags[run_id] = current.model_copy(update={"state": state, **fields})
+
+    async def halt(self, agent: str) -> Halt | None:
+        return self.halted.get(agent)
+
+    async def set_halt(self, halt: Halt) -> tuple[Halt, bool]:
+        if halt.agent in self.halted:
+            return self.halted[halt.agent], False
+        self.halted[halt.agent] = halt
+        return halt, True
+
+    async def lift_halt(self, agent: str) -> bool:
+        return self.halted.pop(agent, None) is not None
+
+    async def all_halts(self) -> list[Halt]:
+        return list(self.halted.values())
+
+    async def index_halted(self, run_id: str, agent: str) -> None:
+        self.parked[run_id] = agent
+
+    async def halted_of(self, agent: str, limit: int = 10_000) -> list[str]:
+        return [r for r, a in self.parked.items() if a == agent]
+
+    async def unindex_halted(self, run_id: str) -> None:
+        self.parked.pop(run_id, None)
+
+    async def audit(self, entry: AuditEntry) -> None:
+        self.entries.append(entry)
+
+
+def supervised(replies: list[Any]) -> tuple[Harness, Oversight, MemoryOversightStore]:
+    h = harness(replies)
+    store = MemoryOversightStore()
+    oversight = Oversight(store, approval_timeout=timedelta(minutes=30))
+    h.runner.oversight = oversight
+    return h, oversight, store
+
+
+def interrupt_after_first_model_call(h: Harness, oversight: Oversight) -> None:
+    """The supervisor presses the button while the model thinks (mid-run)."""
+    inner = h.model.complete
+
+    async def complete(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Any:
+        reply = await inner(messages, tools)
+        if len(h.model.calls) == 1:
+            run_id = next(iter(h.store.docs.values()))["run_id"]
+            await oversight.interrupt(await h.run(run_id), reason="looks wrong", by="olga")
+        return reply
+
+    h.model.complete = complete  # type: ignore[method-assign]
+
+
+async def test_an_interrupt_pauses_at_the_next_boundary_and_continues_with_a_note() -> None:
+    h, oversight, store = supervised(
+        [tool_calls(call("note", text="a")), tool_calls(call("note", text="b")), say("done")]
+    )
+    interrupt_after_first_model_call(h, oversight)
+    run_id = await h.start()
+    run = await h.run(run_id)
+    assert run.status is RunStatus.AWAITING_APPROVAL
+    # The step in flight finished (the model's reply stored), and the next one waited.
+    assert len(h.model.calls) == 1
+    assert h.types(run_id)[-2:] == ["interrupted", "awaiting_approval"]
+    (request,) = h.requests
+    assert (request.context.model_extra or {})["kind"] == "supervisor"
+    assert "olga interrupted this run: looks wrong" in request.arguments["reason"]
+    assert store.flags[run_id].state is InterruptState.PAUSED
+    assert store.flags[run_id].correlation_id == request.correlation_id
+
+    await h.runner.resume(decided(request, Decision.APPROVED, comment="only note b"))
+    run = await h.run(run_id)
+    assert run.status is RunStatus.COMPLETED
+    assert h.world.notes == ["a", "b"]
+    notes = [m["content"] for m in h.model.calls[1] if m["role"] == "user"]
+    assert notes[-1] == "A human supervisor (rita) paused this run and says: only note b"
+    # Delivered once, not again at every later boundary.
+    assert sum("only note b" in str(m.get("content")) for m in h.model.calls[2]) == 1
+    assert loop_prevented(run.pending) is None
+
+
+async def test_a_rejected_interrupt_stops_the_run_and_counts_as_a_loop_prevented() -> None:
+    h, oversight, _ = supervised([tool_calls(call("note", text="a")), say("done")])
+    interrupt_after_first_model_call(h, oversight)
+    run_id = await h.start()
+    (request,) = h.requests
+    await h.runner.resume(decided(request, Decision.REJECTED, comment="spinning"))
+    run = await h.run(run_id)
+    assert run.status is RunStatus.CANCELLED
+    assert run.error == "stopped by rita after an interrupt: spinning"
+    assert len(h.model.calls) == 1
+    assert loop_prevented(run.pending) == "interrupt"
+
+
+async def test_an_interrupt_of_an_ended_run_is_refused_and_one_outrun_is_reported() -> None:
+    h, oversight, store = supervised([say("done")])
+    run_id = await h.start()
+    run = await h.run(run_id)
+    with pytest.raises(RunEnded):
+        await oversight.interrupt(run, reason="late", by="olga")
+    # Stored while the run was still going; it ended before any boundary.
+    store.flags[run_id] = Interrupt(run_id=run_id, reason="late", by="olga")
+    flag = await oversight.interrupt_of(run)
+    assert flag is not None
+    assert flag.state is InterruptState.ENDED
+    assert flag.run_status == "completed"
+
+
+async def test_a_halt_parks_runs_holds_new_ones_and_resume_sets_them_going() -> None:
+    h, oversight, store = supervised([tool_calls(call("note", text="a")), say("done")])
+    await oversight.halt("test", reason="retry loop", by="olga")
+    run_id = await h.start()
+    run = await h.run(run_id)
+    assert run.status is RunStatus.HALTED
+    assert h.model.calls == [], "a new task waits for the resume"
+    assert h.types(run_id) == ["started", "halted"]
+    assert store.parked == {run_id: "test"}
+
+    woken: list[TaskSubmitted] = []
+
+    async def wake(task: TaskSubmitted) -> None:
+        woken.append(task)
+
+    resumed = await oversight.resume("test", by="ada", runner=h.runner, wake=wake)
+    assert resumed == [run_id]
+    assert [t.task_id for t in woken] == [run_id]
+    assert (await h.run(run_id)).status is RunStatus.RUNNING
+    await h.runner.start(woken[0])  # the worker that receives the wake-up
+    run = await h.run(run_id)
+    assert run.status is RunStatus.COMPLETED
+    assert [e.action for e in store.entries] == ["halt", "resume"]
+    assert store.entries[1].detail == {"lifted": True, "runs": [run_id]}
+
+
+def test_a_supervisor_approval_is_about_the_intervention_tool() -> None:
+    # The approval service and the agent's trust check compare the decision's tool.
+    assert INTERVENTION_TOOL == intervention.NAME
+
+
+def test_prices_turn_tokens_into_money() -> None:
+    table = PriceTable.load(
+        inline='{"currency": "EUR", "default": {"prompt_per_million": 1.0, '
+        '"completion_per_million": 4.0}, "agents": {"banking": {"prompt_per_million": 10}}}'
+    )
+    usage = Usage(prompt_tokens=500_000, completion_tokens=250_000)
+    assert table.cost("files", usage) == 1.5
+    assert table.cost("banking", usage) == 5.0
+    assert table.currency == "EUR"
+    assert PriceTable.load().cost("any", usage) == 0.0
+    with pytest.raises(ValueError, match="AGENT_PRICES"):
+        PriceTable.load(inline='{"default": {"prompt_per_million": -1}}')
