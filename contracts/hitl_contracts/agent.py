@@ -44,6 +44,10 @@ class RunEventType(StrEnum):
     # Added (second round): a decision the agent refused to act on (bad signature, or
     # not about the call it holds); the run stays as it was.
     DECISION_REFUSED = "decision_refused"
+    # Added (issue 17): what a shadow (candidate) policy would have done with a tool
+    # call; the run went on as the live policy said. Detail: candidate, tool,
+    # tool_call_id, arguments, live, shadow ("ask" | "run").
+    SHADOW_DECISION = "shadow_decision"
 
 
 class RunEvent(Event):

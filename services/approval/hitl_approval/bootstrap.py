@@ -21,6 +21,7 @@ from hitl_shared.metrics import ConsumerLag
 from hitl_shared.mongo import database, make_client
 from prometheus_client import Gauge
 
+from hitl_approval.adapters.analytics_store import AnalyticsStore
 from hitl_approval.adapters.idempotency import IdempotencyStore
 from hitl_approval.adapters.instances import InstanceRegistry
 from hitl_approval.adapters.metrics import ApprovalMetrics
@@ -31,6 +32,7 @@ from hitl_approval.adapters.traces import TraceStore
 from hitl_approval.adapters.watched import StoreCommands, WatchedRepository
 from hitl_approval.adapters.web_sessions import WebSessions
 from hitl_approval.domain.errors import BrokenApproval
+from hitl_approval.entrypoints import analytics as analytics_api
 from hitl_approval.entrypoints import (
     api,
     consumer,
@@ -43,6 +45,7 @@ from hitl_approval.entrypoints import (
 )
 from hitl_approval.entrypoints.auth import load_reviewers
 from hitl_approval.integrations.router import router as integrations_router
+from hitl_approval.service_layer.analytics import Analytics
 from hitl_approval.service_layer.services import AfterCommitHook, ApprovalService, OutboxEvent
 from hitl_approval.service_layer.watching import Watchers
 from hitl_approval.settings import ApprovalSettings
@@ -125,6 +128,14 @@ def build_app(
                 broker, topic, event, key=event.run_id, correlation_id=event.correlation_id
             )
 
+    analytics_store = AnalyticsStore(db)
+    analytics = Analytics(
+        analytics_store,
+        writer=repo.instance,
+        clock=lambda: service.clock(),
+        load=repo.get,
+        ended_between=analytics_store.ended_between,
+    )
     if after_commit is None and settings.approval_fault_crash_after_commit:
         after_commit = _crash_after_commit
     service = ApprovalService(
@@ -140,9 +151,15 @@ def build_app(
         replica_timeout=timedelta(seconds=settings.approval_replica_timeout_seconds),
         publish_timeout=timedelta(seconds=settings.approval_publish_timeout_seconds),
         after_commit=after_commit,
+        on_committed=analytics.record,
     )
     consumer.register(
-        broker, settings, service, healthy=store_and_broker(mongo, broker), traces=traces
+        broker,
+        settings,
+        service,
+        healthy=store_and_broker(mongo, broker),
+        traces=traces,
+        analytics=analytics,
     )
     watchers = Watchers(repo.get)
     repo.on_projected = watchers.offer
@@ -165,12 +182,15 @@ def build_app(
             await notes.ensure_indexes()
             await idempotency.ensure_indexes()
             await web_sessions.ensure_indexes()
+            await analytics_store.ensure_indexes()
             ring: KeyRing = await load_keyring(settings, db, signer)
         app.state.keyring = ring
         service.signer = ring.signer
         # A store written by an older hitl: finished rows leave the pending listing.
         # In the background: listings are correct before, during and after it.
         migration = asyncio.create_task(_once("archive finished approvals", repo.archive_finished))
+        # What a crash kept out of the decision rollup (a scan of recent ends, once).
+        repair = asyncio.create_task(_once("analytics repair", analytics.repair))
         await ensure_topics(settings, settings.topics.all(), partitions=settings.kafka_partitions)
         await broker.start()
         with background():
@@ -197,6 +217,11 @@ def build_app(
             asyncio.create_task(_every(600, "housekeeping", housekeeping)),
             asyncio.create_task(
                 _every(
+                    settings.approval_analytics_flush_seconds, "analytics flush", analytics.flush
+                )
+            ),
+            asyncio.create_task(
+                _every(
                     settings.approval_watch_refresh_seconds, "watch refresh", watchers.refresh_all
                 )
             ),
@@ -205,8 +230,10 @@ def build_app(
         try:
             yield
         finally:
-            for job in [*jobs, migration]:
+            for job in [*jobs, migration, repair]:
                 job.cancel()
+            with contextlib.suppress(Exception), background():
+                await analytics.flush()  # what this replica recorded last
             await broker.stop()
             await http.aclose()
             await mongo.close()
@@ -224,6 +251,7 @@ def build_app(
     instrument(app)
     app.state.settings = settings
     app.state.service = service
+    app.state.analytics = analytics
     app.state.mongo = mongo
     app.state.http = http
     app.state.broker = broker
@@ -240,6 +268,7 @@ def build_app(
     app.include_router(creating.router)
     app.include_router(waiting.router)
     app.include_router(api.router)
+    app.include_router(analytics_api.router)
     app.include_router(decisions.router)
     app.include_router(health.router)
     app.include_router(keys.router)

@@ -56,6 +56,12 @@ class ApprovalSettings(CommonSettings):
     # How long a request waits for its decision's inline publish; past it the decision
     # stands (stored) and the outbox relay publishes it once the broker answers.
     approval_publish_timeout_seconds: float = 1.0
+    # Decision analytics (README "Decision analytics and what-if"): how often decisions
+    # are written to the hourly rollup (reports lag by at most this), and whether this
+    # service reads agents' shadow-mode records from agent.runs (the Kafka principal then
+    # needs Read on agent.runs and the group hitl-approval-shadow).
+    approval_analytics_flush_seconds: float = Field(default=1.0, gt=0)
+    approval_shadow_feed: bool = False
 
     @property
     def refuse_unknown_submitter(self) -> bool:

@@ -10,6 +10,7 @@ from hitl_contracts import RiskLevel
 from hitl_approval.adapters.repository import Filters
 from hitl_approval.domain.model import Status
 from hitl_approval.entrypoints import longpoll
+from hitl_approval.entrypoints.analytics import with_expected_waits
 from hitl_approval.entrypoints.auth import CurrentReviewer
 from hitl_approval.entrypoints.errors import BROKEN, INVALID, NOT_FOUND, UNAUTHORIZED
 from hitl_approval.entrypoints.schemas import ApprovalPage, ApprovalView, HistoryItem
@@ -44,6 +45,7 @@ def etag(version: int) -> str:
 )
 async def list_approvals(
     service: ServiceDep,
+    request: Request,
     _: CurrentReviewer,
     status: Status | None = None,
     agent: Text = None,
@@ -77,7 +79,8 @@ async def list_approvals(
         page = await service.repo.page(filters, limit=limit, cursor=cursor)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
-    return ApprovalPage(items=_readable(page.items), next_cursor=page.next_cursor)
+    items = await with_expected_waits(request, _readable(page.items))
+    return ApprovalPage(items=items, next_cursor=page.next_cursor)
 
 
 def _readable(rows: list[dict[str, Any]]) -> list[ApprovalView]:
@@ -143,7 +146,7 @@ async def get_approval(
             request, approval, wait=longpoll.seconds_of(wait), after_version=after_version
         )
     response.headers["ETag"] = etag(approval.version)
-    return ApprovalView.of(approval)
+    return (await with_expected_waits(request, [ApprovalView.of(approval)]))[0]
 
 
 @router.get(

@@ -81,6 +81,10 @@ class VersionMismatch(ApprovalError):
 Clock = Callable[[], datetime]
 
 
+def _ignore(_: Approval) -> None:
+    pass
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -131,6 +135,7 @@ class ApprovalService:
         replica_timeout: timedelta = timedelta(seconds=5),
         publish_timeout: timedelta = timedelta(seconds=5),
         after_commit: AfterCommitHook | None = None,
+        on_committed: Callable[[Approval], None] | None = None,
     ) -> None:
         self.repo = repo
         self.publish = publish
@@ -142,6 +147,8 @@ class ApprovalService:
         self.refuse_unknown_submitter = refuse_unknown_submitter
         self.metrics = metrics or ApprovalMetrics()
         self.clock = clock
+        # Told of every stored entry (decision analytics queues ended approvals): no I/O.
+        self.on_committed = on_committed or _ignore
         self.deadlines = Deadlines()
         self.outbox = Outbox(
             repo,
@@ -351,6 +358,7 @@ class ApprovalService:
             if not await self.repo.append(approval, entry):
                 return False
             approval.apply(entry)
+            self.on_committed(approval)
             await self.repo.project(approval)
             if approval.status.terminal:
                 self.deadlines.forget(approval.correlation_id)
