@@ -135,6 +135,7 @@ def build_app(
         clock=lambda: service.clock(),
         load=repo.get,
         ended_between=analytics_store.ended_between,
+        wait_refresh=timedelta(seconds=settings.approval_expected_wait_refresh_seconds),
     )
     if after_commit is None and settings.approval_fault_crash_after_commit:
         after_commit = _crash_after_commit

@@ -62,6 +62,8 @@ class ApprovalSettings(CommonSettings):
     # needs Read on agent.runs and the group hitl-approval-shadow).
     approval_analytics_flush_seconds: float = Field(default=1.0, gt=0)
     approval_shadow_feed: bool = False
+    # How often the expected wait shown on pending approvals is recomputed from the rollup.
+    approval_expected_wait_refresh_seconds: float = Field(default=60.0, gt=0)
 
     @property
     def refuse_unknown_submitter(self) -> bool:

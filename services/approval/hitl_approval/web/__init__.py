@@ -2,12 +2,13 @@
 
 from fastapi import APIRouter
 
-from hitl_approval.web import pages, signin
+from hitl_approval.web import analytics, pages, signin
 from hitl_approval.web.render import static_router
 
 router = APIRouter(tags=["reviewer web page"])
 router.include_router(signin.router)
 router.include_router(static_router)
 router.include_router(pages.router)
+router.include_router(analytics.router)
 
 __all__ = ["router"]

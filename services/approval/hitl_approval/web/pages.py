@@ -24,7 +24,7 @@ from hitl_approval.domain.model import (
 )
 from hitl_approval.domain.reviewer import Role
 from hitl_approval.service_layer.services import ApprovalService, DecideCommand, NotFound
-from hitl_approval.web import forms, live, queue
+from hitl_approval.web import analytics, forms, live, queue
 from hitl_approval.web.present import summary
 from hitl_approval.web.render import SECURITY_HEADERS, page
 from hitl_approval.web.session import CsrfRejected, Session, check_csrf, require_session, session_of
@@ -96,6 +96,7 @@ async def queue_page(
     query = _query(status, agent, risk, sort)
     items = await queue.load(service.repo, query)
     context: dict[str, Any] = {"session": session, "items": items, "query": query}
+    context["waits"] = await analytics.waits_for(request, items)
     if partial == "rows":
         response = page(request, "_rows.html", context)
         response.headers["X-Queue-Count"] = str(len(items))
@@ -190,6 +191,7 @@ async def _detail(
         "retry": retry,
         "history": _history(await service.history(approval.correlation_id)),
         "can_decide": session.reviewer.can(Role.REVIEWER),
+        "expected_wait": await analytics.wait_for(request, approval),
     }
     return page(request, "detail.html", context, status_code=retry.status_code)
 

@@ -17,6 +17,7 @@ STATIC = {"app.css": "text/css", "app.js": "text/javascript"}
 templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.globals.update(
     age=present.age,
+    duration=present.duration,
     time_left=present.time_left,
     urgent=present.urgent,
     stamp=present.stamp,
