@@ -1,5 +1,6 @@
 """Decision analytics, what-if and shadow mode as pure code (no broker, no store)."""
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ from hitl_approval.domain.analytics import (
     percentile,
     report,
     rows_of,
+    rows_of_packed,
 )
 from hitl_approval.domain.model import Approval, Verb
 from hitl_approval.domain.whatif import ShadowCall, candidate_verdict, shadow_summary, what_if
@@ -98,6 +100,15 @@ def test_a_report_counts_outcomes_rates_percentiles_and_comments() -> None:
     assert group["time_to_decision"] == {"decisions": 5, "p50_seconds": 30, "p90_seconds": 50}
     assert group["top_rejection_comments"] == [{"comment": "not a payee", "count": 2}]
     assert figures["overall"]["total"] == 6
+
+
+def test_a_fact_reads_back_as_stored() -> None:
+    fact = Fact.of(ended("x", "rejected", 12.5, comment="no", amount=7))
+    packed, extra = json.loads(json.dumps([fact.packed(), fact.packed_extra()]))
+    assert Fact.unpack(packed, extra) == fact
+    since, until = T0.timestamp(), (T0 + timedelta(minutes=1)).timestamp()
+    assert rows_of_packed([packed], since, until)[0].dump() == rows_of([fact])[0].dump()
+    assert rows_of_packed([packed], until, until + 60) == []
 
 
 def test_percentiles_are_by_nearest_rank() -> None:

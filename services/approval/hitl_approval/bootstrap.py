@@ -134,7 +134,9 @@ def build_app(
         writer=repo.instance,
         clock=lambda: service.clock(),
         load=repo.get,
-        ended_between=analytics_store.ended_between,
+        alive=lambda: service.outbox.instances.alive(
+            service.clock(), within=service.outbox.replica_timeout
+        ),
         wait_refresh=timedelta(seconds=settings.approval_expected_wait_refresh_seconds),
     )
     if after_commit is None and settings.approval_fault_crash_after_commit:
@@ -190,8 +192,8 @@ def build_app(
         # A store written by an older hitl: finished rows leave the pending listing.
         # In the background: listings are correct before, during and after it.
         migration = asyncio.create_task(_once("archive finished approvals", repo.archive_finished))
-        # What a crash kept out of the decision rollup (a scan of recent ends, once).
-        repair = asyncio.create_task(_once("analytics repair", analytics.repair))
+        # What a crashed replica kept out of the decision rollup (looked for only then).
+        repair = asyncio.create_task(_once("analytics start", analytics.start))
         await ensure_topics(settings, settings.topics.all(), partitions=settings.kafka_partitions)
         await broker.start()
         with background():
@@ -221,6 +223,7 @@ def build_app(
                     settings.approval_analytics_flush_seconds, "analytics flush", analytics.flush
                 )
             ),
+            asyncio.create_task(_every(60, "analytics writers", analytics.check_writers)),
             asyncio.create_task(
                 _every(
                     settings.approval_watch_refresh_seconds, "watch refresh", watchers.refresh_all
@@ -234,7 +237,7 @@ def build_app(
             for job in [*jobs, migration, repair]:
                 job.cancel()
             with contextlib.suppress(Exception), background():
-                await analytics.flush()  # what this replica recorded last
+                await analytics.stop()  # what this replica recorded last
             await broker.stop()
             await http.aclose()
             await mongo.close()

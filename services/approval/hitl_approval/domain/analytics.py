@@ -1,9 +1,8 @@
 """Decision analytics as pure arithmetic over rollup rows (no I/O).
 
-A *fact* is one ended approval reduced to what analytics need. Facts are summed into
-*rows* keyed by (agent, tool, risk level, reviewer, outcome), one set of rows per hour
-of decision time; a report merges the rows of the hours in its window and groups them
-by one dimension. Definitions (README "Decision analytics and what-if"):
+A *fact* is one ended approval reduced to what analytics need. A report sums the facts
+of its window into *rows* keyed by (agent, tool, risk level, reviewer, outcome) and
+groups them by one dimension. Definitions (README "Decision analytics and what-if"):
 
 - human decisions: approved + modified + rejected (expired and cancelled have no reviewer);
 - approval rate: (approved + modified) / human decisions; modification rate: modified /
@@ -17,7 +16,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -38,15 +37,14 @@ class GroupBy(StrEnum):
     REVIEWER = "reviewer"
 
 
-def hour_of(at: datetime) -> datetime:
-    at = at.astimezone(UTC)
-    return at.replace(minute=0, second=0, microsecond=0)
+def day_of(at: datetime) -> date:
+    return at.astimezone(UTC).date()
 
 
-def hour_after(at: datetime) -> datetime:
-    """The first whole hour at or after `at`."""
-    floor = hour_of(at)
-    return floor if floor == at.astimezone(UTC) else floor + timedelta(hours=1)
+def days_between(since: datetime, until: datetime) -> list[date]:
+    """The UTC days [since, until) touches."""
+    first, last = day_of(since), day_of(until)
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
 
 def normalised_comment(text: str) -> str:
@@ -98,6 +96,45 @@ class Fact:
     @property
     def human(self) -> bool:
         return self.outcome in HUMAN
+
+    # Stored packed, in two parts: what reports read, and what only the what-if needs
+    # (the arguments are most of the bytes). Times as epoch seconds: cheap to compare.
+
+    def packed(self) -> list[Any]:
+        return [
+            self.correlation_id,
+            self.agent,
+            self.tool,
+            self.risk,
+            self.reviewer,
+            self.outcome,
+            self.decided_at.timestamp(),
+            self.seconds,
+            self.comment,
+        ]
+
+    def packed_extra(self) -> list[Any]:
+        return [self.run_id, self.tool_call_id, self.requested_at.timestamp(), self.arguments]
+
+    @classmethod
+    def unpack(cls, packed: list[Any], extra: list[Any]) -> "Fact":
+        cid, agent, tool, risk, reviewer, outcome, decided, seconds, comment = packed
+        run_id, call_id, requested, arguments = extra
+        return cls(
+            correlation_id=str(cid),
+            run_id=str(run_id),
+            tool_call_id=str(call_id),
+            agent=str(agent),
+            tool=str(tool),
+            risk=str(risk),
+            reviewer=str(reviewer),
+            outcome=str(outcome),
+            requested_at=datetime.fromtimestamp(float(requested), UTC),
+            decided_at=datetime.fromtimestamp(float(decided), UTC),
+            seconds=float(seconds),
+            comment=str(comment),
+            arguments=dict(arguments),
+        )
 
 
 RowKey = tuple[str, str, str, str, str]  # agent, tool, risk, reviewer, outcome
@@ -151,6 +188,24 @@ class Row:
             seconds=[float(s) for s in raw["s"]],
             comments=Counter({str(t): int(n) for t, n in raw["c"]}),
         )
+
+
+def rows_of_packed(packed: Iterable[list[Any]], since: float, until: float) -> list[Row]:
+    """`rows_of` straight from packed facts decided in [since, until) (epoch seconds)."""
+    rows: dict[RowKey, Row] = {}
+    for _, agent, tool, risk, reviewer, outcome, decided, seconds, comment in packed:
+        if not since <= decided < until:
+            continue
+        key = (agent, tool, risk, reviewer, outcome)
+        row = rows.get(key)
+        if row is None:
+            row = rows[key] = Row(*key)
+        row.n += 1
+        if outcome in HUMAN:
+            row.seconds.append(seconds)
+        if outcome == Decision.REJECTED.value and comment:
+            row.comments[comment] += 1
+    return list(rows.values())
 
 
 def rows_of(facts: Iterable[Fact]) -> list[Row]:

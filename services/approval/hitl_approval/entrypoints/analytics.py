@@ -23,11 +23,9 @@ router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 AsReviewer = Annotated[Reviewer, require_any(Role.REVIEWER)]
 Since = Annotated[
     datetime | None,
-    Query(description="Start (ISO 8601, rounded down to the hour); default: until - 7 days."),
+    Query(description="Start (ISO 8601, with a time zone); default: until - 7 days."),
 ]
-Until = Annotated[
-    datetime | None, Query(description="End (ISO 8601, rounded up to the hour); default: now.")
-]
+Until = Annotated[datetime | None, Query(description="End, excluded (ISO 8601); default: now.")]
 ReviewCap = Annotated[
     float,
     Field(

@@ -1,18 +1,19 @@
-"""Decision analytics: keep the hourly rollup, answer reports, expected waits, what-ifs.
+"""Decision analytics: keep the daily rollup, answer reports, expected waits, what-ifs.
 
-The decide path calls `record` once per ended approval: no I/O there, the fact joins
-an in-memory queue. `flush` (every second, in the background) adds queued facts to
-this process's cells, writes the cells that changed (a whole-document replace by
-`_id`: nobody else writes them), then stores the facts. A decision is counted once:
-a cell holds a correlation id once, only the process that committed a decision
-records it, and `repair` (at start-up) adds what a crash lost only after winning a
-unique-key claim on the correlation id.
+The decide path calls `record` once per stored entry: no I/O there; an ended approval
+joins an in-memory queue. `flush` (every second, in the background) adds the queued
+facts to this replica's cells (one per UTC day, a new slot when one is full) and
+writes the cells that changed, each as a whole document by `_id`. A decision is
+counted once: a cell holds a correlation id once and only the replica that committed
+a decision records it. A replica that crashed lost at most its last second of queue:
+the next start-up finds it among the registered writers and adds, after winning a
+unique-key claim per correlation id, the ended approvals no cell holds.
 """
 
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from hitl_contracts.rules import CandidatePolicy
@@ -23,10 +24,9 @@ from hitl_approval.domain.analytics import (
     Fact,
     FatigueRule,
     GroupBy,
-    Row,
     WaitTable,
-    hour_after,
-    hour_of,
+    day_of,
+    days_between,
     report,
 )
 from hitl_approval.domain.model import Approval
@@ -39,22 +39,13 @@ from hitl_approval.domain.whatif import (
 
 log = logging.getLogger(__name__)
 
-HOUR = timedelta(hours=1)
-
 
 @dataclass
 class _Cell:
-    id: str
-    hour: datetime
-    ids: list[str] = field(default_factory=list)
-    rows: dict[tuple[str, str, str, str, str], Row] = field(default_factory=dict)
+    day: date
+    slot: int
+    facts: list[Fact] = field(default_factory=list)
     dirty: bool = False
-
-    def add(self, fact: Fact) -> None:
-        key = (fact.agent, fact.tool, fact.risk, fact.reviewer, fact.outcome)
-        self.rows.setdefault(key, Row(*key)).add(fact)
-        self.ids.append(fact.correlation_id)
-        self.dirty = True
 
 
 class Analytics:
@@ -65,30 +56,25 @@ class Analytics:
         writer: str,
         clock: Callable[[], datetime],
         load: Callable[[str], Awaitable[Approval | None]],
-        ended_between: Callable[[datetime, datetime], Awaitable[list[str]]],
+        alive: Callable[[], Awaitable[set[str]]],
         fatigue: FatigueRule | None = None,
         wait_window: timedelta = timedelta(days=7),
         wait_refresh: timedelta = timedelta(seconds=60),
-        cell_size: int = 2000,
-        repair_window: timedelta = timedelta(hours=24),
-        repair_after: timedelta = timedelta(minutes=2),
+        cell_size: int = 1000,
+        repair_window: timedelta = timedelta(days=2),
     ) -> None:
         self.store = store
-        # Cell ids name their writer: no two processes ever write one cell.
-        self.writer = writer.replace("|", "_")
+        self.writer = writer
         self.clock = clock
         self.load = load
-        self.ended_between = ended_between
+        self.alive = alive
         self.fatigue = fatigue or FatigueRule()
         self.wait_window = wait_window
         self.wait_refresh = wait_refresh
         self.cell_size = cell_size
         self.repair_window = repair_window
-        self.repair_after = repair_after
         self._queue: dict[str, Fact] = {}
-        self._cells: dict[datetime, _Cell] = {}
-        self._cell_count = 0
-        self._unstored: list[Fact] = []
+        self._cells: dict[date, _Cell] = {}
         self._counted: set[str] = set()
         self._waits: tuple[datetime, WaitTable] | None = None
 
@@ -100,90 +86,112 @@ class Analytics:
             if approval.decision is not None and approval.correlation_id not in self._counted:
                 self._queue[approval.correlation_id] = Fact.of(approval)
         except Exception:
-            # Analytics must never fail a decision; repair finds it at the next start.
+            # Analytics must never fail a decision.
             log.exception("analytics: could not record %s", approval.correlation_id)
 
     async def flush(self) -> int:
         """Write what was recorded since the last flush; returns how many decisions."""
-        queued, self._queue = list(self._queue.values()), {}
+        queued = list(self._queue.values())
         for fact in queued:
             if fact.correlation_id in self._counted:
                 continue
-            self._cell(hour_of(fact.decided_at)).add(fact)
+            cell = await self._cell(day_of(fact.decided_at))
+            cell.facts.append(fact)
+            cell.dirty = True
             self._counted.add(fact.correlation_id)
-            self._unstored.append(fact)
+            del self._queue[fact.correlation_id]
         for cell in list(self._cells.values()):
             if cell.dirty:
-                await self.store.write_cell(cell.id, cell.hour, cell.ids, list(cell.rows.values()))
+                await self.store.write_cell(cell.day, cell.slot, self.writer, cell.facts)
                 cell.dirty = False
-        if self._unstored:
-            await self.store.add_facts(self._unstored)
-            self._unstored = []
         self._forget_old_cells()
         return len(queued)
 
-    def _cell(self, hour: datetime) -> _Cell:
-        cell = self._cells.get(hour)
-        if cell is None or len(cell.ids) >= self.cell_size:
-            # A full cell stays as written; a new one takes the hour's next decisions.
-            self._cell_count += 1
-            cell_id = f"{hour.isoformat()}|{self.writer}|{self._cell_count}"
-            cell = self._cells[hour] = _Cell(cell_id, hour)
+    async def _cell(self, day: date) -> _Cell:
+        cell = self._cells.get(day)
+        if cell is None or len(cell.facts) >= self.cell_size:
+            # A full cell stays as written; a new slot takes the day's next decisions.
+            start = cell.slot + 1 if cell else 0
+            if cell is not None and cell.dirty:
+                await self.store.write_cell(cell.day, cell.slot, self.writer, cell.facts)
+            slot = await self.store.claim_slot(day, self.writer, start)
+            cell = self._cells[day] = _Cell(day, slot)
         return cell
 
     def _forget_old_cells(self) -> None:
-        recent = hour_of(self.clock()) - HOUR
-        for hour, cell in list(self._cells.items()):
-            if hour < recent and not cell.dirty:
-                del self._cells[hour]
-                self._counted.difference_update(cell.ids)
+        yesterday = day_of(self.clock()) - timedelta(days=1)
+        for day, cell in list(self._cells.items()):
+            if day < yesterday and not cell.dirty:
+                del self._cells[day]
+                self._counted.difference_update(f.correlation_id for f in cell.facts)
 
-    async def repair(self) -> int:
-        """Add ended approvals a crash kept out of the rollup or the facts (start-up)."""
-        now = self.clock()
-        since = hour_of(now - self.repair_window)
-        # Younger decisions may still be in a live replica's queue.
-        ended = await self.ended_between(since, now - self.repair_after)
-        if not ended:
+    async def start(self) -> int:
+        await self.store.register(self.writer, self.clock())
+        return await self.check_writers()
+
+    async def check_writers(self) -> int:
+        """Repair what writers that stopped without a clean stop left out (rarely: a crash)."""
+        crashed = await self.store.known_writers() - await self.alive() - {self.writer}
+        if not crashed:
             return 0
-        counted = await self.store.counted_ids(since) | self._counted
-        stored = await self.store.fact_ids(since)
+        repaired = await self._repair()
+        for writer in crashed:
+            await self.store.forget_writer(writer)
+        return repaired
+
+    async def stop(self) -> None:
+        """A clean stop: everything written, nothing for the next start-up to repair."""
+        await self.flush()
+        if not self._queue:
+            await self.store.forget_writer(self.writer)
+
+    async def _repair(self) -> int:
+        # Looks at the ended approvals of the last days: a scan of the archive on
+        # FerretDB, paid only after a crash.
+        now = self.clock()
+        since = now - self.repair_window
+        ended = await self.store.ended_between(since, now)
+        counted = await self.store.counted_ids(days_between(since, now)) | self._counted
         repaired = 0
         for correlation_id in ended:
-            if correlation_id in counted and correlation_id in stored:
+            if correlation_id in counted or correlation_id in self._queue:
                 continue
             approval = await self.load(correlation_id)
             if approval is None or approval.decision is None:
                 continue
-            if correlation_id not in counted and await self.store.claim(correlation_id):
+            if await self.store.claim(correlation_id):
                 self.record(approval)
                 repaired += 1
-            elif correlation_id not in stored:
-                await self.store.add_facts([Fact.of(approval)])
         if repaired:
             log.warning("analytics: %d ended approvals added to the rollup by repair", repaired)
-        return repaired + await self.flush()
+        await self.flush()
+        return repaired
 
     # Reading it
 
     def window(self, since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
-        """The whole hours covering [since, until): the rollup's resolution is one hour."""
-        end = hour_after(until or self.clock())
-        start = hour_of(since) if since else end - timedelta(days=7)
-        return start, max(end, start + HOUR)
+        """[since, until), by default the last 7 days."""
+        end = until or self.clock()
+        return since or end - timedelta(days=7), end
+
+    async def facts(self, since: datetime, until: datetime) -> list[Fact]:
+        """The ended approvals decided in [since, until), from the cells of those days."""
+        found = await self.store.facts(days_between(since, until))
+        return [f for f in found if since <= f.decided_at < until]
 
     async def report(
         self, *, group_by: GroupBy, since: datetime | None, until: datetime | None
     ) -> dict[str, Any]:
         start, end = self.window(since, until)
-        figures = report(await self.store.rows(start, end), group_by, self.fatigue)
+        rows = await self.store.rows(days_between(start, end), start, end)
+        figures = report(rows, group_by, self.fatigue)
         return {"since": start, "until": end, "group_by": group_by.value, **figures}
 
     async def expected_wait(self, agent: str, tool: str) -> ExpectedWait | None:
         now = self.clock()
         if self._waits is None or now - self._waits[0] >= self.wait_refresh:
-            end = hour_after(now)
-            rows = await self.store.rows(end - self.wait_window, end)
+            since = now - self.wait_window
+            rows = await self.store.rows(days_between(since, now), since, now)
             self._waits = (now, WaitTable(rows))
         return self._waits[1].expected(agent, tool)
 
@@ -196,7 +204,7 @@ class Analytics:
         review_cap_seconds: float,
     ) -> dict[str, Any]:
         start, end = self.window(since, until)
-        facts = await self.store.facts_between(start, end)
+        facts = await self.facts(start, end)
         calls = await self.store.shadow_between(start, end)
         figures = what_if(
             candidate_verdict(candidate), facts, calls, review_cap_seconds=review_cap_seconds
@@ -214,7 +222,7 @@ class Analytics:
         start, end = self.window(since, until)
         calls = await self.store.shadow_between(start, end, candidate)
         # Decisions come after their request: read facts up to now, not just the window.
-        facts = await self.store.facts_between(start, hour_after(self.clock()) + HOUR)
+        facts = await self.facts(start, max(end, self.clock()) + timedelta(seconds=1))
         by_call = {(f.run_id, f.tool_call_id): f for f in facts}
         figures = shadow_summary(candidate, calls, by_call, review_cap_seconds=review_cap_seconds)
         return {"since": start, "until": end, **figures}
