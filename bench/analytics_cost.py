@@ -118,7 +118,8 @@ async def main(decisions: int) -> None:
                 {
                     "_id": a.correlation_id,
                     "decided_at": a.decision.decided_at,
-                    "fact": [f.packed(), f.packed_extra()],
+                    "p": f.packed(),
+                    "e": f.packed_extra(),
                 }
                 for a in approvals
                 if a.decision is not None
@@ -145,7 +146,7 @@ async def main(decisions: int) -> None:
         async def scan() -> None:
             since = now - timedelta(days=DAYS + 1)
             found = db["facts_scan"].find({"decided_at": {"$gte": since, "$lt": now}})
-            facts = [Fact.unpack(*doc["fact"]) async for doc in found]
+            facts = [Fact.unpack(doc["p"], doc["e"]) async for doc in found]
             report(rows_of(facts), GroupBy.AGENT, FatigueRule())
 
         print(

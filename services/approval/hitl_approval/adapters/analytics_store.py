@@ -15,6 +15,7 @@
   `<candidate>|<run_id>|<tool_call_id>` (a redelivered record is stored once).
 """
 
+import asyncio
 from datetime import date, datetime
 from typing import Any
 
@@ -117,13 +118,18 @@ class AnalyticsStore:
         await self.rollup.replace_one({"_id": base}, doc, upsert=True)
 
     async def _cells(self, days: list[date], fields: dict[str, int]) -> list[Document]:
-        found = []
-        for day in days:
-            for slot in range(MAX_SLOTS):
-                doc = await self.rollup.find_one({"_id": cell_id(day, slot)}, fields)
-                if doc is None:
-                    break
-                found.append(doc)
+        """The cells of these days: slot 0 of every day at once, then slot 1 of the days
+        that had a slot 0, and so on (round trips follow the fullest day, not the days)."""
+        found: list[Document] = []
+        open_days = list(days)
+        for slot in range(MAX_SLOTS):
+            if not open_days:
+                break
+            docs = await asyncio.gather(
+                *(self.rollup.find_one({"_id": cell_id(day, slot)}, fields) for day in open_days)
+            )
+            found += [doc for doc in docs if doc is not None]
+            open_days = [day for day, doc in zip(open_days, docs, strict=True) if doc is not None]
         return found
 
     async def rows(self, days: list[date], since: datetime, until: datetime) -> list[Row]:
