@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from hitl_approval.domain.analytics import ExpectedWait, GroupBy
 from hitl_approval.domain.reviewer import Reviewer, Role
 from hitl_approval.entrypoints.auth import require_any
-from hitl_approval.entrypoints.errors import INVALID, UNAUTHORIZED
+from hitl_approval.entrypoints.errors import FORBIDDEN, INVALID, UNAUTHORIZED
 from hitl_approval.entrypoints.schemas import ApprovalView, ExpectedWaitView
 from hitl_approval.service_layer.analytics import Analytics
 
@@ -130,7 +130,10 @@ class ShadowResult(BaseModel):
 
 
 @router.get(
-    "", response_model=Report, responses={**UNAUTHORIZED, **INVALID}, summary="Decision analytics"
+    "",
+    response_model=Report,
+    responses={**UNAUTHORIZED, **FORBIDDEN, **INVALID},
+    summary="Decision analytics",
 )
 async def decision_report(
     analytics: AnalyticsDep,
@@ -149,7 +152,7 @@ async def decision_report(
 @router.post(
     "/what-if",
     response_model=WhatIf,
-    responses={**UNAUTHORIZED, **INVALID},
+    responses={**UNAUTHORIZED, **FORBIDDEN, **INVALID},
     summary="Replay a candidate policy over the stored history",
 )
 async def replay(body: WhatIfBody, analytics: AnalyticsDep, _: AsReviewer) -> dict[str, Any]:
@@ -165,7 +168,7 @@ async def replay(body: WhatIfBody, analytics: AnalyticsDep, _: AsReviewer) -> di
 @router.get(
     "/shadow/{candidate}",
     response_model=ShadowResult,
-    responses={**UNAUTHORIZED, **INVALID},
+    responses={**UNAUTHORIZED, **FORBIDDEN, **INVALID},
     summary="What a shadow-mode candidate recorded, against the human decisions",
 )
 async def shadow(
