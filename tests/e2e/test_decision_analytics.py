@@ -358,6 +358,12 @@ async def test_figures_per_reviewer_are_for_admins(stack: Stack, history: Histor
         mine = await ann.get("/v1/analytics", params={"group_by": "reviewer"})
         assert mine.status_code == 403
         assert (await ann.get("/v1/analytics", params={"group_by": "tool"})).status_code == 200
+        # A caller's regular expression is not run over the history (it could hang it).
+        pattern = {"field": "to", "op": "matches", "value": "(a+)+$"}
+        candidate = {"tools": {"send_email": {"require_approval_when": [pattern]}}}
+        replay = await ann.post("/v1/analytics/what-if", json={"candidate": candidate})
+        assert replay.status_code == 422, replay.text
+        assert "matches" in replay.text
     async with httpx.AsyncClient(base_url=stack.url("approval")) as anonymous:
         assert (await anonymous.get("/v1/analytics")).status_code == 401
 

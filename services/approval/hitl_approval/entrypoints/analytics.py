@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from hitl_contracts.rules import CandidatePolicy
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from hitl_approval.domain.analytics import ExpectedWait, GroupBy
 from hitl_approval.domain.reviewer import Reviewer, Role
@@ -86,6 +86,15 @@ class WhatIfBody(BaseModel):
     since: datetime | None = None
     until: datetime | None = None
     review_cap_seconds: ReviewCap = 300.0
+
+    @field_validator("candidate")
+    @classmethod
+    def _no_patterns(cls, candidate: CandidatePolicy) -> CandidatePolicy:
+        # A caller's regular expression could backtrack for ever over stored arguments.
+        for rule in candidate.tools.values():
+            if any(c.op == "matches" for c in rule.require_approval_when):
+                raise ValueError("`matches` is not replayed over the API; use eq/in/not_in")
+        return candidate
 
 
 class HistoryFigures(BaseModel):

@@ -74,8 +74,8 @@ class Analytics:
         self.cell_size = cell_size
         self.repair_window = repair_window
         self._queue: dict[str, Fact] = {}
+        # The cell each day's next decisions go to (only today's and yesterday's stay).
         self._cells: dict[date, _Cell] = {}
-        self._counted: set[str] = set()
         self._waits: tuple[datetime, WaitTable] | None = None
 
     # Keeping the rollup
@@ -83,7 +83,8 @@ class Analytics:
     def record(self, approval: Approval) -> None:
         """The decide path's hook: queue an ended approval (no I/O, never raises)."""
         try:
-            if approval.decision is not None and approval.correlation_id not in self._counted:
+            # An approval ends once, in the one commit that appends its decision.
+            if approval.decision is not None:
                 self._queue[approval.correlation_id] = Fact.of(approval)
         except Exception:
             # Analytics must never fail a decision.
@@ -93,12 +94,9 @@ class Analytics:
         """Write what was recorded since the last flush; returns how many decisions."""
         queued = list(self._queue.values())
         for fact in queued:
-            if fact.correlation_id in self._counted:
-                continue
             cell = await self._cell(day_of(fact.decided_at))
             cell.facts.append(fact)
             cell.dirty = True
-            self._counted.add(fact.correlation_id)
             del self._queue[fact.correlation_id]
         for cell in list(self._cells.values()):
             if cell.dirty:
@@ -123,7 +121,6 @@ class Analytics:
         for day, cell in list(self._cells.items()):
             if day < yesterday and not cell.dirty:
                 del self._cells[day]
-                self._counted.difference_update(f.correlation_id for f in cell.facts)
 
     async def start(self) -> int:
         await self.store.register(self.writer, self.clock())
@@ -151,7 +148,8 @@ class Analytics:
         now = self.clock()
         since = now - self.repair_window
         ended = await self.store.ended_between(since, now)
-        counted = await self.store.counted_ids(days_between(since, now)) | self._counted
+        counted = await self.store.counted_ids(days_between(since, now))
+        counted.update(f.correlation_id for c in self._cells.values() for f in c.facts)
         repaired = 0
         for correlation_id in ended:
             if correlation_id in counted or correlation_id in self._queue:

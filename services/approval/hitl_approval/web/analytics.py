@@ -23,7 +23,8 @@ router = APIRouter(prefix="/ui")
 SessionDep = Annotated[Session, Depends(require_session)]
 Text = Annotated[str | None, Query(max_length=200)]
 WINDOWS = {"24": "last 24 hours", "168": "last 7 days", "720": "last 30 days"}
-OPERATORS = ("gt", "gte", "lt", "lte", "eq", "ne", "matches")
+# No `matches`: a visitor's regular expression could backtrack for ever over the history.
+OPERATORS = ("gt", "gte", "lt", "lte", "eq", "ne")
 
 
 def _analytics(request: Request) -> Analytics | None:
