@@ -7,13 +7,37 @@ from pathlib import Path
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float | None:
+def _stat(pid: int) -> list[str] | None:
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    # utime and stime are fields 14 and 15 of stat; after the ")" split they are 11 and 12.
-    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def tree(pid: int) -> list[int]:
+    """`pid` and its live descendants: PostgreSQL serves each connection from a child
+    process of its postmaster, and those do its work."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))):
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        found.append(current := todo.pop())
+        todo += children.get(current, [])
+    return found
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time of `pid` and its descendants, live ones and those it has reaped."""
+    if (fields := _stat(pid)) is None:
+        return None
+    # utime, stime, cutime, cstime are fields 14-17 of stat; after the ")" split 11-14.
+    own = sum(int(x) for x in fields[11:15])
+    for child in tree(pid)[1:]:
+        if child_fields := _stat(child):
+            own += sum(int(x) for x in child_fields[11:15])
+    return own / TICKS
 
 
 def pid_from_file(path: Path) -> int | None:
@@ -63,4 +87,9 @@ def pss_mib(pid: int) -> float | None:
 
 
 def memory(pids: dict[str, int]) -> dict[str, float]:
-    return {name: mib for name, pid in pids.items() if (mib := pss_mib(pid)) is not None}
+    """PSS per named process, its descendants included (PostgreSQL's backends)."""
+    out: dict[str, float] = {}
+    for name, pid in pids.items():
+        if (mib := pss_mib(pid)) is not None:
+            out[name] = round(mib + sum(pss_mib(c) or 0.0 for c in tree(pid)[1:]), 1)
+    return out

@@ -23,6 +23,9 @@ from tests.support.infra import Infra
 from tests.support.stack import Stack
 
 SERVICES = ("approval", "agent", "notifier")
+# A deadline, not a wait: on two cores shared with other jobs (load 20+) a service has
+# been seen to need just over a minute to answer /healthz.
+START_TIMEOUT_S = 300.0
 # Enough money for every approved transfer the benchmark makes to succeed.
 SEED_ACCOUNTS = {"checking": 1e12, "alice": 0, "bob": 0}
 
@@ -41,11 +44,15 @@ def infra_from_env() -> Infra:
 
 
 def infra_pids() -> dict[str, int]:
-    """Kafka and FerretDB started by deploy/local/infra.sh, for CPU accounting."""
+    """Kafka, FerretDB (and its PostgreSQL) started by deploy/local/infra.sh, for CPU
+    accounting."""
     state = Path(os.environ.get("HITL_STATE_DIR", Path.home() / ".local/state/hitl"))
     pids = {
         "kafka": pid_from_file(state / "kafka/kafka.pid"),
         "ferretdb": pid_from_file(state / "ferretdb/ferretdb.pid"),
+        "postgresql": pid_from_file(state / "ferretdb/postgres.pid")
+        if os.environ.get("HITL_STORE_BACKEND") == "postgresql"
+        else None,
     }
     return {name: pid for name, pid in pids.items() if pid is not None}
 
@@ -64,7 +71,7 @@ async def running_stack(
     )
     try:
         for name in SERVICES:
-            stack.start(name)
+            stack.start(name, timeout=START_TIMEOUT_S)
         yield stack
     except BaseException:
         print(f"[bench] service logs kept in {logs}", file=sys.stderr)

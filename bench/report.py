@@ -126,17 +126,78 @@ def _cores(name: str, r: dict[str, Any]) -> None:
     print(f"  cores busy during {name} ({r['wall_s']} s, load {load}): {cpu}")
 
 
+HISTORY_RATIO = 1.5  # every figure at the largest history within this factor of the smallest
+
+
+def figures(h: dict[str, Any]) -> dict[str, tuple[float, bool]]:
+    """The figures of one history size that the ratio compares: value, higher is better."""
+    out: dict[str, tuple[float, bool]] = {}
+    for rate, r in (h.get("resume") or {}).items():
+        for key, label in (("send_to_tool_executed", "tool_executed"), ("decision_http", "HTTP")):
+            p = r[key]
+            if p.get("n"):
+                out[f"decision -> {label} at {rate}/s, p50 ms"] = (p["p50_ms"], False)
+                out[f"decision -> {label} at {rate}/s, p99 ms"] = (p["p99_ms"], False)
+    for clients, r in (h.get("effects") or {}).items():
+        out[f"{clients} clients: decisions/s"] = (r["decisions_per_s"], True)
+        out[f"{clients} clients: effects/s"] = (r["effects_per_s"], True)
+    if (r := h.get("started")) and r["started_to_listed"].get("n"):
+        out["start -> paused and listable, p50 ms"] = (r["started_to_listed"]["p50_ms"], False)
+    if (r := h.get("listable")) and r["published_to_listed"].get("n"):
+        out["approval.requested -> listable, p50 ms"] = (r["published_to_listed"]["p50_ms"], False)
+    if r := h.get("ingest"):
+        out["ingestion, stored/s"] = (r["stored_per_s"], True)
+    if r := h.get("decisions"):
+        out["decisions without runs, /s"] = (r["decisions_per_s"], True)
+    return out
+
+
+def history_ratios(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each figure at the largest history against the smallest: worse-by factor."""
+    by = sorted(results.get("by_history", []), key=lambda h: h["history_runs"])
+    if len(by) < 2:
+        return []
+    small, large = figures(by[0]), figures(by[-1])
+    rows = []
+    for name, (a, higher_better) in small.items():
+        if name not in large or not a:
+            continue
+        b = large[name][0]
+        worse = (a / b if b else float("inf")) if higher_better else b / a
+        rows.append(
+            {
+                "figure": name,
+                "small": a,
+                "large": b,
+                "worse_by": round(worse, 2),
+                "met": worse <= HISTORY_RATIO,
+            }
+        )
+    return rows
+
+
 def print_summary(results: dict[str, Any]) -> None:
     config = results["configuration"]
     print("\n== hitl benchmark ==")
     print(
-        f"store: {config['store']}; kafka partitions {config['kafka_partitions']}, "
+        f"store: {config['store']} on {config.get('store_backend', 'sqlite')}; kafka partitions {config['kafka_partitions']}, "
         f"fetch_max_wait_ms {config['kafka_fetch_max_wait_ms']}, "
         f"linger_ms {config['kafka_linger_ms']}; {config['cores']} cores; "
         f"commit {config['commit']}"
     )
     for h in results.get("by_history", []):
         _print_history(h)
+    if rows := history_ratios(results):
+        sizes = sorted(h["history_runs"] for h in results["by_history"])
+        print(
+            f"\n-- {sizes[-1]} vs {sizes[0]} finished runs: how much worse "
+            f"(target within {HISTORY_RATIO}x) --"
+        )
+        for row in rows:
+            print(
+                f"  {row['figure']:<45} {row['small']:>9} -> {row['large']:>9}  "
+                f"x{row['worse_by']}  {_met(row['met'])}"
+            )
     if r := results.get("store"):
         print("\nstore cost per operation (ms) by collection size:")
         for row in r["by_size"]:

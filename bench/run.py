@@ -148,6 +148,7 @@ def configuration(infra: Infra, env: dict[str, str], version: str) -> dict[str, 
     return {
         "kafka": infra.kafka_bootstrap_servers,
         "store": version,
+        "store_backend": os.environ.get("HITL_STORE_BACKEND", "sqlite"),
         "kafka_partitions": settings.kafka_partitions,
         "kafka_fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
         "kafka_linger_ms": settings.kafka_linger_ms,
@@ -312,6 +313,8 @@ async def main() -> None:
                 infra, env, size, on_stack, bodies, keep_logs=args.keep_logs, save=save
             )
         )
+    results["history_ratios"] = report.history_ratios(results)
+    write(args.out, results)
     report.print_summary(results)
     print(f"\nfull figures: {args.out}")
 

@@ -4,14 +4,16 @@ import json
 from typing import Any
 
 import click
+from hitl_contracts import Decision, RiskLevel
 
 from hitl_cli import assign
 from hitl_cli.client import Config, ConflictError, approval_api
 from hitl_cli.errors import Conflicted
 from hitl_cli.output import age, arguments, emit_json, left, table, value
 
-STATUSES = ["pending", "approved", "modified", "rejected", "expired", "cancelled", "all"]
-RISKS = ["low", "medium", "high", "critical"]
+# An approval is pending until it ends in one of the decisions.
+STATUSES = ["pending", *(decision.value for decision in Decision), "all"]
+RISKS = [risk.value for risk in RiskLevel]
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 

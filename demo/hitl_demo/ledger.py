@@ -28,6 +28,7 @@ upgrade do not count towards the daily totals.
 """
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -105,6 +106,11 @@ class Ledger:
         self.known: dict[str, Link] = {}
         # Per account, the last link found before a day's window began.
         self.window_start: dict[str, Link] = {}
+        # Per account: this process's movements on it take turns. Concurrent ones
+        # would otherwise race for the same next version in the store, all but one
+        # losing, re-reading and trying again (most round trips going to waste
+        # when many transfers share an account). Other processes still race, safely.
+        self.turns: dict[str, asyncio.Lock] = {}
 
     def bind(self, db: AsyncDatabase[Document]) -> None:
         self._db = db
@@ -259,6 +265,21 @@ class Ledger:
         earlier attempt left half-applied and returns the same balances.
         """
         accounts = [a for a in (source, target) if a is not None]
+        async with contextlib.AsyncExitStack() as turns:
+            # In one order for every movement, so two never wait for each other.
+            for account in sorted(set(accounts)):
+                await turns.enter_async_context(self.turns.setdefault(account, asyncio.Lock()))
+            return await self._post(key, source, target, cents, check_funds, accounts)
+
+    async def _post(
+        self,
+        key: str,
+        source: str | None,
+        target: str,
+        cents: int,
+        check_funds: bool,
+        accounts: list[str],
+    ) -> Posted:
         heads = dict(zip(accounts, await asyncio.gather(*map(self.head, accounts)), strict=True))
         fresh: Document = {
             "_id": key,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Local infrastructure for hitl without Docker: a real Apache Kafka (KRaft,
-# single node) and a real FerretDB 1.24 (SQLite backend), both on loopback.
+# single node) and a real FerretDB 1.24 (on SQLite, or on PostgreSQL), all on loopback.
 #
 # Usage: deploy/local/infra.sh COMMAND
 #   start            install what is missing, start both if not running, wait until ready
@@ -32,6 +32,15 @@
 #   HITL_KAFKA_PORT            [19092; sasl_ssl 19094]  Kafka client listener
 #   HITL_KAFKA_CONTROLLER_PORT [19093; sasl_ssl 19095]  KRaft controller listener
 #   HITL_MONGO_PORT            [27018]  FerretDB (MongoDB wire protocol)
+#   HITL_STORE_BACKEND         [sqlite]  FerretDB's backend: sqlite (a file, nothing else
+#                      to run) or postgresql (Debian's PostgreSQL, apt-get installed if
+#                      missing, run as user postgres when root; fsync and
+#                      synchronous_commit on). Give every command the same value.
+#   HITL_SQLITE_SYNCHRONOUS    [full]  SQLite's synchronous pragma: full flushes every
+#                      commit to disk; normal (FerretDB's own default) only at checkpoints
+#   HITL_POSTGRES_PORT         [15432]  PostgreSQL, loopback TCP only (no Unix socket)
+#   HITL_POSTGRES_DATA [<state>/ferretdb/postgresql; as root
+#                      /var/lib/hitl/postgresql-<hash of HITL_STATE_DIR>]  its cluster
 #     Non-default ports, so a Kafka or MongoDB of the user's own does not collide.
 #   HITL_CACHE_DIR   [$HOME/.cache/hitl]        jars and binaries, keyed by version:
 #                      kafka-<ver>/lib/*.jar, ferretdb-<ver>-<patch>/ferretdb
@@ -70,6 +79,13 @@ case "$HITL_KAFKA_SECURITY" in
   *) printf '[infra] ERROR: HITL_KAFKA_SECURITY=%s: use plaintext or sasl_ssl\n' "$HITL_KAFKA_SECURITY" >&2; exit 2 ;;
 esac
 HITL_MONGO_PORT="${HITL_MONGO_PORT:-27018}"
+HITL_STORE_BACKEND="${HITL_STORE_BACKEND:-sqlite}"
+HITL_POSTGRES_PORT="${HITL_POSTGRES_PORT:-15432}"
+HITL_SQLITE_SYNCHRONOUS="${HITL_SQLITE_SYNCHRONOUS:-full}"
+case "$HITL_SQLITE_SYNCHRONOUS" in
+  full | normal | extra) ;;
+  *) printf '[infra] ERROR: HITL_SQLITE_SYNCHRONOUS=%s: use full, normal or extra\n' "$HITL_SQLITE_SYNCHRONOUS" >&2; exit 2 ;;
+esac
 HITL_CACHE_DIR="${HITL_CACHE_DIR:-$HOME/.cache/hitl}"
 HITL_STATE_DIR="${HITL_STATE_DIR:-$HOME/.local/state/hitl}"
 HITL_KAFKA_VERSION="${HITL_KAFKA_VERSION:-3.9.2}"
@@ -87,6 +103,8 @@ source "$HITL_DEPLOY_DIR/lib/kafka.sh"
 source "$HITL_DEPLOY_DIR/lib/kafka_security.sh"
 # shellcheck source=lib/ferretdb.sh
 source "$HITL_DEPLOY_DIR/lib/ferretdb.sh"
+# shellcheck source=lib/postgresql.sh
+source "$HITL_DEPLOY_DIR/lib/postgresql.sh"
 
 usage() {
   sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}" >&2
@@ -112,8 +130,9 @@ cmd_start() {
   # and wait for both, so FerretDB starts while the Kafka JVM warms up.
   kafka_install
   ferretdb_install
+  [[ $HITL_STORE_BACKEND == postgresql ]] && postgres_install
   kafka_launch
-  ferretdb_launch
+  ferretdb_launch   # with postgresql: starts it first and waits for it (a second or two)
   kafka_wait
   ferretdb_wait
   log "all up in $(elapsed_s "$t0")s; use: eval \"\$(${BASH_SOURCE[0]} env)\""
@@ -129,6 +148,7 @@ cmd_status() {
   local rc=0
   kafka_status || rc=1
   ferretdb_status || rc=1
+  if [[ $HITL_STORE_BACKEND == postgresql ]]; then postgres_status || rc=1; fi
   return "$rc"
 }
 
@@ -154,7 +174,8 @@ main() {
     status) cmd_status ;;
     env) cmd_env ;;
     reset) cmd_reset ;;
-    install) take_lock; kafka_install; ferretdb_install ;;
+    install) take_lock; kafka_install; ferretdb_install
+      if [[ $HITL_STORE_BACKEND == postgresql ]]; then postgres_install; fi ;;
     start-kafka) take_lock; kafka_start ;;
     stop-kafka) take_lock; kafka_stop ;;
     start-ferretdb) take_lock; ferretdb_start ;;

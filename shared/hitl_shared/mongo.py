@@ -11,8 +11,9 @@ from typing import Any
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo.errors import OperationFailure
 
+from hitl_shared import group_insert
 from hitl_shared.settings import CommonSettings
 
 Document = dict[str, Any]
@@ -40,12 +41,11 @@ def database(
 
 
 async def insert_once(db: AsyncDatabase[Document], collection: str, doc: Document) -> bool:
-    """Insert `doc`; False when its unique key already exists (someone else won)."""
-    try:
-        await db[collection].insert_one(doc)
-    except DuplicateKeyError:
-        return False
-    return True
+    """Insert `doc`; False when its unique key already exists (someone else won).
+
+    Concurrent calls for one collection share a round trip (`group_insert`).
+    """
+    return await group_insert.insert(db[collection], doc)
 
 
 async def ping(client: AsyncMongoClient[Document]) -> None:

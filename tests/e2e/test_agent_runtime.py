@@ -9,12 +9,13 @@ first, then structured-output router agents (`banking-router`, the built-in `fil
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hitl_contracts import TaskSubmitted
 from hitl_shared.topics import Topics, dlq
 
-from tests.e2e.test_agent_support import (
+from tests.support.agent_e2e import (
     CAROL_TOKEN,
     age,
     agent_stack,
@@ -28,7 +29,7 @@ from tests.e2e.test_agent_support import (
     submit,
     wait_status,
 )
-from tests.e2e.test_approval_support import Bus, read_all
+from tests.support.approval_e2e import Bus, read_all
 from tests.support.fake_openai import Act, Call, Plan, Say, ScriptedLLM
 from tests.support.infra import Infra
 from tests.support.stack import Stack, approvals_of
@@ -273,7 +274,7 @@ async def test_cancelling_a_paused_run_cancels_its_approval(
         assert response.json()["status"] == "cancelled"
         assert response.json()["pending_approvals"] == []
 
-        async def cancelled() -> list[object]:
+        async def cancelled() -> list[dict[str, Any]]:
             return await approvals_of(reviewer, run_id, "cancelled")
 
         (gone,) = await eventually(cancelled, timeout=60, what="the approval to be cancelled")

@@ -20,7 +20,7 @@ from hitl_contracts import ApprovalDecided, Channel, Decision
 from hitl_contracts.signing import DecisionSigner
 from hitl_shared.kafka import encode
 
-from tests.e2e.test_agent_support import (
+from tests.support.agent_e2e import (
     AUDITOR_TOKEN,
     CAROL_TOKEN,
     MALLORY_TOKEN,

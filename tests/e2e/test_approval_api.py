@@ -20,15 +20,8 @@ from hitl_contracts import (
     NotificationStatus,
 )
 
-from tests.e2e.test_approval_support import (
-    Bus,
-    approval_request,
-    approval_stack,
-    client,
-    now,
-    outbox_drained,
-    read_all,
-)
+from tests.factories import approval_request
+from tests.support.approval_e2e import Bus, approval_stack, client, now, outbox_drained, read_all
 from tests.support.infra import Infra
 from tests.support.stack import Stack
 from tests.support.wait import eventually

@@ -8,9 +8,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hitl_contracts import ApprovalRequested
 from pymongo import AsyncMongoClient
 
-from tests.e2e.test_approval_support import Bus, approval_request, approval_stack, client, read_all
+from tests.factories import approval_request
+from tests.support.approval_e2e import Bus, approval_stack, client, read_all
 from tests.support.infra import Infra
 from tests.support.stack import Stack
 from tests.support.wait import eventually
@@ -34,7 +36,8 @@ async def test_a_mixed_batch_stores_each_valid_request_once_and_dead_letters_the
     # first fetch holds the whole mix.
     async with Bus(infra, stack) as bus:
         topic = bus.topics.approval_requested
-        for value in [first, garbage, first, second, wrong, second]:
+        mix: list[bytes | ApprovalRequested] = [first, garbage, first, second, wrong, second]
+        for value in mix:
             await bus.send(topic, value, key=run)
         stack.start("approval")
 

@@ -7,6 +7,7 @@ the real `openai` client against the scripted model, real Kafka and FerretDB.
 """
 
 import asyncio
+import functools
 import statistics
 import time
 import uuid
@@ -16,10 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_approval_support import (
+from tests.factories import approval_request
+from tests.support.approval_e2e import (
     PEOPLE,
     Bus,
-    approval_request,
     approval_stack,
     consumed_all,
     outbox_drained,
@@ -34,7 +35,9 @@ from tests.support.wait import eventually
 
 APPROVALS = 20
 CONTENDERS = 50
-CROWD = {f"r{i:02d}": (f"crowd-token-{i:02d}", ["reviewer"], []) for i in range(CONTENDERS)}
+CROWD: dict[str, tuple[str, list[str], list[str]]] = {
+    f"r{i:02d}": (f"crowd-token-{i:02d}", ["reviewer"], []) for i in range(CONTENDERS)
+}
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +207,7 @@ async def test_the_same_request_five_times_is_one_approval_and_one_notification(
     topic = f"{stack.prefix}approval.requested"
     for group in ("hitl-approval", "hitl-notifier"):
         await eventually(
-            lambda group=group: consumed_all(infra, f"{stack.prefix}{group}", topic),
+            functools.partial(consumed_all, infra, f"{stack.prefix}{group}", topic),
             timeout=60,
             what=f"{group} to consume all five deliveries",
         )

@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_approval_support import Bus, approval_request, approval_stack, client, read_all
+from tests.factories import approval_request
+from tests.support.approval_e2e import Bus, approval_stack, client, read_all
 from tests.support.infra import Infra
 from tests.support.stack import Stack
 from tests.support.wait import eventually

@@ -12,14 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_approval_support import (
-    Bus,
-    approval_request,
-    approval_stack,
-    now,
-    outbox_drained,
-    read_all,
-)
+from tests.factories import approval_request
+from tests.support.approval_e2e import Bus, approval_stack, now, outbox_drained, read_all
 from tests.support.fake_openai import Call, Say, ScriptedLLM
 from tests.support.infra import Infra
 from tests.support.recorder import Recorder

@@ -28,17 +28,10 @@ from hitl_contracts.signing import DecisionSigner, DecisionVerifier, private_key
 from hitl_shared.topics import dlq
 from pymongo import AsyncMongoClient
 
-from tests.e2e.test_approval_support import (
-    Bus,
-    approval_request,
-    approval_stack,
-    client,
-    now,
-    read_all,
-    token,
-)
 from tests.e2e.test_notifier_channels import slack_signed
+from tests.factories import approval_request
 from tests.support import recorder
+from tests.support.approval_e2e import Bus, approval_stack, client, now, read_all, token
 from tests.support.infra import Infra
 from tests.support.stack import Stack
 from tests.support.tcp_proxy import TcpProxy, tcp_proxy
@@ -293,7 +286,7 @@ async def test_a_broken_stored_approval_is_a_409_and_the_sweep_goes_on(
 
             async def expired() -> bool:
                 got = await ann.get(f"/v1/approvals/{good.correlation_id}")
-                return got.json()["status"] == "expired"
+                return bool(got.json()["status"] == "expired")
 
             await eventually(expired, timeout=15, what="the good approval to expire")
             for response in [

@@ -10,6 +10,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -47,6 +48,7 @@ def private_env(infra: Infra, tmp_path: Path) -> Iterator[dict[str, str]]:
         yield env
     finally:
         CliRunner().invoke(cli, ["down"], env=env)
+        client: MongoClient[dict[str, Any]]
         with MongoClient(infra.mongodb_url) as client:
             client.drop_database(env["MONGODB_DATABASE"])
 

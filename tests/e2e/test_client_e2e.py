@@ -29,8 +29,8 @@ from hitl_client import (
     Unauthorized,
 )
 
-from tests.e2e.test_approval_support import approval_stack, client, token
 from tests.support import recorder
+from tests.support.approval_e2e import approval_stack, client, token
 from tests.support.infra import Infra
 from tests.support.stack import Stack
 from tests.support.wait import eventually

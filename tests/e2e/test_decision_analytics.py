@@ -215,7 +215,7 @@ def truth_of(view: dict[str, Any]) -> Truth:
 @dataclass
 class History:
     truths: list[Truth]
-    shadow_run_ids: dict[float, str]
+    shadow_run_ids: dict[int, str]
     pending_cid: str
 
 

@@ -23,7 +23,7 @@ import pytest
 from hitl_contracts import TaskSubmitted
 from hitl_shared.topics import Topics
 
-from tests.e2e.test_agent_support import (
+from tests.support.agent_e2e import (
     agent_stack,
     decide,
     marker,
@@ -31,7 +31,7 @@ from tests.e2e.test_agent_support import (
     submit,
     wait_status,
 )
-from tests.e2e.test_approval_support import Bus
+from tests.support.approval_e2e import Bus
 from tests.support.fake_openai import Call, Say, ScriptedLLM
 from tests.support.infra import Infra
 from tests.support.stack import Stack, approvals_of

@@ -7,9 +7,10 @@ import time
 import uuid
 from typing import Any
 
-from tests.e2e.test_approval_support import Bus, approval_request, read_all
 from tests.e2e.test_walking_skeleton import marker, script_transfer
+from tests.factories import approval_request
 from tests.support import fake_openai
+from tests.support.approval_e2e import Bus, read_all
 from tests.support.infra import Infra
 from tests.support.stack import Stack
 from tests.support.wait import eventually

@@ -4,7 +4,7 @@ import asyncio
 from datetime import timedelta
 
 from hitl_agent.adapters.workers import WorkerRegistry
-from hitl_agent.domain.run import utcnow
+from hitl_contracts.base import utcnow
 
 from tests.integration.conftest import Database
 

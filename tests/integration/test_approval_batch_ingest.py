@@ -1,15 +1,19 @@
 """Batch ingestion on the real store: each new request stored once, in one insert per
 collection; duplicates (in the batch or already stored) and escalated copies create nothing."""
 
-import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hitl_approval.adapters.repository import ApprovalRepository
+from hitl_approval.bootstrap import build_service
 from hitl_approval.domain.model import Status, Verb
-from hitl_approval.service_layer.services import ApprovalService, DecideCommand, OutboxEvent
-from hitl_contracts import ApprovalRequested, Channel, RequestContext
+from hitl_approval.service_layer.outbox import OutboxEvent
+from hitl_approval.service_layer.services import ApprovalService, DecideCommand
+from hitl_contracts import ApprovalRequested, Channel
 from pymongo.asynchronous.database import AsyncDatabase
+
+from tests.factories import approval_request
 
 pytestmark = pytest.mark.integration
 
@@ -25,22 +29,19 @@ async def service(db: AsyncDatabase[dict[str, object]]) -> ApprovalService:
 
     repo = ApprovalRepository(db, instance="it")
     await repo.ensure_indexes()
-    return ApprovalService(repo, publish)
+    return build_service(repo, publish)
 
 
-def request(**overrides: object) -> ApprovalRequested:
-    fields: dict[str, object] = {
-        "correlation_id": f"c-{uuid.uuid4()}",
-        "run_id": "r",
-        "agent": "banking",
-        "tool": "transfer",
-        "arguments": {"amount": 500},
-        "reason": "big",
-        "context": RequestContext(user_request="u"),
-        "requested_at": T0,
-        "expires_at": T0 + timedelta(hours=1),
-    }
-    return ApprovalRequested.model_validate({**fields, **overrides})
+def request(**overrides: Any) -> ApprovalRequested:
+    return approval_request(
+        run_id="r",
+        arguments={"amount": 500},
+        reason="big",
+        user_request="u",
+        at=T0,
+        timeout=timedelta(hours=1),
+        **overrides,
+    )
 
 
 async def test_a_batch_stores_each_new_request_once_and_duplicates_create_nothing(

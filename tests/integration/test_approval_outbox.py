@@ -6,8 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from hitl_approval.adapters.repository import ApprovalRepository
+from hitl_approval.bootstrap import build_service
 from hitl_approval.domain.model import Verb
-from hitl_approval.service_layer.services import ApprovalService, DecideCommand, OutboxEvent
+from hitl_approval.service_layer.outbox import OutboxEvent
+from hitl_approval.service_layer.services import DecideCommand
 from hitl_contracts import ApprovalRequested, Channel, RequestContext
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -29,7 +31,7 @@ class Replica:
                 raise ConnectionError("broker unreachable")
             self.published.append(event)
 
-        self.service = ApprovalService(
+        self.service = build_service(
             ApprovalRepository(db, instance=name),
             publish,
             clock=lambda: self.now,

@@ -2,15 +2,19 @@
 replica expires what it ingested from memory, without scanning."""
 
 import asyncio
-import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hitl_approval.adapters.repository import ApprovalRepository
+from hitl_approval.bootstrap import build_service
 from hitl_approval.domain.model import Approval, EntryType, Status, Verb
-from hitl_approval.service_layer.services import ApprovalService, DecideCommand, OutboxEvent
-from hitl_contracts import ApprovalDecided, ApprovalRequested, Channel, RequestContext
+from hitl_approval.service_layer.outbox import OutboxEvent
+from hitl_approval.service_layer.services import DecideCommand
+from hitl_contracts import ApprovalDecided, ApprovalRequested, Channel
 from pymongo.asynchronous.database import AsyncDatabase
+
+from tests.factories import approval_request
 
 pytestmark = pytest.mark.integration
 
@@ -19,19 +23,16 @@ APPROVALS = 15
 REPLICAS = 3
 
 
-def request(**overrides: object) -> ApprovalRequested:
-    fields: dict[str, object] = {
-        "correlation_id": f"c-{uuid.uuid4()}",
-        "run_id": "r",
-        "agent": "banking",
-        "tool": "transfer",
-        "arguments": {"amount": 500},
-        "reason": "big",
-        "context": RequestContext(user_request="u"),
-        "requested_at": T0,
-        "expires_at": T0 + timedelta(seconds=1),
-    }
-    return ApprovalRequested.model_validate({**fields, **overrides})
+def request(**overrides: Any) -> ApprovalRequested:
+    return approval_request(
+        run_id="r",
+        arguments={"amount": 500},
+        reason="big",
+        user_request="u",
+        at=T0,
+        timeout=timedelta(seconds=1),
+        **overrides,
+    )
 
 
 @pytest.mark.parametrize("on_timeout", ["reject", "escalate"])
@@ -44,7 +45,7 @@ async def test_replicas_sweeping_together_expire_or_escalate_each_approval_once(
         published.append(event)
 
     replicas = [
-        ApprovalService(
+        build_service(
             ApprovalRepository(db, instance=f"replica-{i}"),
             publish,
             clock=lambda: T0 + timedelta(seconds=5),
@@ -80,7 +81,7 @@ async def test_a_replica_expires_what_it_ingested_without_scanning(
         published.append(event)
 
     now = [T0]
-    service = ApprovalService(ApprovalRepository(db, instance="a"), publish, clock=lambda: now[0])
+    service = build_service(ApprovalRepository(db, instance="a"), publish, clock=lambda: now[0])
 
     async def no_scans(*_: object, **__: object) -> list[str]:
         raise AssertionError("scanned the store for due approvals")

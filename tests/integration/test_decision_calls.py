@@ -25,8 +25,10 @@ from hitl_agent.service_layer.runner import Runner
 from hitl_agent.service_layer.steps import Steps
 from hitl_agent.settings import AgentSettings
 from hitl_approval.adapters.repository import ApprovalRepository
+from hitl_approval.bootstrap import build_service
 from hitl_approval.domain.model import Verb
-from hitl_approval.service_layer.services import ApprovalService, DecideCommand, OutboxEvent
+from hitl_approval.service_layer.outbox import OutboxEvent
+from hitl_approval.service_layer.services import DecideCommand
 from hitl_contracts import ApprovalDecided, ApprovalRequested, Channel, RunEvent, TaskSubmitted
 from hitl_contracts.signing import DecisionSigner, DecisionVerifier
 from hitl_demo.ledger import Ledger
@@ -101,7 +103,7 @@ async def test_one_decision_costs_a_bounded_number_of_round_trips(
             published.add(event)
 
         signer = DecisionSigner.generate()
-        approvals = ApprovalService(
+        approvals = build_service(
             ApprovalRepository(db, instance="a"), publish_decision, signer=signer
         )
         settings = AgentSettings()
@@ -169,8 +171,8 @@ async def test_one_decision_costs_a_bounded_number_of_round_trips(
         for command, count in sorted(commands.seen.items()):
             print(f"  {count:3d} {command}")
         assert approval_publishes == 1
-        assert approval_calls <= 6
-        assert total - approval_calls <= 13
+        assert approval_calls <= 4
+        assert total - approval_calls <= 12
     finally:
         await client.drop_database(name)
         await client.close()

@@ -5,6 +5,7 @@ import asyncio
 import base64
 import json
 import uuid
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -101,6 +102,6 @@ async def test_runs_proceed_concurrently_in_order_each_and_a_broken_one_alone_is
     assert "cannot handle 'bad'" in letter["error"]
 
 
-async def _one(infra: Infra, topic: str) -> list[dict[str, object]] | None:
+async def _one(infra: Infra, topic: str) -> list[dict[str, Any]] | None:
     letters = await dead_letters(infra, topic)
     return letters or None

@@ -1,15 +1,16 @@
 """The notifier's store on the real server: periodic and per-decision work is found
 through small marker collections, never by reading the history."""
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hitl_contracts import ApprovalRequested, NotificationKind, RequestContext
-from hitl_notifier.adapters.store import ASKED, DELIVERIES, OPEN, REMINDERS, NotifierStore
+from hitl_contracts import ApprovalRequested, NotificationKind
+from hitl_notifier.adapters.store import ASKED, OPEN, REMINDERS, NotifierStore
 from hitl_notifier.domain.deliveries import Delivery, Target
 from pymongo.asynchronous.database import AsyncDatabase
+
+from tests.factories import approval_request
 
 pytestmark = pytest.mark.integration
 
@@ -18,16 +19,13 @@ Database = AsyncDatabase[dict[str, Any]]
 
 
 def request() -> ApprovalRequested:
-    return ApprovalRequested(
-        correlation_id=f"c-{uuid.uuid4()}",
+    return approval_request(
         run_id="r",
-        agent="banking",
-        tool="transfer",
         arguments={"amount": 500},
         reason="big",
-        context=RequestContext(user_request="u"),
-        requested_at=T0,
-        expires_at=T0 + timedelta(hours=1),
+        at=T0,
+        timeout=timedelta(hours=1),
+        user_request="u",
     )
 
 
@@ -57,21 +55,3 @@ async def test_work_is_found_through_markers_that_leave_when_it_is_done(db: Data
     assert await store.sent(req.correlation_id) == []
     for marker in (OPEN, ASKED, REMINDERS):
         assert await db[marker].count_documents({}) == 0, marker
-
-
-async def test_start_up_marks_the_open_work_of_an_older_store_once(db: Database) -> None:
-    store = NotifierStore(db)
-    req = request()
-    await store.remember(req, remind_at=T0 + timedelta(minutes=30), escalated=False)
-    ask = Delivery(req.correlation_id, "r", NotificationKind.REQUESTED, Target("webhook", "h"))
-    await store.claim(ask, now=T0, lease_until=T0 + timedelta(seconds=30))
-    # As an older version left it: the same documents, no markers.
-    for marker in (OPEN, ASKED, REMINDERS):
-        await db[marker].delete_many({})
-    assert await db[DELIVERIES].count_documents({}) == 1
-    assert await store.mark_open_work() == 3
-    assert await store.mark_open_work() == 0, "once"
-    assert len(await store.due_reminders(T0 + timedelta(minutes=31))) == 1
-    assert len(await store.abandoned(T0 + timedelta(minutes=1))) == 1
-    await store.finish(ask.key, status="sent", attempts=1, now=T0)
-    assert len(await store.sent(req.correlation_id)) == 1

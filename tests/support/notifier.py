@@ -7,11 +7,13 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from hitl_contracts import ApprovalRequested, RequestContext, RiskLevel
+from hitl_contracts import ApprovalRequested, RiskLevel
+
+from tests.factories import approval_request
 
 
 def request(
@@ -22,21 +24,14 @@ def request(
     timeout: float = 600.0,
     **overrides: Any,
 ) -> ApprovalRequested:
-    now = datetime.now(UTC)
-    fields: dict[str, Any] = {
-        "correlation_id": f"c-{uuid.uuid4().hex[:12]}",
-        "run_id": f"r-{uuid.uuid4().hex[:12]}",
-        "agent": agent,
-        "tool": tool,
-        "arguments": {"to_account": "alice", "amount": 500},
-        "reason": "transfers above 100 need a human",
-        "risk_level": risk,
-        "context": RequestContext(user_request="Transfer 500 to Alice"),
-        "requested_at": now,
-        "expires_at": now + timedelta(seconds=timeout),
-    }
-    fields.update(overrides)
-    return ApprovalRequested(**fields)
+    return approval_request(
+        tool=tool,
+        agent=agent,
+        risk_level=risk,
+        timeout=timedelta(seconds=timeout),
+        reason="transfers above 100 need a human",
+        **overrides,
+    )
 
 
 async def publish(bootstrap: str, topic: str, event: ApprovalRequested, *, times: int = 1) -> None:

@@ -82,7 +82,9 @@ class Stack:
         self,
         name: str,
         *,
-        timeout: float = 60.0,
+        # A deadline, not a sleep: on two cores shared by many test runs a service
+        # took over a minute just to import.
+        timeout: float = 180.0,
         command: list[str] | None = None,
         env: dict[str, str] | None = None,
     ) -> None:

@@ -15,7 +15,7 @@ from hitl_agent.settings import DEV_AGENT_TOKEN, AgentSettings
 from hitl_contracts import TaskSubmitted
 from hitl_shared.http_limits import BodyLimit, install_unavailable_handlers
 
-from tests.unit.test_agent_support import Harness, harness, say
+from tests.support.agent_harness import Harness, harness, say
 
 AUTH = {"Authorization": f"Bearer {DEV_AGENT_TOKEN}"}
 
@@ -111,7 +111,7 @@ async def test_submitted_by_is_the_token_principal_and_metadata_cannot_claim_it(
 
 
 def test_production_refuses_to_start_without_agent_tokens() -> None:
-    production = {
+    production: dict[str, Any] = {
         "hitl_env": "production",
         "kafka_allow_insecure": True,  # the Kafka rule has its own tests
         "agent_approval_token": "a-real-token",

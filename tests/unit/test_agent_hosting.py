@@ -5,7 +5,7 @@ from datetime import timedelta
 from hitl_agent.domain.run import RunStatus
 from hitl_contracts import TaskSubmitted
 
-from tests.unit.test_agent_support import harness, say
+from tests.support.agent_harness import harness, say
 
 
 def task(agent: str = "test", task_id: str = "t1") -> TaskSubmitted:

@@ -19,7 +19,7 @@ from hitl_agent.service_layer.agents import Builtin, UnknownAgent, build_catalog
 from hitl_contracts import RiskLevel
 from hitl_demo.banking import transfer_args
 
-from tests.unit.test_agent_support import World
+from tests.support.agent_harness import World
 
 Transfer = transfer_args(100.0)
 

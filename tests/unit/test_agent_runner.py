@@ -10,7 +10,7 @@ from hitl_agent.service_layer.executions import UNKNOWN_OUTCOME
 from hitl_agent.service_layer.runner import NotCancellable
 from hitl_contracts import Decision, TaskSubmitted
 
-from tests.unit.test_agent_support import Crash, call, decided, harness, plan, say, tool_calls
+from tests.support.agent_harness import Crash, call, decided, harness, plan, say, tool_calls
 
 
 async def test_safe_calls_run_and_the_run_completes_without_approval() -> None:

@@ -7,8 +7,8 @@ from hitl_contracts import ApprovalDecided, Decision
 from hitl_contracts.signing import DecisionSigner
 from hitl_shared.decision_keys import DecisionKeys, KeysUnavailable
 
+from tests.support.agent_harness import SIGNER, Harness, call, decided, harness, say, tool_calls
 from tests.support.http_server import free_port
-from tests.unit.test_agent_support import SIGNER, Harness, call, decided, harness, say, tool_calls
 
 
 async def paused() -> tuple[Harness, str, ApprovalDecided]:

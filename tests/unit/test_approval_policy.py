@@ -1,33 +1,26 @@
 """Policy resolution and the policy/reviewer configuration formats."""
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hitl_approval.domain.policy import Policy, PolicyBook
-from hitl_approval.entrypoints.auth import hash_token, load_reviewers
+from hitl_approval.entrypoints.rest.auth import hash_token, load_reviewers
 from hitl_approval.settings import ApprovalSettings
-from hitl_contracts import ApprovalRequested, OnTimeout, RequestContext
+from hitl_contracts import ApprovalRequested, OnTimeout
 from hitl_contracts.signing import private_key_pem
+
+from tests.factories import approval_request
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def request(**overrides: object) -> ApprovalRequested:
-    fields: dict[str, object] = {
-        "correlation_id": "c1",
-        "run_id": "r1",
-        "agent": "banking",
-        "tool": "transfer",
-        "arguments": {},
-        "reason": "r",
-        "context": RequestContext(user_request="u"),
-        "requested_at": T0,
-        "expires_at": T0 + timedelta(minutes=30),
-    }
-    return ApprovalRequested.model_validate({**fields, **overrides})
+def request(**overrides: Any) -> ApprovalRequested:
+    fields: dict[str, Any] = {"correlation_id": "c1", "run_id": "r1", "arguments": {}}
+    return approval_request(at=T0, reason="r", user_request="u", **{**fields, **overrides})
 
 
 BOOK = PolicyBook.model_validate(
@@ -154,6 +147,7 @@ def test_the_dev_token_is_refused_in_production() -> None:
             kafka_allow_insecure=True,
             approval_reviewers=reviewers,
             approval_signing_key=PEM,
+            hitl_link_secret="s" * 32,
         )
     )
     assert directory.authenticate("dev-reviewer-token") is None
@@ -170,11 +164,33 @@ def test_production_refuses_to_start_without_a_signing_key() -> None:
         kafka_allow_insecure=True,
         approval_reviewers=reviewers,
         approval_signing_key=PEM,
+        hitl_link_secret="s" * 32,
     )
     # Production refuses an unknown submitter under four-eyes unless told otherwise.
     assert settings.refuse_unknown_submitter
     assert not ApprovalSettings().refuse_unknown_submitter
     assert ApprovalSettings(approval_four_eyes_unknown_submitter="refuse").refuse_unknown_submitter
+
+
+def test_production_refuses_the_development_link_secret_and_slack_without_a_team() -> None:
+    reviewers = json.dumps([{"name": "ann", "token_sha256": hash_token("t")}])
+    ready: dict[str, Any] = {
+        "hitl_env": "production",
+        "kafka_allow_insecure": True,
+        "approval_reviewers": reviewers,
+        "approval_signing_key": PEM,
+    }
+    with pytest.raises(ValueError, match="HITL_LINK_SECRET"):
+        ApprovalSettings(**ready)
+    with pytest.raises(ValueError, match="APPROVAL_SLACK_TEAM_ID"):
+        ApprovalSettings(**ready, hitl_link_secret="s" * 32, approval_slack_signing_secret="x")
+    slack = ApprovalSettings(
+        **ready,
+        hitl_link_secret="s" * 32,
+        approval_slack_signing_secret="x",
+        approval_slack_team_id="T1",
+    )
+    assert slack.approval_slack_team_id == "T1"
 
 
 def test_policy_waits_are_bounded() -> None:

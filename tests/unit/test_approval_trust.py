@@ -1,7 +1,8 @@
 """Issue 10 in the approval domain: identities compare normalised, edits never widen,
 decisions name the call they decide and are signed, a broken stored approval is refused."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from hitl_approval.domain.model import (
@@ -14,8 +15,10 @@ from hitl_approval.domain.model import (
     Verb,
 )
 from hitl_approval.domain.policy import Policy
-from hitl_contracts import ApprovalDecided, ApprovalRequested, Channel, RequestContext
+from hitl_contracts import ApprovalDecided, ApprovalRequested, Channel
 from hitl_contracts.signing import DecisionSigner, DecisionVerifier
+
+from tests.factories import approval_request
 
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
 TRANSFER = {"from_account": "checking", "to_account": "alice", "amount": 500}
@@ -31,23 +34,20 @@ SCHEMA = {
 POLICY = {"locked": ["from_account", "to_account"], "not_above": ["amount"]}
 
 
-def request(**overrides: object) -> ApprovalRequested:
-    fields: dict[str, object] = {
+def request(**overrides: Any) -> ApprovalRequested:
+    fields: dict[str, Any] = {
         "correlation_id": "c1",
         "run_id": "r1",
-        "agent": "banking",
-        "tool": "transfer",
         "tool_call_id": "call-1",
         "arguments": TRANSFER,
         "arguments_schema": SCHEMA,
         "edit_policy": POLICY,
         "reason": "over threshold",
-        "context": RequestContext(user_request="Transfer 500 from checking to alice"),
-        "requested_at": T0,
-        "expires_at": T0 + timedelta(minutes=30),
         "requested_by": "Sam",
     }
-    return ApprovalRequested.model_validate({**fields, **overrides})
+    return approval_request(
+        at=T0, user_request="Transfer 500 from checking to alice", **{**fields, **overrides}
+    )
 
 
 def attempt(approval: Approval, verb: Verb, reviewer: str = "ann", **kw: object) -> Entry:
@@ -109,10 +109,11 @@ def test_an_edit_that_narrows_is_a_modified_decision_naming_the_call() -> None:
 
 def test_a_left_out_field_is_compared_as_its_schema_default() -> None:
     """The agent runs an edit with the tool's defaults filled in; so does this check."""
+    properties: dict[str, Any] = SCHEMA["properties"]  # type: ignore[assignment]
     schema = {
         **SCHEMA,
         "properties": {
-            **SCHEMA["properties"],
+            **properties,
             "from_account": {"type": "string", "default": "checking"},
         },
         "required": ["to_account", "amount"],

@@ -1,7 +1,7 @@
 """The transfer approval policy lives in code; the model cannot talk its way past it."""
 
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 from hitl_agent.adapters.llm import OfflinePlanner
@@ -45,7 +45,7 @@ async def test_offline_planner_turns_requests_into_tool_calls() -> None:
 
 async def test_offline_planner_reports_tool_results() -> None:
     planner = OfflinePlanner()
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"role": "user", "content": "Transfer 500 to Alice"},
         {"role": "assistant", "content": None, "tool_calls": []},
         {"role": "tool", "tool_call_id": "x", "content": "The human operator rejected this: no"},

@@ -74,7 +74,7 @@ def test_tables_align_and_times_count_down() -> None:
     text = table(["id", "tool"], [["abc", "transfer"], ["abcdef", "x"]])
     assert text.splitlines() == ["ID      TOOL", "abc     transfer", "abcdef  x"]
     now = datetime(2026, 1, 1, tzinfo=UTC)
-    assert left((now + timedelta(minutes=5, seconds=3)).isoformat(), now) == "5m03s"
+    assert left((now + timedelta(minutes=5, seconds=3)).isoformat(), now) == "5m 3s"
     assert left((now - timedelta(seconds=1)).isoformat(), now) == "expired"
     assert arguments('{"amount": 80}') == "amount=80"
 

@@ -30,6 +30,7 @@ from hitl_client import (
     WaitTimeout,
     outcome_of,
 )
+from hitl_client.errors import ApiError
 from hitl_contracts import ApprovalDecided, ApprovalRequested, Channel, Decision, RequestContext
 from hitl_contracts.signing import DecisionSigner
 
@@ -232,6 +233,7 @@ def test_refusals_raise_their_own_exception_with_the_servers_message(
     http = httpx.Client(base_url="http://hitl", transport=httpx.MockTransport(handler))
     with Client(http=http, retry=FAST) as hitl, pytest.raises(kind) as caught:
         hitl.get("c-1")
+    assert isinstance(caught.value, ApiError)
     assert caught.value.detail == f"server says {status}"
     assert caught.value.status_code == status
 

@@ -4,9 +4,9 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from hitl_agent.domain.changes import Changes
 from hitl_agent.service_layer.agents import AgentSpec
 from hitl_agent.service_layer.shadow import observe
-from hitl_agent.service_layer.steps import Changes
 from hitl_agent.tools.registry import Registry
 from hitl_approval.domain.analytics import (
     Fact,

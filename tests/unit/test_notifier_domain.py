@@ -21,7 +21,7 @@ ROUTES = [
         agents=["files"],
         tools=["delete_files"],
         slack=["C_FILES"],
-        escalation={"email": ["boss@x"]},  # type: ignore[arg-type]
+        escalation={"email": ["boss@x"]},
     ),
     Route(name="low", risk_levels=[RiskLevel.LOW], webhook=["https://hooks.example/low"]),
 ]

@@ -7,7 +7,7 @@ import hmac
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hitl_approval.integrations import slack_signature
+from hitl_approval.entrypoints.slack import signature as slack_signature
 from hitl_contracts import ApprovalDecided, Channel, Decision, NotificationKind
 from hitl_notifier.channels import email_compose, slack_blocks, webhook
 from hitl_notifier.domain.notice import Notice

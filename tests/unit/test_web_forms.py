@@ -3,8 +3,9 @@
 from typing import Any
 
 import pytest
-from hitl_approval.web import forms
-from hitl_approval.web.present import duration, summary
+from hitl_approval.entrypoints.web import forms
+from hitl_approval.entrypoints.web.present import summary
+from hitl_contracts.durations import duration
 from pydantic import BaseModel, Field
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
 from hitl_contracts import ApprovalRequested, RunEvent, TaskSubmitted
+from hitl_contracts.base import utcnow
 from hitl_sdk import App, Resources
 from hitl_shared.decision_keys import DecisionKeys
 from hitl_shared.directory import Role
@@ -29,7 +30,6 @@ from hitl_agent.adapters.chat import ChatModel
 from hitl_agent.adapters.llm import make_model
 from hitl_agent.adapters.runs import RunStore
 from hitl_agent.adapters.workers import WorkerRegistry
-from hitl_agent.domain.run import utcnow
 from hitl_agent.entrypoints import api, consumer, errors, events
 from hitl_agent.metrics import AgentMetrics, MeteredModel
 from hitl_agent.service_layer.executions import Executions, crash_after

@@ -6,13 +6,18 @@ import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from hitl_contracts import ApprovalDecided
+from hitl_contracts.base import utcnow
+from hitl_contracts.signing import DecisionSigner
 from hitl_shared import telemetry
+from hitl_shared.directory import Directory
 from hitl_shared.health import store_and_broker
 from hitl_shared.http_limits import BodyLimit, install_unavailable_handlers
 from hitl_shared.http_tracing import BIND_PATH_IDS, instrument
@@ -24,18 +29,23 @@ from prometheus_client import Gauge
 from hitl_approval.adapters.analytics_store import AnalyticsStore
 from hitl_approval.adapters.idempotency import IdempotencyStore
 from hitl_approval.adapters.instances import InstanceRegistry
+from hitl_approval.adapters.link_uses import LinkUses
 from hitl_approval.adapters.metrics import ApprovalMetrics
 from hitl_approval.adapters.notes import NoteRepository
+from hitl_approval.adapters.repository import ApprovalRepository
 from hitl_approval.adapters.signing_keys import KeyRing, configured_signer, load_keyring
 from hitl_approval.adapters.store_time import background
 from hitl_approval.adapters.traces import TraceStore
 from hitl_approval.adapters.watched import StoreCommands, WatchedRepository
 from hitl_approval.adapters.web_sessions import WebSessions
 from hitl_approval.domain.errors import BrokenApproval
-from hitl_approval.entrypoints import analytics as analytics_api
-from hitl_approval.entrypoints import (
+from hitl_approval.domain.model import Approval
+from hitl_approval.domain.policy import PolicyBook
+from hitl_approval.entrypoints import consumer
+from hitl_approval.entrypoints.channels import router as integrations_router
+from hitl_approval.entrypoints.rest import analytics as analytics_api
+from hitl_approval.entrypoints.rest import (
     api,
-    consumer,
     creating,
     decisions,
     errors,
@@ -43,16 +53,19 @@ from hitl_approval.entrypoints import (
     keys,
     waiting,
 )
-from hitl_approval.entrypoints.auth import load_reviewers
-from hitl_approval.integrations.router import router as integrations_router
+from hitl_approval.entrypoints.rest.auth import load_reviewers
+from hitl_approval.entrypoints.web import router as web_router
+from hitl_approval.entrypoints.web.session import SESSION_SECONDS
 from hitl_approval.service_layer.analytics import Analytics
-from hitl_approval.service_layer.services import AfterCommitHook, ApprovalService, OutboxEvent
+from hitl_approval.service_layer.outbox import AfterCommitHook, EventPublisher, Outbox, OutboxEvent
+from hitl_approval.service_layer.services import ApprovalService, Clock
 from hitl_approval.service_layer.watching import Watchers
 from hitl_approval.settings import ApprovalSettings
-from hitl_approval.web import router as web_router
-from hitl_approval.web.session import SESSION_SECONDS
+from hitl_approval.views import Views
 
 log = logging.getLogger(__name__)
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
 async def _every(seconds: float, name: str, job: Callable[[], Awaitable[int]]) -> None:
@@ -66,19 +79,63 @@ async def _every(seconds: float, name: str, job: Callable[[], Awaitable[int]]) -
         await asyncio.sleep(seconds)
 
 
-async def _once(name: str, job: Callable[[], Awaitable[int]]) -> None:
-    try:
-        await job()
-    except Exception:
-        # The next start-up tries again; until then listings are only slower.
-        log.exception("%s failed", name)
-
-
 async def _crash_after_commit(event: OutboxEvent) -> None:
     """Test fault (APPROVAL_FAULT_CRASH_AFTER_COMMIT): die like SIGKILL before publishing."""
     if isinstance(event, ApprovalDecided):
         log.error("fault injection: exiting after storing %s, before publishing", event.decision)
         os._exit(137)
+
+
+async def _once(name: str, job: Callable[[], Awaitable[int]]) -> None:
+    try:
+        await job()
+    except Exception:
+        # The next start-up (or the minute's check) tries again.
+        log.exception("%s failed", name)
+
+
+def build_service(
+    repo: ApprovalRepository,
+    publish: EventPublisher,
+    *,
+    notes: NoteRepository | None = None,
+    metrics: ApprovalMetrics | None = None,
+    clock: Clock = utcnow,
+    outbox_grace: timedelta = timedelta(seconds=2),
+    replica_timeout: timedelta = timedelta(seconds=5),
+    publish_timeout: timedelta = timedelta(seconds=5),
+    after_commit: AfterCommitHook | None = None,
+    policies: PolicyBook | None = None,
+    reviewers: Directory | None = None,
+    signer: DecisionSigner | None = None,
+    refuse_unknown_submitter: bool = False,
+    on_committed: Callable[[Approval], None] | None = None,
+) -> ApprovalService:
+    """The service and the outbox it commits through, on `repo`'s database."""
+    metrics = metrics or ApprovalMetrics()
+    outbox = Outbox(
+        repo,
+        publish,
+        instances=InstanceRegistry(repo.db),
+        metrics=metrics,
+        clock=clock,
+        grace=outbox_grace,
+        replica_timeout=replica_timeout,
+        publish_timeout=publish_timeout,
+        after_commit=after_commit,
+    )
+    return ApprovalService(
+        repo,
+        outbox=outbox,
+        notes=notes or NoteRepository(repo.db),
+        metrics=metrics,
+        policies=policies,
+        reviewers=reviewers,
+        signer=signer,
+        refuse_unknown_submitter=refuse_unknown_submitter,
+        clock=clock,
+        on_committed=on_committed,
+    )
 
 
 def build_app(
@@ -98,9 +155,14 @@ def build_app(
     # One connection pool for the service's outbound HTTP (Slack's response_url).
     http = httpx.AsyncClient(timeout=5.0)
     db = database(mongo, settings)
+    # Waiters learn of this replica's commits from the repository (no read), of other
+    # changes by reading through their own repository (no writes, so no instance).
+    watchers = Watchers(ApprovalRepository(db).get)
     # One id per process: outbox entries name the replica that publishes them.
     repo = WatchedRepository(
-        db, instance=f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        db,
+        instance=f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+        on_projected=watchers.offer,
     )
     notes = NoteRepository(db)
     idempotency = IdempotencyStore(db)
@@ -112,9 +174,6 @@ def build_app(
     traces = TraceStore(db)
 
     async def publish_event(event: OutboxEvent) -> None:
-        if isinstance(event, ApprovalDecided) and not event.signature and service.signer:
-            # Stored unsigned by an older version and relayed now: consumers need it signed.
-            event = service.signer.sign(event)
         # A decision goes to approval.decided; an escalated request back to approval.requested.
         topic = (
             settings.topics.approval_decided
@@ -141,7 +200,7 @@ def build_app(
     )
     if after_commit is None and settings.approval_fault_crash_after_commit:
         after_commit = _crash_after_commit
-    service = ApprovalService(
+    service = build_service(
         repo,
         publish_event,
         notes=notes,
@@ -149,7 +208,6 @@ def build_app(
         reviewers=reviewers,
         refuse_unknown_submitter=settings.refuse_unknown_submitter,
         metrics=metrics,
-        instances=InstanceRegistry(db),
         outbox_grace=timedelta(seconds=settings.approval_outbox_grace_seconds),
         replica_timeout=timedelta(seconds=settings.approval_replica_timeout_seconds),
         publish_timeout=timedelta(seconds=settings.approval_publish_timeout_seconds),
@@ -164,8 +222,6 @@ def build_app(
         traces=traces,
         analytics=analytics,
     )
-    watchers = Watchers(repo.get)
-    repo.on_projected = watchers.offer
     waiting.register_wakeups(broker, settings, watchers)
     Gauge(
         "hitl_approval_waiters",
@@ -189,9 +245,6 @@ def build_app(
             ring: KeyRing = await load_keyring(settings, db, signer)
         app.state.keyring = ring
         service.signer = ring.signer
-        # A store written by an older hitl: finished rows leave the pending listing.
-        # In the background: listings are correct before, during and after it.
-        migration = asyncio.create_task(_once("archive finished approvals", repo.archive_finished))
         # What a crashed replica kept out of the decision rollup (looked for only then).
         repair = asyncio.create_task(_once("analytics start", analytics.start))
         await ensure_topics(settings, settings.topics.all(), partitions=settings.kafka_partitions)
@@ -234,14 +287,43 @@ def build_app(
         try:
             yield
         finally:
-            for job in [*jobs, migration, repair]:
+            for job in [*jobs, repair]:
                 job.cancel()
+            # What was published since the last relay pass: marked, so a restart does not
+            # publish it again (it would be a duplicate consumers drop, but still work).
+            with contextlib.suppress(Exception), background():
+                await service.outbox.mark_published()
             with contextlib.suppress(Exception), background():
                 await analytics.stop()  # what this replica recorded last
             await broker.stop()
             await http.aclose()
             await mongo.close()
 
+    return http_app(
+        lifespan=lifespan,
+        state={
+            "settings": settings,
+            "service": service,
+            "analytics": analytics,
+            "mongo": mongo,
+            "http": http,
+            "broker": broker,
+            "directory": reviewers,
+            "idempotency": idempotency,
+            "watchers": watchers,
+            "views": Views(repo),
+            "link_uses": LinkUses(db),
+            "web_sessions": web_sessions,
+            "consumer_lag": ConsumerLag(broker, metrics.registry),
+        },
+    )
+
+
+def http_app(*, state: dict[str, Any], lifespan: Lifespan | None = None) -> FastAPI:
+    """The routes of every channel over the collaborators in `state` (see `build_app`).
+
+    Tests call it with fakes and drive it in-process (`httpx.ASGITransport`).
+    """
     app = FastAPI(
         title="hitl approval service",
         version="0.1.0",
@@ -253,17 +335,8 @@ def build_app(
         dependencies=[BIND_PATH_IDS],
     )
     instrument(app)
-    app.state.settings = settings
-    app.state.service = service
-    app.state.analytics = analytics
-    app.state.mongo = mongo
-    app.state.http = http
-    app.state.broker = broker
-    app.state.directory = reviewers
-    app.state.idempotency = idempotency
-    app.state.watchers = watchers
-    app.state.web_sessions = web_sessions
-    app.state.consumer_lag = ConsumerLag(broker, metrics.registry)
+    for name, value in state.items():
+        setattr(app.state, name, value)
     app.add_exception_handler(RequestValidationError, errors.on_validation_error)
     app.add_exception_handler(BrokenApproval, errors.on_broken_approval)
     install_unavailable_handlers(app)

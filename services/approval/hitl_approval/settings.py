@@ -57,13 +57,21 @@ class ApprovalSettings(CommonSettings):
     # stands (stored) and the outbox relay publishes it once the broker answers.
     approval_publish_timeout_seconds: float = 1.0
     # Decision analytics (README "Decision analytics and what-if"): how often decisions
-    # are written to the hourly rollup (reports lag by at most this), and whether this
+    # are written to the daily rollup (reports lag by at most this), and whether this
     # service reads agents' shadow-mode records from agent.runs (the Kafka principal then
     # needs Read on agent.runs and the group hitl-approval-shadow).
     approval_analytics_flush_seconds: float = Field(default=1.0, gt=0)
     approval_shadow_feed: bool = False
     # How often the expected wait shown on pending approvals is recomputed from the rollup.
     approval_expected_wait_refresh_seconds: float = Field(default=60.0, gt=0)
+    # Slack: from the Slack app's "Basic Information" page; empty: the Slack endpoint answers 503.
+    approval_slack_signing_secret: str = ""
+    # Slack signs a timestamp; older requests are replays and refused.
+    approval_slack_max_age_seconds: int = 300
+    # The Slack workspace (team id, `T0123...`) whose users may decide: a valid
+    # signature proves the request came from Slack, not from which workspace. Empty:
+    # any workspace the app is installed in (refused in production when Slack is on).
+    approval_slack_team_id: str = ""
 
     @property
     def refuse_unknown_submitter(self) -> bool:
@@ -88,6 +96,15 @@ class ApprovalSettings(CommonSettings):
             )
         if self.approval_fault_crash_after_commit:
             problems.append("APPROVAL_FAULT_CRASH_AFTER_COMMIT is a test fault; not in production")
+        try:
+            self.require_link_secret()  # the email links' pages verify them
+        except ValueError as exc:
+            problems.append(str(exc))
+        if self.approval_slack_signing_secret and not self.approval_slack_team_id:
+            problems.append(
+                "production Slack needs APPROVAL_SLACK_TEAM_ID: Slack user ids are unique "
+                "only within a workspace"
+            )
         if problems:
             raise ValueError("; ".join(problems))
 

@@ -4,11 +4,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from urllib.parse import quote
 
 import httpx
 from fastapi import FastAPI
+from hitl_contracts.base import utcnow
 from hitl_shared.health import store_and_broker
 from hitl_shared.http_limits import BodyLimit, install_unavailable_handlers
 from hitl_shared.http_tracing import BIND_PATH_IDS, instrument
@@ -28,10 +29,6 @@ from hitl_notifier.service_layer.handlers import NotifierService
 from hitl_notifier.settings import NotifierSettings
 
 log = logging.getLogger(__name__)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 async def _ticker(service: NotifierService, seconds: float) -> None:
@@ -113,9 +110,6 @@ def build_app(settings: NotifierSettings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await store.ensure_indexes()
-        # A store written by an older hitl: its open work marked once, before the ticker
-        # (which reads the markers) starts.
-        await store.mark_open_work()
         await ensure_topics(settings, settings.topics.all(), partitions=settings.kafka_partitions)
         await broker.start()
         ticker = asyncio.create_task(_ticker(service, settings.notifier_tick_seconds))

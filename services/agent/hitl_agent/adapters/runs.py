@@ -23,25 +23,19 @@ from datetime import datetime
 from typing import Any
 
 from hitl_contracts import ApprovalRequested, RunEvent
+from hitl_contracts.base import utcnow
 from hitl_shared.mongo import Document, ensure_query_index, insert_once
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from hitl_agent.domain.run import Run, RunStatus, utcnow
+from hitl_agent.domain.changes import CancelOrder
+from hitl_agent.domain.run import Run, RunStatus
 
 STEPS = "run_steps"
 RUNS = "runs"
 OUTBOX = "run_outbox"
 ACTIVE = "run_active"
 EXECUTIONS = "tool_executions"
-
-
-@dataclass(frozen=True)
-class CancelOrder:
-    """Ask the approval service to cancel an approval whose run was cancelled."""
-
-    correlation_id: str
-    comment: str
 
 
 @dataclass
@@ -219,6 +213,14 @@ class RunStore:
             EXECUTIONS,
             {"_id": key, "tool": tool, "owner": owner, "state": "running", "at": utcnow()},
         )
+
+    async def record_execution(
+        self, key: str, *, tool: str, owner: str, result: str, ok: bool
+    ) -> None:
+        """The outcome of an unclaimed (idempotent) call; a repeat's record is dropped."""
+        at = utcnow()
+        doc = {"_id": key, "tool": tool, "owner": owner, "state": "done", "at": at}
+        await insert_once(self.db, EXECUTIONS, {**doc, "result": result, "ok": ok, "done_at": at})
 
     async def finish_execution(self, key: str, *, result: str, ok: bool) -> None:
         await self.executions.update_one(

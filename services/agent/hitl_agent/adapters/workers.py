@@ -8,10 +8,9 @@ writes only its own document, so the read-then-write upsert of FerretDB 1.x is s
 import time
 from datetime import datetime, timedelta
 
+from hitl_contracts.base import utcnow
 from hitl_shared.mongo import Document
 from pymongo.asynchronous.database import AsyncDatabase
-
-from hitl_agent.domain.run import utcnow
 
 WORKERS = "agent_workers"
 

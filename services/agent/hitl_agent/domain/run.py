@@ -4,16 +4,13 @@ Pure data and rules, no I/O. The service layer loads a run, asks it what is next
 does the I/O (model, tools) and stores the new state as the next checkpoint.
 """
 
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from hitl_contracts import RiskLevel
+from hitl_contracts.base import utcnow
 from pydantic import BaseModel, Field, computed_field
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class RunStatus(StrEnum):

@@ -2,9 +2,14 @@
 
 The first attempt claims the call with a unique-key insert and records the result
 when done. A later attempt (a redelivery after a crash, or a second replica) reuses
-that result. If the first attempt never finished, an idempotent tool (its effects
-are keyed by the call, like the ledger) is simply run again; any other tool is not
-repeated and the model is told the outcome is unknown.
+that result. If the first attempt never finished, the tool is not repeated and the
+model is told the outcome is unknown.
+
+An idempotent tool (its effects are keyed by the call, like the ledger's transfers)
+needs no claim: a repeat has no effect of its own and returns the same result, and
+the run's checkpoint records the result that counts. It is run straight away and
+its outcome written once afterwards (one insert, not a claim and an update on the
+decision's path), for operators to see which worker ran what.
 """
 
 import asyncio
@@ -14,16 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from hitl_contracts.base import utcnow
+
 from hitl_agent.adapters.runs import RunStore
 from hitl_agent.domain.policy import PolicyArgs
-from hitl_agent.domain.run import utcnow
 from hitl_agent.tools.registry import Execution, ExecutionKey, Tool, ToolError
 
 log = logging.getLogger(__name__)
-
-# How long a claimed call of an idempotent tool may run before another attempt
-# assumes its owner died and runs it again (its effects are keyed, so safely).
-IDEMPOTENT_PATIENCE = 5.0
 
 UNKNOWN_OUTCOME = (
     "Error: an earlier attempt of this action was interrupted and its outcome is unknown, "
@@ -70,23 +72,30 @@ class Executions:
         *,
         preview: dict[str, object] | None = None,
     ) -> Outcome:
+        if tool.idempotent:
+            outcome = await self._outcome(tool, key, args, preview)
+            await self.store.record_execution(
+                str(key), tool=tool.name, owner=self.owner, result=outcome.result, ok=outcome.ok
+            )
+            return outcome
         if await self.store.claim_execution(str(key), tool=tool.name, owner=self.owner):
             return await self._execute(tool, key, args, preview)
         # Someone else claimed it: give them time to finish (a replica racing us),
         # then assume they died (a crash before recording).
-        patience = (
-            min(IDEMPOTENT_PATIENCE, self.wait_seconds) if tool.idempotent else self.wait_seconds
-        )
-        done = await self._finished(str(key), patience=patience)
+        done = await self._finished(str(key), patience=self.wait_seconds)
         if done is not None:
             return done
-        if tool.idempotent:
-            log.warning("re-running an unfinished idempotent call %s", key)
-            return await self._execute(tool, key, args, preview)
         log.error("call %s was interrupted and is not idempotent: not repeated", key)
         return Outcome(UNKNOWN_OUTCOME, ok=False)
 
     async def _execute(
+        self, tool: Tool, key: ExecutionKey, args: PolicyArgs, preview: dict[str, object] | None
+    ) -> Outcome:
+        outcome = await self._outcome(tool, key, args, preview)
+        await self.store.finish_execution(str(key), result=outcome.result, ok=outcome.ok)
+        return outcome
+
+    async def _outcome(
         self, tool: Tool, key: ExecutionKey, args: PolicyArgs, preview: dict[str, object] | None
     ) -> Outcome:
         try:
@@ -95,7 +104,6 @@ class Executions:
             outcome = Outcome(f"Error: {exc}", ok=False)
         if self.after_execute is not None:
             self.after_execute(tool.name)
-        await self.store.finish_execution(str(key), result=outcome.result, ok=outcome.ok)
         return outcome
 
     async def _finished(self, key: str, *, patience: float) -> Outcome | None:

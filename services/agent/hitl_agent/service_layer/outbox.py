@@ -15,10 +15,11 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from hitl_contracts import ApprovalRequested, RunEvent
+from hitl_contracts.base import utcnow
 
 from hitl_agent.adapters.approvals import ApprovalClient
-from hitl_agent.adapters.runs import CancelOrder, Checkpoint, RunStore
-from hitl_agent.domain.run import utcnow
+from hitl_agent.adapters.runs import Checkpoint, RunStore
+from hitl_agent.domain.changes import CancelOrder
 
 log = logging.getLogger(__name__)
 

@@ -13,27 +13,32 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from hitl_contracts import ApprovalDecided, RunEvent, RunEventType, TaskSubmitted
+from hitl_contracts import ApprovalDecided, RunEventType, TaskSubmitted
+from hitl_contracts.base import utcnow
 from hitl_shared.decision_keys import DecisionKeys
 
-from hitl_agent.adapters.runs import CancelOrder, Checkpoint, RunStore
-from hitl_agent.domain.run import PendingCall, Run, RunStatus, utcnow
-from hitl_agent.service_layer.agents import AgentSpec, UnknownAgent
-from hitl_agent.service_layer.decisions import (
-    awaits_result,
-    complete_decision,
+from hitl_agent.adapters.runs import Checkpoint, RunStore
+from hitl_agent.domain.changes import CancelOrder, Changes
+from hitl_agent.domain.decision import (
+    Execute,
+    Verdict,
+    apply_decision,
+    outcome_of,
     outcomes_outstanding,
-    record_decision,
+    record_result,
 )
+from hitl_agent.domain.run import PendingCall, Run, RunStatus
+from hitl_agent.service_layer.agents import AgentSpec, UnknownAgent
 from hitl_agent.service_layer.outbox import Outbox
 from hitl_agent.service_layer.requests import approval_request
-from hitl_agent.service_layer.steps import Changes, Steps
+from hitl_agent.service_layer.steps import Steps
 from hitl_agent.service_layer.trust import (
     DecisionRefused,
     Refusal,
     match_refusal,
     signature_refusal,
 )
+from hitl_agent.service_layer.unit_of_work import RunUnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +46,6 @@ log = logging.getLogger(__name__)
 MAX_RACES = 32
 # A safety net far above any guard: each iteration stores progress.
 MAX_ITERATIONS = 1_000
-# Paused runs kept in memory for their decision (a few KiB each).
-PAUSED_KEPT = 2_048
 
 
 class UnknownRun(LookupError):
@@ -76,9 +79,11 @@ class Runner:
         self.steps = steps
         self.outbox = outbox
         self.keys = keys
-        # Runs this process paused last (a stored checkpoint each, never mutated),
-        # oldest first; `latest` checks them against the store by probing forward.
-        self.paused: dict[str, Run] = {}
+        self.uow = RunUnitOfWork(
+            store,
+            outbox,
+            request_for=lambda run, pending: approval_request(run, pending, self.spec(run.agent)),
+        )
 
     @property
     def model_name(self) -> str:
@@ -151,6 +156,13 @@ class Runner:
         """
         spec = self.spec(task.agent)
         _check_keys(task.metadata)
+        if (known := self.uow.recall(task.task_id)) is not None:
+            # This process stored it moments ago (its API took the request, this is the
+            # task from Kafka): probe on from that instead of failing an insert and
+            # reading the projection back.
+            existing = await self.store.latest(task.task_id, known)
+            if existing is not None and existing.prepared:
+                return existing, False
         run = Run(
             run_id=task.task_id,
             task_id=task.task_id,
@@ -170,6 +182,7 @@ class Runner:
         for _ in range(MAX_RACES):
             if await self.store.append(Checkpoint(run=run.model_copy(deep=True))):
                 await self.store.set_active(run.run_id, run.updated_at)
+                self.uow.remember(run)
                 return run, run.seq == 0
             existing = await self.store.latest(task.task_id)
             assert existing is not None
@@ -188,6 +201,7 @@ class Runner:
 
     async def start(self, task: TaskSubmitted) -> None:
         run = await self.submit(task)
+        self.uow.recall(task.task_id)  # started here: no later message needs that copy
         await self._start(run)
 
     async def _start(self, run: Run) -> None:
@@ -195,7 +209,7 @@ class Runner:
             run.status = RunStatus.RUNNING
             changes = Changes()
             changes.emit(RunEventType.STARTED, input=run.input, model=self.model_name)
-            if not await self.commit(run, changes):
+            if not await self.uow.commit(run, changes):
                 return  # another delivery started it and drives it
         # Also reached by a redelivered task whose first attempt crashed mid-run.
         await self.drive(run.run_id, run)
@@ -212,7 +226,7 @@ class Runner:
                 return
             changes = Changes()
             await self.steps.advance(run, self.spec(run.agent), changes)
-            if not await self.commit(run, changes):
+            if not await self.uow.commit(run, changes):
                 log.info("another worker advanced this run; leaving it", extra={"run_id": run_id})
                 return
         log.error("run did not settle after %d steps", MAX_ITERATIONS, extra={"run_id": run_id})
@@ -220,19 +234,18 @@ class Runner:
     async def resume(self, decided: ApprovalDecided) -> None:
         """Apply one decision once; carry on when every call of its turn is decided.
 
-        The decision and its outcome (the approved call executed, or the refusal told)
-        are stored as one checkpoint, which carries `resumed` when it was the last open
-        call. A checkpoint an older version stored with the decision only (its outcome
-        to come) is completed here too.
+        Load the run, decide in the domain (`apply_decision`), execute what was
+        approved, commit the decision and its outcome as one checkpoint (which carries
+        `resumed` when it was the last open call), continue the run. The execution is
+        its own unit of work, committed before the tool runs: a claim keyed by the call
+        (`executions`), none for an idempotent tool, whose effects are keyed already. So
+        a crash before the checkpoint is stored only repeats a lookup (or a no-op).
         """
         ids = {"run_id": decided.run_id, "correlation_id": decided.correlation_id}
         applied: Run | None = None
-        # Checked on every delivery: the outcome step below uses this message's arguments.
+        # Checked on every delivery: the outcome below uses this message's arguments.
         forged = await signature_refusal(self.keys, decided)
-        paused = self.paused.pop(decided.run_id, None)
-        run = await self.store.latest(
-            decided.run_id, paused.model_copy(deep=True) if paused else None
-        )
+        run = await self.uow.load(decided.run_id)
         for _ in range(MAX_RACES):
             if run is None:
                 if forged is not None:
@@ -252,42 +265,42 @@ class Runner:
             if refusal is not None:
                 if await self._refuse(run, pending, decided, refusal):
                     raise DecisionRefused(refusal)
-                run = await self.store.latest(decided.run_id)
+                run = await self.uow.reload(decided.run_id)
                 continue
             changes = Changes()
-            if run.status.terminal:
+            verdict = apply_decision(run, pending, decided, changes)
+            if verdict is Verdict.DUPLICATE:
                 log.info("decision already applied (duplicate delivery)", extra=ids)
                 break
-            if not pending.resolved:
-                record_decision(run, pending, decided, changes)
-                if awaits_result(run, pending):
-                    # Decision and outcome in one checkpoint: one round of store writes
-                    # before the effect is told, not two. The execution is keyed by the
-                    # call, so a crash before this is stored only repeats a lookup.
-                    spec = self.spec(run.agent)
-                    await complete_decision(self.steps, run, spec, pending, decided, changes)
-            elif awaits_result(run, pending) and pending.decision != decided.decision.value:
+            if verdict is Verdict.CONFLICT:
                 # Two signed decisions cannot differ; never let a second one change course.
                 log.error("a second, different decision for a decided call; ignored", extra=ids)
                 break
-            elif awaits_result(run, pending):
-                spec = self.spec(run.agent)
-                await complete_decision(self.steps, run, spec, pending, decided, changes)
-            else:
-                log.info("decision already applied (duplicate delivery)", extra=ids)
+            if verdict is Verdict.OUTCOME:
+                tool = self.spec(run.agent).registry.get(pending.tool)
+                result = await self._carry_out(
+                    run, pending, outcome_of(pending, decided, tool), changes
+                )
+                record_result(run, pending, result)
+            if await self.uow.commit(run, changes):
+                applied = run  # carry on from what was just stored: no read back
                 break
-            if await self.commit(run, changes):
-                # Carry on from what was just stored: no need to read it back.
-                applied = run
-                if not awaits_result(run, pending):
-                    break
-            else:
-                applied, run = None, await self.store.latest(decided.run_id)
+            run = await self.uow.reload(decided.run_id)
         else:
             raise RuntimeError(f"could not apply decision {decided.correlation_id}: too many races")
         # A redelivery after a crash mid-run carries on here; otherwise this finds
         # the run paused or finished and does nothing.
         await self.drive(decided.run_id, applied)
+
+    async def _carry_out(
+        self, run: Run, pending: PendingCall, outcome: str | Execute, changes: Changes
+    ) -> str:
+        if isinstance(outcome, str):
+            return outcome
+        result = await self.steps.execute(
+            run, outcome.tool, pending.tool_call_id, outcome.args, outcome.preview, changes
+        )
+        return outcome.prefix + result
 
     async def _refuse(
         self, run: Run, pending: PendingCall, decided: ApprovalDecided, refusal: Refusal
@@ -310,7 +323,7 @@ class Runner:
             tool=pending.tool,
             event_id=str(decided.event_id),
         )
-        return await self.commit(run, changes)
+        return await self.uow.commit(run, changes)
 
     async def cancel(self, run_id: str, reason: str, *, by: str = "") -> Run:
         """Cancel a run; `by` is the authenticated principal, credited in the history."""
@@ -336,7 +349,7 @@ class Runner:
                 by=by,
                 approvals=[p.correlation_id for p in open_calls],
             )
-            if await self.commit(run, changes):
+            if await self.uow.commit(run, changes):
                 return run
         raise RuntimeError(f"could not cancel run {run_id}: too many races")
 
@@ -371,44 +384,6 @@ class Runner:
                 await self._start(run)
             count += 1
         return count
-
-    async def commit(self, run: Run, changes: Changes) -> bool:
-        """Append the run's next checkpoint; False when another writer got there first."""
-        run.seq += 1
-        run.updated_at = utcnow()
-        # Listed for rescue from submit until it first pauses or ends. Later stretches
-        # of running start from a Kafka message, whose redelivery is the rescue.
-        unlist = run.active and not run.in_progress
-        run.active = run.active and run.in_progress
-        events: list[RunEvent] = []
-        for type_, detail in changes.events:
-            run.events += 1
-            events.append(_event(run, type_, detail))
-        checkpoint = Checkpoint(
-            run=run.model_copy(deep=True),
-            events=events,
-            requests=[approval_request(run, p, self.spec(run.agent)) for p in changes.held],
-            cancels=changes.cancels,
-        )
-        if not await self.store.append(checkpoint):
-            return False
-        if checkpoint.run.status is RunStatus.AWAITING_APPROVAL:
-            # Its decision most likely comes back here: start from this, not the store.
-            self.paused[run.run_id] = checkpoint.run
-            while len(self.paused) > PAUSED_KEPT:
-                self.paused.pop(next(iter(self.paused)))
-        if unlist:
-            await self.store.set_active(run.run_id, None)
-        for event in events:
-            log.info("run %s: %s", event.type.value, event.detail, extra={"run_id": run.run_id})
-        await self.outbox.deliver(checkpoint)
-        return True
-
-
-def _event(run: Run, type_: RunEventType, detail: dict[str, Any]) -> RunEvent:
-    return RunEvent(
-        run_id=run.run_id, task_id=run.task_id, type=type_, detail=detail, seq=run.events
-    )
 
 
 def _check_keys(value: Any, path: str = "metadata") -> None:

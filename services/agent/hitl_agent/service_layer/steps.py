@@ -1,7 +1,7 @@
 """One step of a run at a time: call the model, or handle the actions of its reply.
 
 Each step mutates the loaded run and records what to tell the world in `Changes`;
-the runner then stores the result as the next checkpoint. Nothing here decides
+the runner then commits both as the next checkpoint (`unit_of_work`). Nothing here decides
 whether the step "counts": a step whose checkpoint loses the race is discarded,
 and only its tool executions (keyed by call id) may have happened, once.
 """
@@ -9,16 +9,16 @@ and only its tool executions (keyed by call id) may have happened, once.
 import json
 import logging
 import uuid
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from hitl_contracts import RiskLevel, RunEventType
+from hitl_contracts.base import utcnow
 from pydantic import ValidationError
 
 from hitl_agent.adapters.chat import ChatModel, Reply
-from hitl_agent.adapters.runs import CancelOrder
 from hitl_agent.domain import guards
+from hitl_agent.domain.changes import Changes
 from hitl_agent.domain.plan import InvalidPlan, parse_plan, plan_schema
 from hitl_agent.domain.policy import PolicyArgs
 from hitl_agent.domain.run import (
@@ -29,7 +29,6 @@ from hitl_agent.domain.run import (
     RunStatus,
     Style,
     Turn,
-    utcnow,
 )
 from hitl_agent.service_layer import shadow
 from hitl_agent.service_layer.agents import AgentSpec
@@ -39,18 +38,6 @@ from hitl_agent.tools import intervention
 from hitl_agent.tools.registry import ExecutionKey, Tool, ToolError, describe_validation
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Changes:
-    """What one step wants told: lifecycle events, new approval requests, cancellations."""
-
-    events: list[tuple[RunEventType, dict[str, Any]]] = field(default_factory=list)
-    held: list[PendingCall] = field(default_factory=list)
-    cancels: list[CancelOrder] = field(default_factory=list)
-
-    def emit(self, type_: RunEventType, **detail: Any) -> None:
-        self.events.append((type_, detail))
 
 
 class Steps:

@@ -1,5 +1,7 @@
 """Tools and their declared approval policies, enforced in code before anything executes."""
 
+import copy
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -81,7 +83,15 @@ class Tool:
         }
 
     def args_schema(self) -> dict[str, Any]:
-        return self.args.model_json_schema()
+        # A copy, so no caller can change the next one's.
+        return copy.deepcopy(_json_schema(self.args))
+
+
+@functools.cache
+def _json_schema(args: type[PolicyArgs]) -> dict[str, Any]:
+    """Built once per argument model: pydantic's schema generation was the agent's
+    largest Python cost per model call and per held call (py-spy)."""
+    return args.model_json_schema()
 
 
 class Registry:

@@ -7,25 +7,16 @@ overlapping duplicate wrote first, so a retry always sees the decision that held
 
 import hashlib
 import json
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from hitl_shared.mongo import Document, ensure_query_index, insert_once
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hitl_approval.adapters.storable import dumps, loads
+from hitl_approval.service_layer.ports import StoredResponse
 
 KEYS = "idempotency_keys"
-
-
-@dataclass(frozen=True)
-class StoredResponse:
-    fingerprint: str
-    status_code: int
-    body: dict[str, Any]
-    headers: dict[str, str]
 
 
 def fingerprint(*parts: object) -> str:

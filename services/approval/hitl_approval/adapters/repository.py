@@ -20,6 +20,7 @@ import contextlib
 import heapq
 import json
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,23 +28,25 @@ from typing import Any
 from hitl_contracts import Channel
 from hitl_shared.mongo import Document, ensure_index, ensure_query_index, insert_once
 from pydantic import ValidationError
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from hitl_approval.adapters.storable import dumps, loads, readable
 from hitl_approval.domain.model import Approval, BrokenApproval, Entry, EntryType, Status
+from hitl_approval.service_layer.ports import OutboxItem
 
 log = logging.getLogger(__name__)
 
 EVENTS = "approval_events"
 APPROVALS = "approvals"  # pending rows only (the active listing)
 ARCHIVE = "approvals_archive"  # rows of approvals that ended
-MIGRATIONS = "migrations"
-ARCHIVE_MIGRATION = "approvals-archive-v1"
 # A stream only grows by a few entries; this bounds a pathological chase.
 MAX_PROJECTIONS = 8
+# Streams whose stored entries this process keeps (a few KiB each): their decision
+# most likely comes here next.
+KNOWN_STREAMS = 2_048
 FILTER_KEYS = ("status", "agent", "run_id", "tool", "risk_level", "escalated")
 
 
@@ -63,13 +66,6 @@ class Filters:
 class Page:
     items: list[Document]
     next_cursor: str | None
-
-
-@dataclass(frozen=True)
-class OutboxItem:
-    correlation_id: str
-    entry: Entry
-    owner: str  # the replica that stored it and publishes it inline; "" if unknown
 
 
 def _entry_id(correlation_id: str, seq: int) -> str:
@@ -191,6 +187,16 @@ class ApprovalRepository:
         self.events = db[EVENTS]
         self.approvals = db[APPROVALS]
         self.archive = db[ARCHIVE]
+        # A stored prefix of each stream this process wrote or read lately. Entries are
+        # only ever appended and never change, so a known prefix stays true: `get`
+        # starts after it (one probe by `_id` for a pending approval, not two).
+        self.known: OrderedDict[str, tuple[Entry, ...]] = OrderedDict()
+
+    def _remember(self, correlation_id: str, entries: list[Entry]) -> None:
+        self.known[correlation_id] = tuple(entries)
+        self.known.move_to_end(correlation_id)
+        while len(self.known) > KNOWN_STREAMS:
+            self.known.popitem(last=False)
 
     async def ensure_indexes(self) -> None:
         await ensure_index(
@@ -219,6 +225,8 @@ class ApprovalRepository:
         created = await insert_once(
             self.db, EVENTS, _entry_doc(approval.correlation_id, approval.entries[0])
         )
+        if created:
+            self._remember(approval.correlation_id, approval.entries[:1])
         # Also on redelivery: a crash may have come between the stream and the projection.
         await self.project(approval)
         return created
@@ -235,6 +243,9 @@ class ApprovalRepository:
         docs = [_entry_doc(a.correlation_id, a.entries[0]) for a in approvals]
         taken = await insert_new(self.events, docs)
         created = [i not in taken for i in range(len(approvals))]
+        for approval, new in zip(approvals, created, strict=True):
+            if new:
+                self._remember(approval.correlation_id, approval.entries[:1])
         # Only rows of streams created just now: nothing newer can be lost by an insert.
         await insert_new(
             self.approvals,
@@ -250,26 +261,31 @@ class ApprovalRepository:
         # Entry by entry on its `_id`, until the first gap: FerretDB 1.x answers only an
         # `_id` equality without reading the whole collection, and a stream holds a few
         # entries. Entries are only ever appended, so the result is a consistent prefix.
-        docs: list[Document] = []
-        while (
-            doc := await self.events.find_one({"_id": _entry_id(correlation_id, len(docs))})
-        ) is not None:
-            docs.append(doc)
-        if not docs:
-            return None
+        entries = list(self.known.get(correlation_id, ()))
         try:
-            approval = Approval.from_entries([_entry(doc) for doc in docs])
+            while (
+                doc := await self.events.find_one({"_id": _entry_id(correlation_id, len(entries))})
+            ) is not None:
+                entries.append(_entry(doc))
+            if not entries:
+                return None
+            approval = Approval.from_entries(entries)
             # What every use case computes first: a deadline that overflows shows here.
             _ = approval.expires_at, approval.status
         except (ValueError, TypeError, KeyError, AssertionError, OverflowError) as exc:
             # Older rules let through what today's refuse (a 1e15-second escalation).
             raise BrokenApproval(correlation_id, _first_line(exc)) from exc
+        self._remember(correlation_id, entries)
         return approval
 
     async def append(self, approval: Approval, entry: Entry) -> bool:
         """Append atomically; False when another writer took that seq first."""
         doc = _entry_doc(approval.correlation_id, entry, self.instance)
-        return await insert_once(self.db, EVENTS, doc)
+        if not await insert_once(self.db, EVENTS, doc):
+            return False
+        if approval.version + 1 == entry.seq:
+            self._remember(approval.correlation_id, [*approval.entries, entry])
+        return True
 
     async def project(self, approval: Approval) -> None:
         """Bring the listing row up to this approval's version, or to the stream's if newer.
@@ -283,7 +299,9 @@ class ApprovalRepository:
             doc = self._projection(approval)
             if approval.status.terminal:
                 # Archive first: a crash in between leaves the row in both, never in none.
-                await _upsert_newer(self.archive, doc)
+                # An ended approval's row never changes again, so a plain insert (grouped
+                # with concurrent ones) does; one already there is this same row.
+                await insert_once(self.db, ARCHIVE, doc)
                 await self.approvals.delete_one({"_id": approval.correlation_id})
             else:
                 await _upsert_newer(self.approvals, doc)
@@ -351,39 +369,6 @@ class ApprovalRepository:
             found.update([str(doc["_id"]) async for doc in grouped if doc["_id"]])
         return sorted(found)
 
-    async def archive_finished(self, *, batch: int = 200) -> int:
-        """Move rows of ended approvals out of `approvals` (a store written by an older hitl).
-
-        Safe on several replicas at once and if interrupted: each row is copied (a copy
-        that exists is kept) before it is deleted, and readers prefer the newest row.
-        Recorded as done once, so later start-ups skip the scan.
-        """
-        done = await self.db[MIGRATIONS].find_one({"_id": ARCHIVE_MIGRATION}, {"_id": 1})
-        if done is not None:
-            return 0
-        ids = [
-            doc["_id"]
-            async for doc in self.approvals.find(
-                {"status": {"$ne": Status.PENDING.value}}, {"_id": 1}
-            )
-        ]
-        moved = 0
-        for start in range(0, len(ids), batch):
-            docs = [
-                doc
-                for cid in ids[start : start + batch]
-                if (doc := await self.approvals.find_one({"_id": cid})) is not None
-                and Status(doc["status"]).terminal
-            ]
-            await insert_new(self.archive, docs)
-            for doc in docs:
-                await self.approvals.delete_one({"_id": doc["_id"]})
-            moved += len(docs)
-        await insert_once(self.db, MIGRATIONS, {"_id": ARCHIVE_MIGRATION, "moved": moved})
-        if moved:
-            log.info("moved %d finished approvals to %s", moved, ARCHIVE)
-        return moved
-
     async def page(self, filters: Filters, *, limit: int, cursor: str | None) -> Page:
         query: dict[str, Any] = {}
         for key in FILTER_KEYS:
@@ -449,6 +434,17 @@ class ApprovalRepository:
         await self.events.update_one(
             {"_id": _entry_id(correlation_id, seq)}, {"$set": {"published": True}}
         )
+
+    async def mark_published_many(self, keys: list[tuple[str, int]]) -> None:
+        """`mark_published` for many entries in one round trip (each update by `_id`)."""
+        if keys:
+            await self.events.bulk_write(
+                [
+                    UpdateOne({"_id": _entry_id(cid, seq)}, {"$set": {"published": True}})
+                    for cid, seq in keys
+                ],
+                ordered=False,
+            )
 
     async def count_pending(self) -> int:
         return await self.approvals.count_documents({"status": Status.PENDING.value})

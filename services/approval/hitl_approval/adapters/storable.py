@@ -18,9 +18,8 @@ def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), default=str)
 
 
-def loads(value: Any) -> Any:
-    """JSON text back to data; documents written before this encoding pass through."""
-    return json.loads(value) if isinstance(value, str) else value
+def loads(value: str) -> Any:
+    return json.loads(value)
 
 
 def readable(value: Any) -> Any:

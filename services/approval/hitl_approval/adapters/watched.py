@@ -4,8 +4,10 @@ and a count of store commands (`hitl_store_commands_total`) that shows what wait
 from collections.abc import Callable
 from typing import Any
 
+from hitl_shared.mongo import Document
 from prometheus_client import CollectorRegistry, Counter
 from pymongo import monitoring
+from pymongo.asynchronous.database import AsyncDatabase
 
 from hitl_approval.adapters.repository import ApprovalRepository
 from hitl_approval.domain.model import Approval
@@ -14,12 +16,19 @@ from hitl_approval.domain.model import Approval
 class WatchedRepository(ApprovalRepository):
     """`project` runs after every commit of this replica with the new state: hand it over."""
 
-    on_projected: Callable[[Approval], None] | None = None
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        *,
+        instance: str,
+        on_projected: Callable[[Approval], None],
+    ) -> None:
+        super().__init__(db, instance=instance)
+        self.on_projected = on_projected
 
     async def project(self, approval: Approval) -> None:
         await super().project(approval)
-        if self.on_projected is not None:
-            self.on_projected(approval)
+        self.on_projected(approval)
 
 
 class StoreCommands(monitoring.CommandListener):

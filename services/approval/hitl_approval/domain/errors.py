@@ -35,6 +35,20 @@ class AlreadyVoted(Conflict):
         )
 
 
+class NotFound(ApprovalError):
+    """No approval with this correlation id."""
+
+
+class VersionMismatch(ApprovalError):
+    """The caller reviewed another version (If-Match); `approval` is the current one."""
+
+    def __init__(self, approval: "Approval", expected: int) -> None:
+        super().__init__(
+            f"approval {approval.correlation_id} is at version {approval.version}, not {expected}"
+        )
+        self.approval = approval
+
+
 class NotAllowed(ApprovalError):
     """The policy does not let this reviewer take this decision (HTTP 403)."""
 

@@ -33,7 +33,9 @@ from hitl_approval.domain.errors import (
     InvalidDecision,
     NotAllowed,
     NotDue,
+    NotFound,
     TooLate,
+    VersionMismatch,
 )
 from hitl_approval.domain.policy import Policy
 from hitl_approval.domain.stream import Entry, EntryType, Status, Verb
@@ -50,12 +52,19 @@ __all__ = [
     "InvalidDecision",
     "NotAllowed",
     "NotDue",
+    "NotFound",
     "Status",
     "TooLate",
     "Verb",
+    "VersionMismatch",
 ]
 
 SYSTEM_ACTOR = "system"
+# Channels whose reviewer fills in a form, so a rejection there says why (the agent
+# hands the reason to its model). Slack's buttons carry no text, and API callers
+# (the CLI asks for --comment itself) keep the reason optional.
+REASON_REQUIRED = frozenset({Channel.WEB})
+REASON_MISSING = "Say why you reject it: the comment goes back to the agent"
 
 
 @dataclass
@@ -84,9 +93,6 @@ class Approval:
     def from_entries(cls, entries: list[Entry]) -> "Approval":
         first = entries[0]
         assert first.type is EntryType.REQUESTED, "stream must start with the request"
-        if "request" not in first.data:
-            # Written before policies existed: the entry was the bare request.
-            return cls(ApprovalRequested.model_validate(first.data), Policy(), list(entries))
         return cls(
             request=ApprovalRequested.model_validate(first.data["request"]),
             policy=Policy.model_validate(first.data["policy"]),
@@ -182,6 +188,8 @@ class Approval:
         groups: frozenset[str],
         refuse_unknown_submitter: bool,
     ) -> Entry:
+        if verb is Verb.REJECT and channel in REASON_REQUIRED and not comment.strip():
+            raise InvalidDecision(REASON_MISSING)
         self._check_allowed(verb, reviewer, groups, refuse_unknown_submitter)
         if self.status.terminal:
             raise AlreadyDecided(self)

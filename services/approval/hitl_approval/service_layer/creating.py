@@ -65,7 +65,7 @@ async def create(service: ApprovalService, request: ApprovalRequested) -> tuple[
     """
     existing = await service.repo.get(request.correlation_id)
     if existing is None:
-        await service.publish(request)
+        await service.outbox.publish(request)
         await service.ingest(request)
         existing, created = await service.get(request.correlation_id), True
     else:

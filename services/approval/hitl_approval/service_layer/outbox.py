@@ -2,7 +2,11 @@
 
 An entry that must reach Kafka (a decision, an escalated request) is stored with
 `published: false` and the replica that stored it, in the same insert as the state
-change. That replica publishes it right away and marks it. The relay covers the two
+change. That replica publishes it right away and marks it published, not on the
+decision's path but with the next relay pass (about once a second, all marks in one
+round trip): until then this replica knows it is out, and should it die first, its
+leftovers are published again under the same event_id, which consumers already
+de-duplicate (they take the relay's copies of an at-least-once outbox). The relay covers the two
 ways this can fail: the publish raised (the broker was away: the replica retries it
 from memory), or the replica died in between (found by a look through the store at
 start-up and whenever a replica stops beating). It never re-publishes an entry whose
@@ -20,10 +24,9 @@ from typing import Protocol
 
 from hitl_contracts import ApprovalDecided, ApprovalRequested
 
-from hitl_approval.adapters.instances import InstanceRegistry
 from hitl_approval.adapters.metrics import ApprovalMetrics
-from hitl_approval.adapters.repository import ApprovalRepository
 from hitl_approval.domain.model import Approval, Entry
+from hitl_approval.service_layer.ports import ApprovalStore, InstanceStore
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +48,10 @@ class EventPublisher(Protocol):
 class Outbox:
     def __init__(
         self,
-        repo: ApprovalRepository,
+        repo: ApprovalStore,
         publish: EventPublisher,
         *,
-        instances: InstanceRegistry,
+        instances: InstanceStore,
         metrics: ApprovalMetrics,
         clock: Callable[[], datetime],
         grace: timedelta,
@@ -69,6 +72,8 @@ class Outbox:
         self.inflight: set[tuple[str, int]] = set()
         # Entries whose inline publish failed, retried by the relay.
         self.failed: dict[tuple[str, int], Entry] = {}
+        # Entries published inline whose `published` mark the relay writes next.
+        self.unmarked: set[tuple[str, int]] = set()
         # Look through the store once at start-up: a previous incarnation's leftovers.
         self.look_for_leftovers = True
 
@@ -103,7 +108,15 @@ class Outbox:
             )
             self.failed[(approval.correlation_id, entry.seq)] = entry
             return
-        await self.repo.mark_published(approval.correlation_id, entry.seq)
+        self.unmarked.add((approval.correlation_id, entry.seq))
+
+    async def mark_published(self) -> int:
+        """Write the marks of what was published inline since the last call, in one go."""
+        keys = sorted(self.unmarked)
+        if keys:
+            await self.repo.mark_published_many(keys)
+            self.unmarked.difference_update(keys)
+        return len(keys)
 
     async def heartbeat(self) -> int:
         """Tell the other replicas this one is alive (and publishing its own outbox)."""
@@ -112,6 +125,7 @@ class Outbox:
 
     async def relay(self) -> int:
         """Publish what a failed publish or a dead replica left unpublished: at least once."""
+        await self.mark_published()
         relayed = await self._retry_failed()
         now = self.clock()
         dead = await self.instances.dead(now, within=self.replica_timeout)
@@ -121,7 +135,8 @@ class Outbox:
         leftovers = await self.repo.unpublished(before=now - self.grace, limit=LEFTOVER_PAGE)
         for item in leftovers:
             if item.owner == self.repo.instance:
-                if (item.correlation_id, item.entry.seq) in self.inflight:
+                key = (item.correlation_id, item.entry.seq)
+                if key in self.inflight or key in self.unmarked:
                     continue
             elif item.owner in alive:
                 continue  # its owner publishes it, inline or through its own relay

@@ -5,11 +5,12 @@ it with the unique-key insert. A lost race re-reads and asks the domain again, s
 the loser sees the winner's state (409) rather than overwriting it. Publishing is `outbox.py`'s.
 """
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from hitl_contracts import (
@@ -18,64 +19,39 @@ from hitl_contracts import (
     Channel,
     NotificationRecorded,
 )
+from hitl_contracts.base import utcnow
 from hitl_contracts.identity import identity_key
 from hitl_contracts.signing import DecisionSigner
 from hitl_shared.directory import Directory
 from hitl_shared.http_limits import BROKER_ERRORS, STORE_ERRORS
 from pymongo.errors import ExecutionTimeout
 
-from hitl_approval.adapters.instances import InstanceRegistry
 from hitl_approval.adapters.metrics import ApprovalMetrics
-from hitl_approval.adapters.notes import NoteRepository
-from hitl_approval.adapters.repository import ApprovalRepository
 from hitl_approval.domain.history import HistoryEvent, history
 from hitl_approval.domain.model import (
     AlreadyDecided,
     Approval,
-    ApprovalError,
     BrokenApproval,
     Entry,
     EntryType,
     NotAllowed,
     NotDue,
+    NotFound,
     TooLate,
     Verb,
+    VersionMismatch,
 )
 from hitl_approval.domain.policy import PolicyBook
 from hitl_approval.domain.reviewer import Role
 from hitl_approval.service_layer.deadlines import Deadlines
 from hitl_approval.service_layer.outbox import (
-    AfterCommitHook,
-    EventPublisher,
     Outbox,
-    OutboxEvent,
 )
-
-__all__ = [
-    "AfterCommitHook",
-    "ApprovalService",
-    "DecideCommand",
-    "EventPublisher",
-    "NotFound",
-    "OutboxEvent",
-    "VersionMismatch",
-]
+from hitl_approval.service_layer.ports import ApprovalStore, NoteStore
 
 log = logging.getLogger(__name__)
 
 MAX_RACE_RETRIES = 64
-
-
-class NotFound(ApprovalError):
-    pass
-
-
-class VersionMismatch(ApprovalError):
-    def __init__(self, approval: Approval, expected: int) -> None:
-        super().__init__(
-            f"approval {approval.correlation_id} is at version {approval.version}, not {expected}"
-        )
-        self.approval = approval
 
 
 Clock = Callable[[], datetime]
@@ -83,10 +59,6 @@ Clock = Callable[[], datetime]
 
 def _ignore(_: Approval) -> None:
     pass
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -120,47 +92,31 @@ class ApprovalService:
 
     def __init__(
         self,
-        repo: ApprovalRepository,
-        publish: EventPublisher,
+        repo: ApprovalStore,
         *,
-        notes: NoteRepository | None = None,
+        outbox: Outbox,
+        notes: NoteStore,
+        metrics: ApprovalMetrics,
         policies: PolicyBook | None = None,
         reviewers: Directory | None = None,
         signer: DecisionSigner | None = None,
         refuse_unknown_submitter: bool = False,
-        metrics: ApprovalMetrics | None = None,
-        instances: InstanceRegistry | None = None,
         clock: Clock = utcnow,
-        outbox_grace: timedelta = timedelta(seconds=2),
-        replica_timeout: timedelta = timedelta(seconds=5),
-        publish_timeout: timedelta = timedelta(seconds=5),
-        after_commit: AfterCommitHook | None = None,
         on_committed: Callable[[Approval], None] | None = None,
     ) -> None:
         self.repo = repo
-        self.publish = publish
-        self.notes = notes or NoteRepository(repo.db)
+        self.outbox = outbox
+        self.notes = notes
+        self.metrics = metrics
         self.policies = policies or PolicyBook()
         self.reviewers = reviewers or Directory({})
         # None only before start-up finished loading the key (and in tests of other things).
         self.signer = signer
         self.refuse_unknown_submitter = refuse_unknown_submitter
-        self.metrics = metrics or ApprovalMetrics()
         self.clock = clock
         # Told of every stored entry (decision analytics queues ended approvals): no I/O.
         self.on_committed = on_committed or _ignore
         self.deadlines = Deadlines()
-        self.outbox = Outbox(
-            repo,
-            publish,
-            instances=instances or InstanceRegistry(repo.db),
-            metrics=self.metrics,
-            clock=clock,
-            grace=outbox_grace,
-            replica_timeout=replica_timeout,
-            publish_timeout=publish_timeout,
-            after_commit=after_commit,
-        )
 
     async def ingest(self, request: ApprovalRequested) -> bool:
         """Store a request; a redelivered one (or our own escalated copy) creates nothing new."""
@@ -359,14 +315,20 @@ class ApprovalService:
                 return False
             approval.apply(entry)
             self.on_committed(approval)
-            await self.repo.project(approval)
             if approval.status.terminal:
                 self.deadlines.forget(approval.correlation_id)
             elif entry.type is EntryType.ESCALATED:
                 self.deadlines.set(approval.correlation_id, approval.expires_at)
             self._observe(approval, entry)
+            # Stored is decided: the listing row and the event depend only on the
+            # stream, so both go at once and the decision reaches the agent without
+            # waiting for the listing's writes.
+            steps = [self.repo.project(approval)]
             if entry.publish:
-                await self.outbox.publish_now(approval, entry)
+                steps.append(self.outbox.publish_now(approval, entry))
+            for outcome in await asyncio.gather(*steps, return_exceptions=True):
+                if isinstance(outcome, BaseException):
+                    raise outcome
             return True
 
     def _observe(self, approval: Approval, entry: Entry) -> None:

@@ -33,8 +33,6 @@ DELIVERIES = "notifier_deliveries"
 OPEN = "notifier_open"
 ASKED = "notifier_asked"
 REMINDERS = "notifier_reminders"
-MIGRATIONS = "migrations"
-MARKERS_MIGRATION = "notifier-markers-v1"
 ASKING = (
     NotificationKind.REQUESTED.value,
     NotificationKind.REMINDER.value,
@@ -92,32 +90,6 @@ class NotifierStore:
         self.open = db[OPEN]
         self.asked = db[ASKED]
         self.reminders = db[REMINDERS]
-
-    async def mark_open_work(self) -> int:
-        """Markers for a store written by an older hitl (which had none), once."""
-        if await self.db[MIGRATIONS].find_one({"_id": MARKERS_MIGRATION}, {"_id": 1}):
-            return 0
-        marked = 0
-        async for doc in self.deliveries.find({"status": "sending"}, {"lease_until": 1}):
-            with contextlib.suppress(DuplicateKeyError):
-                await self.open.insert_one({"_id": doc["_id"], "lease_until": doc["lease_until"]})
-                marked += 1
-        pending = self.approvals.find({"status": "pending"}, {"remind_at": 1, "reminded": 1})
-        async for doc in pending:
-            if doc.get("remind_at") is not None and not doc.get("reminded"):
-                await self._remind(doc["_id"], doc["remind_at"])
-                marked += 1
-            asked = self.deliveries.find(
-                {"correlation_id": doc["_id"], "kind": {"$in": list(ASKING)}}, {"_id": 1}
-            )
-            async for delivery in asked:
-                with contextlib.suppress(DuplicateKeyError):
-                    await self.asked.insert_one(
-                        {"_id": delivery["_id"], "correlation_id": doc["_id"]}
-                    )
-                    marked += 1
-        await insert_once(self.db, MIGRATIONS, {"_id": MARKERS_MIGRATION, "marked": marked})
-        return marked
 
     async def ensure_indexes(self) -> None:
         await ensure_query_index(

@@ -1,0 +1,1 @@
+"""Framework bridges: each module is an optional extra of hitl-client."""

@@ -1,0 +1,1 @@
+"""Email: the pages behind the signed approve / reject links."""

@@ -1,0 +1,1 @@
+"""Slack: the interactivity endpoint behind the Approve / Reject buttons."""

@@ -1,1 +1,0 @@
-"""Reviewer channels that arrive from outside: Slack buttons and signed email links."""
