@@ -50,6 +50,10 @@ class RunEventType(StrEnum):
     # Added (oversight): the run's agent is halted; the run paused at its step boundary
     # and takes no step until an admin resumes the agent (`detail`: reason, by).
     HALTED = "halted"
+    # Added (issue 17): what a shadow (candidate) policy would have done with a tool
+    # call; the run went on as the live policy said. Detail: candidate, tool,
+    # tool_call_id, arguments, live, shadow ("ask" | "run").
+    SHADOW_DECISION = "shadow_decision"
 
 
 class RunEvent(Event):

@@ -27,6 +27,7 @@ from hitl_shared.mongo import database, make_client
 from prometheus_client import Gauge
 
 from hitl_approval.adapters.agent_runs import AgentRuns
+from hitl_approval.adapters.analytics_store import AnalyticsStore
 from hitl_approval.adapters.idempotency import IdempotencyStore
 from hitl_approval.adapters.instances import InstanceRegistry
 from hitl_approval.adapters.link_uses import LinkUses
@@ -39,9 +40,11 @@ from hitl_approval.adapters.traces import TraceStore
 from hitl_approval.adapters.watched import StoreCommands, WatchedRepository
 from hitl_approval.adapters.web_sessions import WebSessions
 from hitl_approval.domain.errors import BrokenApproval
+from hitl_approval.domain.model import Approval
 from hitl_approval.domain.policy import PolicyBook
 from hitl_approval.entrypoints import consumer
 from hitl_approval.entrypoints.channels import router as integrations_router
+from hitl_approval.entrypoints.rest import analytics as analytics_api
 from hitl_approval.entrypoints.rest import (
     api,
     creating,
@@ -54,6 +57,7 @@ from hitl_approval.entrypoints.rest import (
 from hitl_approval.entrypoints.rest.auth import load_reviewers
 from hitl_approval.entrypoints.web import router as web_router
 from hitl_approval.entrypoints.web.session import SESSION_SECONDS
+from hitl_approval.service_layer.analytics import Analytics
 from hitl_approval.service_layer.outbox import AfterCommitHook, EventPublisher, Outbox, OutboxEvent
 from hitl_approval.service_layer.services import ApprovalService, Clock
 from hitl_approval.service_layer.watching import Watchers
@@ -83,6 +87,14 @@ async def _crash_after_commit(event: OutboxEvent) -> None:
         os._exit(137)
 
 
+async def _once(name: str, job: Callable[[], Awaitable[int]]) -> None:
+    try:
+        await job()
+    except Exception:
+        # The next start-up (or the minute's check) tries again.
+        log.exception("%s failed", name)
+
+
 def build_service(
     repo: ApprovalRepository,
     publish: EventPublisher,
@@ -98,6 +110,7 @@ def build_service(
     reviewers: Directory | None = None,
     signer: DecisionSigner | None = None,
     refuse_unknown_submitter: bool = False,
+    on_committed: Callable[[Approval], None] | None = None,
 ) -> ApprovalService:
     """The service and the outbox it commits through, on `repo`'s database."""
     metrics = metrics or ApprovalMetrics()
@@ -122,6 +135,7 @@ def build_service(
         signer=signer,
         refuse_unknown_submitter=refuse_unknown_submitter,
         clock=clock,
+        on_committed=on_committed,
     )
 
 
@@ -174,6 +188,17 @@ def build_app(
                 broker, topic, event, key=event.run_id, correlation_id=event.correlation_id
             )
 
+    analytics_store = AnalyticsStore(db)
+    analytics = Analytics(
+        analytics_store,
+        writer=repo.instance,
+        clock=lambda: service.clock(),
+        load=repo.get,
+        alive=lambda: service.outbox.instances.alive(
+            service.clock(), within=service.outbox.replica_timeout
+        ),
+        wait_refresh=timedelta(seconds=settings.approval_expected_wait_refresh_seconds),
+    )
     if after_commit is None and settings.approval_fault_crash_after_commit:
         after_commit = _crash_after_commit
     service = build_service(
@@ -188,9 +213,15 @@ def build_app(
         replica_timeout=timedelta(seconds=settings.approval_replica_timeout_seconds),
         publish_timeout=timedelta(seconds=settings.approval_publish_timeout_seconds),
         after_commit=after_commit,
+        on_committed=analytics.record,
     )
     consumer.register(
-        broker, settings, service, healthy=store_and_broker(mongo, broker), traces=traces
+        broker,
+        settings,
+        service,
+        healthy=store_and_broker(mongo, broker),
+        traces=traces,
+        analytics=analytics,
     )
     waiting.register_wakeups(broker, settings, watchers)
     Gauge(
@@ -211,9 +242,12 @@ def build_app(
             await notes.ensure_indexes()
             await idempotency.ensure_indexes()
             await web_sessions.ensure_indexes()
+            await analytics_store.ensure_indexes()
             ring: KeyRing = await load_keyring(settings, db, signer)
         app.state.keyring = ring
         service.signer = ring.signer
+        # What a crashed replica kept out of the decision rollup (looked for only then).
+        repair = asyncio.create_task(_once("analytics start", analytics.start))
         await ensure_topics(settings, settings.topics.all(), partitions=settings.kafka_partitions)
         await broker.start()
         with background():
@@ -240,6 +274,12 @@ def build_app(
             asyncio.create_task(_every(600, "housekeeping", housekeeping)),
             asyncio.create_task(
                 _every(
+                    settings.approval_analytics_flush_seconds, "analytics flush", analytics.flush
+                )
+            ),
+            asyncio.create_task(_every(60, "analytics writers", analytics.check_writers)),
+            asyncio.create_task(
+                _every(
                     settings.approval_watch_refresh_seconds, "watch refresh", watchers.refresh_all
                 )
             ),
@@ -248,12 +288,14 @@ def build_app(
         try:
             yield
         finally:
-            for job in jobs:
+            for job in [*jobs, repair]:
                 job.cancel()
             # What was published since the last relay pass: marked, so a restart does not
             # publish it again (it would be a duplicate consumers drop, but still work).
             with contextlib.suppress(Exception), background():
                 await service.outbox.mark_published()
+            with contextlib.suppress(Exception), background():
+                await analytics.stop()  # what this replica recorded last
             await broker.stop()
             await http.aclose()
             await mongo.close()
@@ -263,6 +305,7 @@ def build_app(
         state={
             "settings": settings,
             "service": service,
+            "analytics": analytics,
             "mongo": mongo,
             "http": http,
             "agent_runs": AgentRuns(
@@ -306,6 +349,7 @@ def http_app(*, state: dict[str, Any], lifespan: Lifespan | None = None) -> Fast
     app.include_router(creating.router)
     app.include_router(waiting.router)
     app.include_router(api.router)
+    app.include_router(analytics_api.router)
     app.include_router(decisions.router)
     app.include_router(health.router)
     app.include_router(keys.router)

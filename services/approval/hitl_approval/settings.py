@@ -56,6 +56,14 @@ class ApprovalSettings(CommonSettings):
     # How long a request waits for its decision's inline publish; past it the decision
     # stands (stored) and the outbox relay publishes it once the broker answers.
     approval_publish_timeout_seconds: float = 1.0
+    # Decision analytics (README "Decision analytics and what-if"): how often decisions
+    # are written to the daily rollup (reports lag by at most this), and whether this
+    # service reads agents' shadow-mode records from agent.runs (the Kafka principal then
+    # needs Read on agent.runs and the group hitl-approval-shadow).
+    approval_analytics_flush_seconds: float = Field(default=1.0, gt=0)
+    approval_shadow_feed: bool = False
+    # How often the expected wait shown on pending approvals is recomputed from the rollup.
+    approval_expected_wait_refresh_seconds: float = Field(default=60.0, gt=0)
     # Slack: from the Slack app's "Basic Information" page; empty: the Slack endpoint answers 503.
     approval_slack_signing_secret: str = ""
     # Slack signs a timestamp; older requests are replays and refused.

@@ -6,14 +6,22 @@
   "banking-strict": {"extends": "banking",
                      "tools": {"deposit": {"require_approval_when":
                                            [{"field": "amount", "op": "gt", "value": 50}]}}},
-  "banking-router": {"extends": "banking", "style": "router", "confidence_threshold": 0.8}
+  "banking-router": {"extends": "banking", "style": "router", "confidence_threshold": 0.8},
+  "banking-shadowed": {"extends": "banking",
+                       "shadow": [{"name": "transfer-250", "tools": {"transfer":
+                                   {"require_approval_when":
+                                    [{"field": "amount", "op": "gt", "value": 250}]}}}]}
 }
 ```
+
+`shadow`: candidate policies run beside the live one (shadow mode): each tool call gets a
+`shadow_decision` run event saying what each would have done; nothing else changes.
 """
 
 import json
 from pathlib import Path
 
+from hitl_contracts.rules import CandidatePolicy
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 
 from hitl_agent.domain.policy import ToolOverride
@@ -33,6 +41,9 @@ class AgentConfig(BaseModel):
     token_budget: int | None = Field(default=None, ge=1)
     max_repeated_failures: int | None = Field(default=None, ge=1)
     tools: dict[str, ToolOverride] = Field(default_factory=dict)
+    shadow: tuple[CandidatePolicy, ...] = Field(
+        default=(), max_length=5, description="Candidate policies run in shadow mode."
+    )
 
 
 class PoliciesFile(RootModel[dict[str, AgentConfig]]):

@@ -4,12 +4,11 @@ Every rule can only add a reason to ask a human; none removes one. A model that
 claims an action needs no confirmation changes nothing here.
 """
 
-import re
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
 
 from hitl_contracts import RiskLevel
 from hitl_contracts.approval import EditPolicy
+from hitl_contracts.rules import Condition
 from hitl_sdk import Movement
 from hitl_sdk import ToolArgs as PolicyArgs
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,54 +31,6 @@ _RISK_ORDER = list(RiskLevel)
 
 def riskier(a: RiskLevel, b: RiskLevel) -> RiskLevel:
     return max(a, b, key=_RISK_ORDER.index)
-
-
-Operator = Literal["gt", "gte", "lt", "lte", "eq", "ne", "in", "not_in", "matches"]
-
-
-class Condition(BaseModel):
-    """A declarative predicate over one argument, for operators' config files."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    field: str = Field(description="Argument name, e.g. `amount`.")
-    op: Operator
-    value: Any
-
-    def holds(self, arguments: dict[str, Any]) -> bool:
-        if self.field not in arguments:
-            return False
-        actual = arguments[self.field]
-        try:
-            return _compare(self.op, actual, self.value)
-        except TypeError:
-            # A value of the wrong type cannot prove the call harmless: ask.
-            return True
-
-    def describe(self) -> str:
-        return f"{self.field} {self.op} {self.value!r}"
-
-
-def _compare(op: Operator, actual: Any, expected: Any) -> bool:
-    match op:
-        case "gt":
-            return bool(actual > expected)
-        case "gte":
-            return bool(actual >= expected)
-        case "lt":
-            return bool(actual < expected)
-        case "lte":
-            return bool(actual <= expected)
-        case "eq":
-            return bool(actual == expected)
-        case "ne":
-            return bool(actual != expected)
-        case "in":
-            return actual in expected
-        case "not_in":
-            return actual not in expected
-        case "matches":
-            return re.search(str(expected), str(actual)) is not None
 
 
 class ToolOverride(BaseModel):

@@ -4,6 +4,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import hitl_sdk
+from hitl_contracts.rules import CandidatePolicy
 
 from hitl_agent.adapters.policy_file import AgentConfig
 from hitl_agent.domain.policy import AgentPolicy, ToolPolicy, approval_reasons
@@ -22,6 +23,8 @@ class AgentSpec:
     system_prompt: str
     registry: Registry
     policy: AgentPolicy = field(default_factory=AgentPolicy)
+    # Candidate policies in shadow mode (service_layer.shadow): recorded, never enforced.
+    shadow: tuple[CandidatePolicy, ...] = ()
 
     def reasons(self, tool: Tool, args: PolicyArgs, *, confidence: float | None) -> list[str]:
         return approval_reasons(
@@ -110,11 +113,13 @@ def build_catalog(builtins: list[Builtin], config: dict[str, AgentConfig]) -> di
             )
         registry = origin.registry().plus(intervention_tool())
         policy, prompt = origin.policy, origin.system_prompt
+        shadow: tuple[CandidatePolicy, ...] = ()
         if entry is not None:
             registry = registry.tightened(entry.tools)
             prompt = entry.system_prompt or prompt
             policy = _configured(policy, entry)
-        catalog[name] = AgentSpec(name, prompt, registry, policy)
+            shadow = entry.shadow
+        catalog[name] = AgentSpec(name, prompt, registry, policy, shadow)
     return catalog
 
 

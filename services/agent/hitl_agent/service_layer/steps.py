@@ -30,6 +30,7 @@ from hitl_agent.domain.run import (
     Style,
     Turn,
 )
+from hitl_agent.service_layer import shadow
 from hitl_agent.service_layer.agents import AgentSpec
 from hitl_agent.service_layer.executions import Executions
 from hitl_agent.service_layer.requests import summary
@@ -171,6 +172,9 @@ class Steps:
             reasons.append(reason)
         if tool.totals is not None:
             reasons += await tool.totals(args, run.moved_unreviewed)
+        shadow.observe(
+            spec, tool.name, action.call_id, args, live_asks=bool(reasons), changes=changes
+        )
         if not reasons:
             if (moved := args.movement()) is not None:
                 # Counted before it runs: a failed attempt still counts (conservative).

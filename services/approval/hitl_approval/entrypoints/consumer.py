@@ -1,12 +1,15 @@
-"""Kafka entrypoints: `approval.requested` -> ingest (in batches), `notifications` -> history notes."""
+"""Kafka entrypoints: `approval.requested` -> ingest (in batches), `notifications` -> history
+notes, and (APPROVAL_SHADOW_FEED) agents' shadow-mode records on `agent.runs` -> analytics."""
 
 from faststream.kafka import KafkaBroker
-from hitl_contracts import ApprovalRequested, NotificationRecorded
+from hitl_contracts import ApprovalRequested, NotificationRecorded, RunEvent
 from hitl_shared.health import Probe
 from hitl_shared.kafka import subscribe, subscribe_batch
 
 from hitl_approval.adapters.store_time import background
 from hitl_approval.adapters.traces import TraceStore
+from hitl_approval.entrypoints.shadow import shadow_call
+from hitl_approval.service_layer.analytics import Analytics
 from hitl_approval.service_layer.services import ApprovalService
 from hitl_approval.settings import ApprovalSettings
 
@@ -18,6 +21,7 @@ def register(
     *,
     healthy: Probe,
     traces: TraceStore | None = None,
+    analytics: Analytics | None = None,
 ) -> None:
     # Nobody waits on a consumer: its store calls get the background deadline.
     async def on_requested(events: list[ApprovalRequested]) -> None:
@@ -54,4 +58,24 @@ def register(
         handler=on_notification,
         healthy=healthy,
         on_dead_letter=service.metrics.dead_lettered,
+    )
+    if analytics is None or not settings.approval_shadow_feed:
+        return
+
+    async def on_run_event(event: RunEvent) -> None:
+        if (call := shadow_call(event)) is not None:
+            with background():
+                await analytics.record_shadow([call])
+
+    subscribe(
+        broker,
+        settings,
+        topic=settings.topics.agent_runs,
+        group=settings.group_id("approval-shadow"),
+        model=RunEvent,
+        handler=on_run_event,
+        healthy=healthy,
+        on_dead_letter=service.metrics.dead_lettered,
+        # agent.runs is the agent's feed: not ours to dead-letter.
+        dead_letter_invalid=False,
     )

@@ -57,6 +57,10 @@ MAX_RACE_RETRIES = 64
 Clock = Callable[[], datetime]
 
 
+def _ignore(_: Approval) -> None:
+    pass
+
+
 @dataclass
 class DecideCommand:
     correlation_id: str
@@ -98,6 +102,7 @@ class ApprovalService:
         signer: DecisionSigner | None = None,
         refuse_unknown_submitter: bool = False,
         clock: Clock = utcnow,
+        on_committed: Callable[[Approval], None] | None = None,
     ) -> None:
         self.repo = repo
         self.outbox = outbox
@@ -109,6 +114,8 @@ class ApprovalService:
         self.signer = signer
         self.refuse_unknown_submitter = refuse_unknown_submitter
         self.clock = clock
+        # Told of every stored entry (decision analytics queues ended approvals): no I/O.
+        self.on_committed = on_committed or _ignore
         self.deadlines = Deadlines()
 
     async def ingest(self, request: ApprovalRequested) -> bool:
@@ -307,6 +314,7 @@ class ApprovalService:
             if not await self.repo.append(approval, entry):
                 return False
             approval.apply(entry)
+            self.on_committed(approval)
             if approval.status.terminal:
                 self.deadlines.forget(approval.correlation_id)
             elif entry.type is EntryType.ESCALATED:

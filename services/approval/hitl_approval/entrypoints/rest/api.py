@@ -11,6 +11,7 @@ from hitl_approval.adapters.repository import Filters
 from hitl_approval.domain.errors import NotFound
 from hitl_approval.domain.model import Status
 from hitl_approval.entrypoints.rest import longpoll
+from hitl_approval.entrypoints.rest.analytics import with_expected_waits
 from hitl_approval.entrypoints.rest.auth import CurrentReviewer
 from hitl_approval.entrypoints.rest.errors import BROKEN, INVALID, NOT_FOUND, UNAUTHORIZED
 from hitl_approval.entrypoints.rest.schemas import ApprovalPage, ApprovalView, HistoryItem
@@ -54,6 +55,7 @@ def etag(version: int) -> str:
 )
 async def list_approvals(
     views: ViewsDep,
+    request: Request,
     _: CurrentReviewer,
     status: Status | None = None,
     agent: Text = None,
@@ -87,9 +89,9 @@ async def list_approvals(
         page = await views.page(filters, limit=limit, cursor=cursor)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
-    return ApprovalPage(
-        items=[ApprovalView.of_row(row) for row in page.rows], next_cursor=page.next_cursor
-    )
+    items = [ApprovalView.of_row(row) for row in page.rows]
+    items = await with_expected_waits(request, items)
+    return ApprovalPage(items=items, next_cursor=page.next_cursor)
 
 
 @router.get(
@@ -136,7 +138,7 @@ async def get_approval(
             request, approval, wait=longpoll.seconds_of(wait), after_version=after_version
         )
     response.headers["ETag"] = etag(approval.version)
-    return ApprovalView.of(approval)
+    return (await with_expected_waits(request, [ApprovalView.of(approval)]))[0]
 
 
 @router.get(

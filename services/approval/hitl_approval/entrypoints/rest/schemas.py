@@ -49,6 +49,16 @@ class CancelBody(BaseModel):
     comment: str = Field(default="", max_length=4000)
 
 
+class ExpectedWaitView(BaseModel):
+    p50_seconds: float = Field(description="Median time to a human decision, recent history.")
+    p90_seconds: float = Field(description="90th percentile of the same.")
+    decisions: int = Field(description="How many recent decisions the figures come from.")
+    basis: Literal["tool", "agent", "all"] = Field(
+        description="Whose history: this agent's tool, the agent, or every approval (the "
+        "narrowest with at least 5 decisions in the last 7 days)."
+    )
+
+
 class ApprovalView(BaseModel):
     correlation_id: str = Field(examples=["0b6f3c9e-8d0a-4c55-a1c2-7f1e2d3c4b5a"])
     status: Status
@@ -64,6 +74,11 @@ class ApprovalView(BaseModel):
     policy: Policy = Field(description="The rules this approval is decided under.")
     request: ApprovalRequested
     decision: ApprovalDecided | None = None
+    expected_wait: ExpectedWaitView | None = Field(
+        default=None,
+        description="Pending approvals in listings and GET: how long a decision usually "
+        "takes (null without enough recent history).",
+    )
 
     @classmethod
     def of(cls, approval: Approval) -> "ApprovalView":

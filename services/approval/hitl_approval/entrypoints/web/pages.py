@@ -23,7 +23,7 @@ from hitl_approval.domain.model import (
 )
 from hitl_approval.domain.reviewer import Role
 from hitl_approval.entrypoints.refusals import Refusal, refusal
-from hitl_approval.entrypoints.web import forms, live
+from hitl_approval.entrypoints.web import analytics, forms, live
 from hitl_approval.entrypoints.web.present import summary
 from hitl_approval.entrypoints.web.queue import QueueItem
 from hitl_approval.entrypoints.web.render import SECURITY_HEADERS, page
@@ -111,6 +111,7 @@ async def queue_page(
     query = _query(status, agent, risk, sort)
     items = [QueueItem.of(row) for row in await views.queue(query)]
     context: dict[str, Any] = {"session": session, "items": items, "query": query}
+    context["waits"] = await analytics.waits_for(request, items)
     if partial == "rows":
         response = page(request, "_rows.html", context)
         response.headers["X-Queue-Count"] = str(len(items))
@@ -205,6 +206,7 @@ async def _detail(
         "retry": retry,
         "history": _history(await service.history(approval.correlation_id)),
         "can_decide": session.reviewer.can(Role.REVIEWER),
+        "expected_wait": await analytics.wait_for(request, approval),
     }
     return page(request, "detail.html", context, status_code=retry.status_code)
 

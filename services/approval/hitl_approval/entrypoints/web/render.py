@@ -8,6 +8,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
+from hitl_contracts.durations import duration
 
 from hitl_approval.entrypoints.web import present
 
@@ -17,6 +18,7 @@ STATIC = {"app.css": "text/css", "app.js": "text/javascript", "runs.js": "text/j
 templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.globals.update(
     age=present.age,
+    duration=duration,
     time_left=present.time_left,
     urgent=present.urgent,
     stamp=present.stamp,
