@@ -8,6 +8,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
+from hitl_contracts import reading
 
 from hitl_approval.entrypoints.web import present
 
@@ -20,7 +21,7 @@ templates.env.globals.update(
     time_left=present.time_left,
     urgent=present.urgent,
     stamp=present.stamp,
-    value=present.value,
+    value=reading.value,
     summary=present.summary,
     is_list=present.is_list_of_scalars,
 )
