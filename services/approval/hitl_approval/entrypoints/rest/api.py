@@ -88,7 +88,7 @@ async def list_approvals(
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
     return ApprovalPage(
-        items=[ApprovalView.of_row(row) for row in page.rows], next_cursor=page.next_cursor
+        items=[ApprovalView.of(row) for row in page.rows], next_cursor=page.next_cursor
     )
 
 
