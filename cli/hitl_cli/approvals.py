@@ -5,11 +5,12 @@ from typing import Any
 
 import click
 from hitl_contracts import Decision, RiskLevel
+from hitl_contracts.reading import value
 
 from hitl_cli import assign
 from hitl_cli.client import Config, ConflictError, approval_api
 from hitl_cli.errors import Conflicted
-from hitl_cli.output import age, arguments, emit_json, left, table, value
+from hitl_cli.output import age, arguments, emit_json, left, table
 
 # An approval is pending until it ends in one of the decisions.
 STATUSES = ["pending", *(decision.value for decision in Decision), "all"]

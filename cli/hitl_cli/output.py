@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import click
-from hitl_contracts.durations import duration
+from hitl_contracts.reading import duration, value
 
 
 def emit_json(value: Any) -> None:
@@ -35,14 +35,6 @@ def age(iso: str, now: datetime | None = None) -> str:
 def left(iso: str, now: datetime | None = None) -> str:
     seconds = (parse_time(iso) - (now or datetime.now(UTC))).total_seconds()
     return "expired" if seconds <= 0 else duration(seconds)
-
-
-def value(v: Any) -> str:
-    if isinstance(v, str):
-        return v
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    return json.dumps(v, ensure_ascii=False)
 
 
 def arguments(args: Any, limit: int = 60) -> str:

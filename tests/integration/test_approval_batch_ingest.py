@@ -33,15 +33,7 @@ async def service(db: AsyncDatabase[dict[str, object]]) -> ApprovalService:
 
 
 def request(**overrides: Any) -> ApprovalRequested:
-    return approval_request(
-        run_id="r",
-        arguments={"amount": 500},
-        reason="big",
-        user_request="u",
-        at=T0,
-        timeout=timedelta(hours=1),
-        **overrides,
-    )
+    return approval_request(at=T0, timeout=timedelta(hours=1), **overrides)
 
 
 async def test_a_batch_stores_each_new_request_once_and_duplicates_create_nothing(

@@ -24,15 +24,7 @@ REPLICAS = 3
 
 
 def request(**overrides: Any) -> ApprovalRequested:
-    return approval_request(
-        run_id="r",
-        arguments={"amount": 500},
-        reason="big",
-        user_request="u",
-        at=T0,
-        timeout=timedelta(seconds=1),
-        **overrides,
-    )
+    return approval_request(at=T0, timeout=timedelta(seconds=1), **overrides)
 
 
 @pytest.mark.parametrize("on_timeout", ["reject", "escalate"])

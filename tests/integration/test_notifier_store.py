@@ -19,14 +19,7 @@ Database = AsyncDatabase[dict[str, Any]]
 
 
 def request() -> ApprovalRequested:
-    return approval_request(
-        run_id="r",
-        arguments={"amount": 500},
-        reason="big",
-        at=T0,
-        timeout=timedelta(hours=1),
-        user_request="u",
-    )
+    return approval_request(run_id="r", at=T0, timeout=timedelta(hours=1))
 
 
 async def test_work_is_found_through_markers_that_leave_when_it_is_done(db: Database) -> None:

@@ -1,13 +1,13 @@
 """Loading agent apps (import strings, entry points) and running their agents' tools."""
 
 import json
-import subprocess
-import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from hitl_agent import catalog
+from hitl_agent import main as agent_main
 from hitl_agent.adapters.apps import AppLoadError, load_app, parse_apps, resolve
 from hitl_agent.adapters.offline import OfflinePlanner, spelled_out
 from hitl_agent.domain.policy import AgentPolicy
@@ -109,16 +109,17 @@ def test_a_policy_file_naming_an_agent_nobody_hosts_is_refused(
         catalog.agents(settings, [app])
 
 
-def test_the_command_line_names_the_bad_app_and_exits() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "hitl_agent.main", "--app", "no_such_pkg_xyz.agents:app"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 1
-    assert "hitl-agent: 'no_such_pkg_xyz.agents:app': no module named 'no_such_pkg_xyz'" in (
-        done.stderr
+def test_the_command_line_names_the_bad_app_and_exits(monkeypatch: pytest.MonkeyPatch) -> None:
+    # In-process: the app is built before uvicorn would start, so serving is not needed.
+    def build_only(_: str, build: Callable[[], object], **__: object) -> None:
+        build()
+
+    monkeypatch.setattr(agent_main, "serve", build_only)
+    with pytest.raises(SystemExit) as exited:
+        agent_main.main(["--app", "no_such_pkg_xyz.agents:app"])
+    # A string code: Python prints it to stderr and exits with status 1.
+    assert str(exited.value.code).startswith(
+        "hitl-agent: 'no_such_pkg_xyz.agents:app': no module named 'no_such_pkg_xyz'"
     )
 
 

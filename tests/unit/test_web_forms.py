@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from hitl_approval.entrypoints.web import forms
 from hitl_approval.entrypoints.web.present import summary
-from hitl_contracts.durations import duration
+from hitl_contracts.reading import duration
 from pydantic import BaseModel, Field
 
 

@@ -89,7 +89,7 @@ async def list_approvals(
         page = await views.page(filters, limit=limit, cursor=cursor)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
-    items = [ApprovalView.of_row(row) for row in page.rows]
+    items = [ApprovalView.of(row) for row in page.rows]
     items = await with_expected_waits(request, items)
     return ApprovalPage(items=items, next_cursor=page.next_cursor)
 

@@ -81,7 +81,8 @@ class ApprovalView(BaseModel):
     )
 
     @classmethod
-    def of(cls, approval: Approval) -> "ApprovalView":
+    def of(cls, approval: Approval | Row) -> "ApprovalView":
+        """From the approval's stream, or from its listing row (`views.Row`): the same view."""
         return cls(
             correlation_id=approval.correlation_id,
             status=approval.status,
@@ -92,20 +93,6 @@ class ApprovalView(BaseModel):
             policy=approval.policy,
             request=approval.request,
             decision=approval.decision,
-        )
-
-    @classmethod
-    def of_row(cls, row: Row) -> "ApprovalView":
-        return cls(
-            correlation_id=row.correlation_id,
-            status=row.status,
-            version=row.version,
-            expires_at=row.expires_at,
-            escalated=row.escalated,
-            approvers=row.approvers,
-            policy=row.policy,
-            request=row.request,
-            decision=row.decision,
         )
 
 

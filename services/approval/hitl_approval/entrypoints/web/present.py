@@ -1,10 +1,9 @@
 """How times, risks and arguments read on the page (pure)."""
 
-import json
 from datetime import datetime
 from typing import Any
 
-from hitl_contracts.durations import duration
+from hitl_contracts.reading import duration, value
 
 RISK_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 
@@ -25,15 +24,6 @@ def urgent(until: datetime, now: datetime) -> bool:
 
 def stamp(at: datetime) -> str:
     return at.strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def value(v: Any) -> str:
-    """An argument value as a reviewer reads it: strings bare, everything else as JSON."""
-    if isinstance(v, str):
-        return v
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    return json.dumps(v, ensure_ascii=False)
 
 
 def summary(arguments: dict[str, Any], limit: int = 80) -> str:

@@ -8,7 +8,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
-from hitl_contracts.durations import duration
+from hitl_contracts import reading
 
 from hitl_approval.entrypoints.web import present
 
@@ -18,11 +18,11 @@ STATIC = {"app.css": "text/css", "app.js": "text/javascript", "runs.js": "text/j
 templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.globals.update(
     age=present.age,
-    duration=duration,
+    duration=reading.duration,
     time_left=present.time_left,
     urgent=present.urgent,
     stamp=present.stamp,
-    value=present.value,
+    value=reading.value,
     summary=present.summary,
     is_list=present.is_list_of_scalars,
 )

@@ -1,4 +1,7 @@
-"""How a span of time reads for a person, the same on the web pages and in the CLI."""
+"""How values read for a person, the same on the web pages and in the CLI."""
+
+import json
+from typing import Any
 
 
 def duration(seconds: float) -> str:
@@ -14,3 +17,12 @@ def duration(seconds: float) -> str:
     if minutes:
         return f"{minutes}m {secs}s" if secs else f"{minutes}m"
     return f"{secs}s"
+
+
+def value(v: Any) -> str:
+    """An argument value as a person reads it: strings bare, everything else as JSON."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return json.dumps(v, ensure_ascii=False)
