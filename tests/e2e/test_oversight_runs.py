@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import re
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,6 @@ from tests.support.agent_e2e import (
     agent_stack,
     marker,
     pending,
-    submit,
 )
 from tests.support.fake_openai import Call, Say, ScriptedLLM
 from tests.support.infra import Infra
@@ -100,7 +100,11 @@ class RetryUnavailable(httpx.AsyncBaseTransport):
         self.inner = httpx.AsyncHTTPTransport()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        once = request.method == "POST" and request.url.path == "/v1/runs"
+        once = (
+            request.method == "POST"
+            and request.url.path == "/v1/runs"
+            and "idempotency-key" not in request.headers
+        )
         for _ in range(40):
             response = await self.inner.handle_async_request(request)
             if response.status_code != 503 or once:
@@ -111,6 +115,18 @@ class RetryUnavailable(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+async def submit(agent: httpx.AsyncClient, text: str) -> str:
+    """Start a run; with an Idempotency-Key, so a 503 is retried without a second run."""
+    response = await agent.post(
+        "/v1/runs",
+        json={"input": text, "agent": "banking"},
+        headers={"Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert response.status_code == 202, response.text
+    run_id: str = response.json()["run_id"]
+    return run_id
 
 
 def client(stack: Stack, token: str = DEV_AGENT_TOKEN) -> httpx.AsyncClient:

@@ -116,6 +116,6 @@ async def run_history(runs: AgentRuns, run_id: str, *, reviewer: str) -> list[di
 
 
 # A 503 is retried this many times before the page says the agent is unavailable.
-UNAVAILABLE_RETRIES = 3
+UNAVAILABLE_RETRIES = 6
 # A running run's stream stays open for what comes next; the page shows what is stored.
 QUIET_SECONDS = 0.5
