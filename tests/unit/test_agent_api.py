@@ -62,7 +62,7 @@ async def client_for(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def test_a_silent_store_is_503_with_retry_after_within_two_seconds(h: Harness) -> None:
-    h.runner.store = HangingStore()  # type: ignore[assignment]
+    h.runner.store = HangingStore()
     async for client in client_for(app_for(h)):
         for method, path, body in (
             ("POST", "/v1/runs", {"input": "Deposit 5", "agent": "test"}),

@@ -21,8 +21,8 @@ from datetime import datetime
 
 from hitl_contracts.base import utcnow
 
-from hitl_agent.adapters.runs import RunStore
 from hitl_agent.domain.policy import PolicyArgs
+from hitl_agent.service_layer.ports import RunStore
 from hitl_agent.tools.registry import Execution, ExecutionKey, Tool, ToolError
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 from hitl_contracts import RunEventType, TaskSubmitted
 from hitl_contracts.base import utcnow
 
-from hitl_agent.adapters.oversight import OversightStore
 from hitl_agent.domain.changes import Changes
 from hitl_agent.domain.oversight import (
     AuditEntry,
@@ -34,6 +33,7 @@ from hitl_agent.domain.oversight import (
     supervisor_call,
 )
 from hitl_agent.domain.run import Run, RunStatus
+from hitl_agent.service_layer.ports import OversightStore
 from hitl_agent.service_layer.requests import summary
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from hitl_contracts import ApprovalDecided, RunEventType, TaskSubmitted
 from hitl_contracts.base import utcnow
 from hitl_shared.decision_keys import DecisionKeys
 
-from hitl_agent.adapters.runs import Checkpoint, RunStore
+from hitl_agent.adapters.runs import Checkpoint
 from hitl_agent.domain.changes import CancelOrder, Changes
 from hitl_agent.domain.decision import (
     Execute,
@@ -31,6 +31,7 @@ from hitl_agent.domain.run import PendingCall, Run, RunStatus
 from hitl_agent.service_layer.agents import AgentSpec, UnknownAgent
 from hitl_agent.service_layer.outbox import Outbox
 from hitl_agent.service_layer.oversight import Oversight
+from hitl_agent.service_layer.ports import RunStore
 from hitl_agent.service_layer.requests import approval_request
 from hitl_agent.service_layer.steps import Steps
 from hitl_agent.service_layer.trust import (
