@@ -20,13 +20,13 @@ from hitl_contracts import (
     NotificationStatus,
 )
 
-from hitl_notifier.adapters.outcomes import OutcomePublisher
-from hitl_notifier.adapters.store import ApprovalState, NotifierStore
+from hitl_notifier.adapters.store import ApprovalState
 from hitl_notifier.channels.errors import DeliveryError
 from hitl_notifier.domain.deliveries import Delivery
 from hitl_notifier.domain.notice import Notice
 from hitl_notifier.domain.schedule import backoff
 from hitl_notifier.service_layer.channels import Channels
+from hitl_notifier.service_layer.ports import DeliveryStore, Outcomes
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +45,9 @@ class RetryPolicy:
 class Dispatcher:
     def __init__(
         self,
-        store: NotifierStore,
+        store: DeliveryStore,
         channels: Channels,
-        outcomes: OutcomePublisher,
+        outcomes: Outcomes,
         *,
         policy: RetryPolicy,
         clock: Clock,

@@ -12,11 +12,12 @@ from datetime import datetime
 
 from hitl_contracts import ApprovalDecided, ApprovalRequested, NotificationKind
 
-from hitl_notifier.adapters.store import ApprovalState, NotifierStore
+from hitl_notifier.adapters.store import ApprovalState
 from hitl_notifier.domain.deliveries import Delivery, Target
 from hitl_notifier.domain.routing import Router
 from hitl_notifier.domain.schedule import remind_at
 from hitl_notifier.service_layer.dispatcher import Clock, Dispatcher
+from hitl_notifier.service_layer.ports import NotifierStore
 
 log = logging.getLogger(__name__)
 
