@@ -1,23 +1,31 @@
-"""In-memory fakes of the approval service's ports (`service_layer/ports.py`).
+"""In-memory fakes of the services' ports (each service's `service_layer/ports.py`).
 
-They keep the one property the service relies on: an append is atomic on
-(approval, seq), so of two writers that read the same version exactly one appends.
-`get` yields to the event loop, so concurrent use cases interleave as they would
-against a real store, and `before_append` lets a test slip a rival write in between.
+Plain classes that satisfy the `typing.Protocol`s structurally (mypy checks them
+where they are passed in), never subclasses of the MongoDB adapters.
+
+Approval service: they keep the one property the service relies on: an append is
+atomic on (approval, seq), so of two writers that read the same version exactly one
+appends. `get` yields to the event loop, so concurrent use cases interleave as they
+would against a real store, and `before_append` lets a test slip a rival write in
+between. Agent runtime and notifier: the same, for a checkpoint's seq and for the
+claim of a tool execution or a delivery (unique-key inserts in MongoDB / FerretDB).
 """
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
+from hitl_agent.adapters.runs import Checkpoint, EventPage, checkpoint_id
+from hitl_agent.domain.run import Run, RunStatus
 from hitl_approval.adapters.metrics import ApprovalMetrics
 from hitl_approval.domain.history import Note
 from hitl_approval.domain.model import Approval, Entry, Status
 from hitl_approval.service_layer.outbox import Outbox, OutboxEvent
 from hitl_approval.service_layer.ports import OutboxItem, StoredResponse
 from hitl_approval.service_layer.services import ApprovalService
-from hitl_contracts import NotificationRecorded
+from hitl_contracts import NotificationDeadLetter, NotificationRecorded, RunEvent
+from hitl_notifier.adapters.store import ApprovalState
 
 
 class FakeApprovalStore:
@@ -194,3 +202,190 @@ def approval_service(
         store, outbox=outbox, notes=FakeNotes(), metrics=metrics, clock=clock, **options
     )
     return service, store, published
+
+
+# The agent runtime's ports (hitl_agent/service_layer/ports.py).
+
+
+class MemoryStore:
+    """The agent's `RunStore`: appending a checkpoint whose seq exists fails, exactly
+    like the unique-key insert in MongoDB / FerretDB, and so does a second claim of
+    one tool execution."""
+
+    def __init__(self) -> None:
+        self.docs: dict[str, dict[str, Any]] = {}
+        self.markers: dict[str, dict[str, Any]] = {}
+        self.in_progress: dict[str, datetime] = {}
+        self.execs: dict[str, dict[str, Any]] = {}
+
+    async def ensure_indexes(self) -> None:
+        return None
+
+    async def append(self, checkpoint: Checkpoint) -> bool:
+        await asyncio.sleep(0)  # let racing workers interleave, as real I/O would
+        if checkpoint.has_outbox:
+            self.markers.setdefault(checkpoint.id, {"_id": checkpoint.id, "at": checkpoint.at})
+        if checkpoint.id in self.docs:
+            return False
+        self.docs[checkpoint.id] = checkpoint.to_document()
+        return True
+
+    async def project(self, run: Run) -> None:
+        return None
+
+    def _docs(self, run_id: str) -> list[dict[str, Any]]:
+        return sorted(
+            (d for d in self.docs.values() if d["run_id"] == run_id), key=lambda d: d["seq"]
+        )
+
+    async def latest(self, run_id: str, known: Run | None = None) -> Run | None:
+        await asyncio.sleep(0)
+        docs = self._docs(run_id)
+        return Run.model_validate(docs[-1]["state"]) if docs else None
+
+    async def event_page(self, run_id: str, seq: int) -> EventPage | None:
+        doc = self.docs.get(checkpoint_id(run_id, seq))
+        if doc is None:
+            return None
+        return EventPage(
+            [RunEvent.model_validate(e) for e in doc["events"]],
+            RunStatus(doc["state"]["status"]),
+        )
+
+    async def checkpoint(self, checkpoint_id_: str) -> Checkpoint | None:
+        doc = self.docs.get(checkpoint_id_)
+        return None if doc is None else Checkpoint.from_document(doc)
+
+    async def undelivered(self, before: datetime, limit: int = 100) -> list[dict[str, Any]]:
+        return [m for m in self.markers.values() if m["at"] < before]
+
+    async def mark_sent(self, checkpoint: Checkpoint) -> None:
+        self.markers[checkpoint.id]["sent"] = True
+
+    async def delivered(self, checkpoint_id_: str) -> None:
+        self.markers.pop(checkpoint_id_, None)
+
+    async def delivered_many(self, checkpoint_ids: list[str]) -> None:
+        for checkpoint_id_ in checkpoint_ids:
+            self.markers.pop(checkpoint_id_, None)
+
+    async def set_active(self, run_id: str, since: datetime | None) -> None:
+        if since is None:
+            self.in_progress.pop(run_id, None)
+        else:
+            self.in_progress[run_id] = since
+
+    async def active_since(self, before: datetime, limit: int = 100) -> list[str]:
+        return [r for r, since in self.in_progress.items() if since < before]
+
+    async def claim_execution(self, key: str, *, tool: str, owner: str) -> bool:
+        if key in self.execs:
+            return False
+        self.execs[key] = {
+            "_id": key,
+            "tool": tool,
+            "owner": owner,
+            "state": "running",
+            "at": datetime.now(UTC),
+        }
+        return True
+
+    async def record_execution(
+        self, key: str, *, tool: str, owner: str, result: str, ok: bool
+    ) -> None:
+        self.execs.setdefault(
+            key,
+            {"_id": key, "tool": tool, "owner": owner, "state": "done", "result": result, "ok": ok},
+        )
+
+    async def finish_execution(self, key: str, *, result: str, ok: bool) -> None:
+        self.execs[key].update(state="done", result=result, ok=ok)
+
+    async def execution(self, key: str) -> dict[str, Any] | None:
+        return self.execs.get(key)
+
+    def events(self, run_id: str) -> list[RunEvent]:
+        return [RunEvent.model_validate(e) for d in self._docs(run_id) for e in d["events"]]
+
+
+class FakeApprovals:
+    """The agent's `ApprovalClient`: records what it was asked to cancel."""
+
+    def __init__(self) -> None:
+        self.cancelled: list[tuple[str, str]] = []
+
+    async def cancel(self, correlation_id: str, comment: str) -> str:
+        self.cancelled.append((correlation_id, comment))
+        return "cancelled"
+
+
+# The notifier's ports (hitl_notifier/service_layer/ports.py).
+
+
+class FakeDeliveryStore:
+    """The notifier's `DeliveryStore`: knows one approval, records each attempt and end."""
+
+    def __init__(self, state: ApprovalState) -> None:
+        self.known = state
+        self.finished: list[dict[str, Any]] = []
+        self.attempts: list[int] = []
+        self.leases: list[datetime] = []
+
+    async def state(self, correlation_id: str) -> ApprovalState | None:
+        return self.known
+
+    async def attempted(
+        self, key: str, *, attempts: int, error: str, now: datetime, lease_until: datetime
+    ) -> None:
+        self.attempts.append(attempts)
+        self.leases.append(lease_until)
+
+    async def finish(
+        self,
+        key: str,
+        *,
+        status: str,
+        attempts: int,
+        error: str = "",
+        message_ref: str = "",
+        now: datetime,
+    ) -> None:
+        self.finished.append(
+            {
+                "status": status,
+                "attempts": attempts,
+                "error": error,
+                "message_ref": message_ref,
+                "now": now,
+            }
+        )
+
+
+class CollectingOutcomes:
+    """The notifier's `Outcomes`: what would have gone to Kafka, in order."""
+
+    def __init__(self) -> None:
+        self.recorded_events: list[NotificationRecorded] = []
+        self.dead: list[NotificationDeadLetter] = []
+
+    async def recorded(self, event: NotificationRecorded) -> None:
+        self.recorded_events.append(event)
+
+    async def dead_letter(self, event: NotificationDeadLetter) -> None:
+        self.dead.append(event)
+
+
+# The banking demo's ledger, as far as its daily totals read it.
+
+
+class RecentLedger:
+    """`hitl_demo.banking.RecentMoves`: money each account moved in the last day."""
+
+    def __init__(self, moved: dict[tuple[str, str], int]) -> None:
+        self.moved = moved
+
+    async def moved_cents(
+        self, account: str, direction: Literal["in", "out"], *, within: timedelta
+    ) -> int:
+        assert within == timedelta(days=1)
+        return self.moved.get((account, direction), 0)

@@ -1,7 +1,7 @@
 """The banking demo agent's tools: balances live in MongoDB, transfers may need approval."""
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from hitl_sdk import (
     EditPolicy,
@@ -109,7 +109,15 @@ def transfer_args(threshold: float) -> type[TransferFields]:
     return TransferArgs
 
 
-def money_totals(ledger: Ledger, *, threshold: float, daily_limit: float) -> TotalsFunction:
+class RecentMoves(Protocol):
+    """The part of the ledger the totals read (the MongoDB `Ledger` satisfies it)."""
+
+    async def moved_cents(
+        self, account: str, direction: Literal["in", "out"], *, within: timedelta
+    ) -> int: ...
+
+
+def money_totals(ledger: RecentMoves, *, threshold: float, daily_limit: float) -> TotalsFunction:
     """Splitting does not avoid approval: amounts add up per run and per account per day.
 
     `run_total` is what this run already moved without a human's approval; the

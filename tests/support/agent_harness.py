@@ -1,8 +1,5 @@
-"""In-memory fakes of the agent runtime's ports, for unit tests of its logic.
-
-The store keeps the one property that matters: appending a checkpoint whose seq
-exists fails, exactly like the unique-key insert in MongoDB / FerretDB.
-"""
+"""A runner on the in-memory fakes (`tests/fakes.py`), a scripted model and a tool world,
+for unit tests of the agent runtime's logic."""
 
 import asyncio
 import json
@@ -11,11 +8,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hitl_agent.adapters.approvals import ApprovalClient
 from hitl_agent.adapters.chat import Reply
-from hitl_agent.adapters.runs import Checkpoint, EventPage, RunStore, checkpoint_id
 from hitl_agent.domain.policy import AgentPolicy, PolicyArgs, ToolPolicy
-from hitl_agent.domain.run import Run, RunStatus
+from hitl_agent.domain.run import Run
 from hitl_agent.service_layer.agents import AgentSpec, Builtin, build_catalog
 from hitl_agent.service_layer.executions import Executions
 from hitl_agent.service_layer.outbox import Outbox
@@ -36,105 +31,10 @@ from hitl_contracts.signing import DecisionSigner, DecisionVerifier
 from hitl_shared.decision_keys import DecisionKeys
 from pydantic import Field, PrivateAttr, model_validator
 
+from tests.fakes import FakeApprovals, MemoryStore
+
 # Stands in for the approval service's signing key.
 SIGNER = DecisionSigner.generate()
-
-
-class MemoryStore(RunStore):
-    def __init__(self) -> None:
-        self.docs: dict[str, dict[str, Any]] = {}
-        self.markers: dict[str, dict[str, Any]] = {}
-        self.in_progress: dict[str, datetime] = {}
-        self.execs: dict[str, dict[str, Any]] = {}
-
-    async def ensure_indexes(self) -> None:
-        return None
-
-    async def append(self, checkpoint: Checkpoint) -> bool:
-        await asyncio.sleep(0)  # let racing workers interleave, as real I/O would
-        if checkpoint.has_outbox:
-            self.markers.setdefault(checkpoint.id, {"_id": checkpoint.id, "at": checkpoint.at})
-        if checkpoint.id in self.docs:
-            return False
-        self.docs[checkpoint.id] = checkpoint.to_document()
-        return True
-
-    async def project(self, run: Run) -> None:
-        return None
-
-    def _docs(self, run_id: str) -> list[dict[str, Any]]:
-        return sorted(
-            (d for d in self.docs.values() if d["run_id"] == run_id), key=lambda d: d["seq"]
-        )
-
-    async def latest(self, run_id: str, known: Run | None = None) -> Run | None:
-        await asyncio.sleep(0)
-        docs = self._docs(run_id)
-        return Run.model_validate(docs[-1]["state"]) if docs else None
-
-    async def event_page(self, run_id: str, seq: int) -> EventPage | None:
-        doc = self.docs.get(checkpoint_id(run_id, seq))
-        if doc is None:
-            return None
-        return EventPage(
-            [RunEvent.model_validate(e) for e in doc["events"]],
-            RunStatus(doc["state"]["status"]),
-        )
-
-    async def checkpoint(self, checkpoint_id_: str) -> Checkpoint | None:
-        doc = self.docs.get(checkpoint_id_)
-        return None if doc is None else Checkpoint.from_document(doc)
-
-    async def undelivered(self, before: datetime, limit: int = 100) -> list[dict[str, Any]]:
-        return [m for m in self.markers.values() if m["at"] < before]
-
-    async def mark_sent(self, checkpoint: Checkpoint) -> None:
-        self.markers[checkpoint.id]["sent"] = True
-
-    async def delivered(self, checkpoint_id_: str) -> None:
-        self.markers.pop(checkpoint_id_, None)
-
-    async def delivered_many(self, checkpoint_ids: list[str]) -> None:
-        for checkpoint_id_ in checkpoint_ids:
-            self.markers.pop(checkpoint_id_, None)
-
-    async def set_active(self, run_id: str, since: datetime | None) -> None:
-        if since is None:
-            self.in_progress.pop(run_id, None)
-        else:
-            self.in_progress[run_id] = since
-
-    async def active_since(self, before: datetime, limit: int = 100) -> list[str]:
-        return [r for r, since in self.in_progress.items() if since < before]
-
-    async def claim_execution(self, key: str, *, tool: str, owner: str) -> bool:
-        if key in self.execs:
-            return False
-        self.execs[key] = {
-            "_id": key,
-            "tool": tool,
-            "owner": owner,
-            "state": "running",
-            "at": datetime.now(UTC),
-        }
-        return True
-
-    async def record_execution(
-        self, key: str, *, tool: str, owner: str, result: str, ok: bool
-    ) -> None:
-        self.execs.setdefault(
-            key,
-            {"_id": key, "tool": tool, "owner": owner, "state": "done", "result": result, "ok": ok},
-        )
-
-    async def finish_execution(self, key: str, *, result: str, ok: bool) -> None:
-        self.execs[key].update(state="done", result=result, ok=ok)
-
-    async def execution(self, key: str) -> dict[str, Any] | None:
-        return self.execs.get(key)
-
-    def events(self, run_id: str) -> list[RunEvent]:
-        return [RunEvent.model_validate(e) for d in self._docs(run_id) for e in d["events"]]
 
 
 def call(name: str, **arguments: Any) -> dict[str, Any]:
@@ -294,15 +194,6 @@ class World:
         if tool in self.crash_after:
             self.crash_after.discard(tool)
             raise Crash(tool)
-
-
-class FakeApprovals(ApprovalClient):
-    def __init__(self) -> None:
-        self.cancelled: list[tuple[str, str]] = []
-
-    async def cancel(self, correlation_id: str, comment: str) -> str:
-        self.cancelled.append((correlation_id, comment))
-        return "cancelled"
 
 
 @dataclass

@@ -1,15 +1,15 @@
 """The transfer approval policy lives in code; the model cannot talk its way past it."""
 
-from datetime import timedelta
-from typing import Any, Literal
+from typing import Any
 
 import pytest
 from hitl_agent.adapters.llm import OfflinePlanner
 from hitl_contracts.edits import edit_problem
 from hitl_demo.banking import TRANSFER_EDITS, deposit_args, money_totals, transfer_args
-from hitl_demo.ledger import Ledger
 from hitl_demo.offline import banking_plan, files_plan
 from pydantic import ValidationError
+
+from tests.fakes import RecentLedger
 
 TransferArgs = transfer_args(100.0)
 
@@ -53,19 +53,6 @@ async def test_offline_planner_reports_tool_results() -> None:
     turn = await planner.complete(messages, [])
     assert turn.tool_calls == []
     assert turn.message["content"] == "[offline planner] The human operator rejected this: no"
-
-
-class RecentLedger(Ledger):
-    """Only what the totals read: money each account moved in the last day."""
-
-    def __init__(self, moved: dict[tuple[str, str], int]) -> None:
-        self.moved = moved
-
-    async def moved_cents(
-        self, account: str, direction: Literal["in", "out"], *, within: timedelta
-    ) -> int:
-        assert within == timedelta(days=1)
-        return self.moved.get((account, direction), 0)
 
 
 async def test_split_transfers_add_up_to_the_run_threshold() -> None:

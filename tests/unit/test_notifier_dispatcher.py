@@ -2,38 +2,19 @@
 
 import random
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from hitl_contracts import NotificationDeadLetter, NotificationKind, NotificationRecorded
-from hitl_notifier.adapters.outcomes import OutcomePublisher
-from hitl_notifier.adapters.store import ApprovalState, NotifierStore
+from hitl_contracts import NotificationKind
+from hitl_notifier.adapters.store import ApprovalState
 from hitl_notifier.channels.errors import DeliveryError
 from hitl_notifier.domain.deliveries import Delivery, Target
 from hitl_notifier.domain.notice import Notice
 from hitl_notifier.service_layer.channels import Channels
 from hitl_notifier.service_layer.dispatcher import Dispatcher, RetryPolicy
 
+from tests.fakes import CollectingOutcomes, FakeDeliveryStore
 from tests.support.notifier import request
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
-
-
-class FakeStore(NotifierStore):
-    def __init__(self, state: ApprovalState) -> None:
-        self.known = state
-        self.finished: list[dict[str, Any]] = []
-        self.attempts: list[int] = []
-        self.leases: list[datetime] = []
-
-    async def state(self, correlation_id: str) -> ApprovalState | None:
-        return self.known
-
-    async def attempted(self, key: str, *, attempts: int, **fields: Any) -> None:
-        self.attempts.append(attempts)
-        self.leases.append(fields["lease_until"])
-
-    async def finish(self, key: str, **fields: Any) -> None:
-        self.finished.append(fields)
 
 
 class ScriptedChannels(Channels):
@@ -49,23 +30,11 @@ class ScriptedChannels(Channels):
         return outcome
 
 
-class CollectingOutcomes(OutcomePublisher):
-    def __init__(self) -> None:
-        self.recorded_events: list[NotificationRecorded] = []
-        self.dead: list[NotificationDeadLetter] = []
-
-    async def recorded(self, event: NotificationRecorded) -> None:
-        self.recorded_events.append(event)
-
-    async def dead_letter(self, event: NotificationDeadLetter) -> None:
-        self.dead.append(event)
-
-
 def build(
     *outcomes: Exception | str, max_seconds: float = 0.002
-) -> tuple[Dispatcher, FakeStore, ScriptedChannels, CollectingOutcomes]:
+) -> tuple[Dispatcher, FakeDeliveryStore, ScriptedChannels, CollectingOutcomes]:
     req = request()
-    store = FakeStore(ApprovalState(req.correlation_id, req, None))
+    store = FakeDeliveryStore(ApprovalState(req.correlation_id, req, None))
     channels = ScriptedChannels(*outcomes)
     published = CollectingOutcomes()
     dispatcher = Dispatcher(
@@ -82,7 +51,7 @@ def build(
     return dispatcher, store, channels, published
 
 
-def delivery(dispatcher: Dispatcher, store: FakeStore) -> Delivery:
+def delivery(dispatcher: Dispatcher, store: FakeDeliveryStore) -> Delivery:
     assert store.known.request is not None
     return Delivery(
         store.known.correlation_id,
