@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from hitl_agent.entrypoints import api, errors, events
 from hitl_agent.settings import DEV_AGENT_TOKEN, AgentSettings
+from hitl_agent.views import RunViews
 from hitl_contracts import TaskSubmitted
 from hitl_shared.http_limits import BodyLimit, install_unavailable_handlers
 
@@ -38,6 +39,7 @@ def app_for(h: Harness, *, submit_task: Any = None) -> FastAPI:
     app.state.settings = AgentSettings(hitl_env="test")
     app.state.directory = app.state.settings.directory()
     app.state.runner = h.runner
+    app.state.views = RunViews(h.runner.store)
     published: list[TaskSubmitted] = []
 
     async def record(task: TaskSubmitted) -> None:

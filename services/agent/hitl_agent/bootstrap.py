@@ -42,6 +42,7 @@ from hitl_agent.service_layer.oversight import Oversight
 from hitl_agent.service_layer.runner import Runner
 from hitl_agent.service_layer.steps import Steps
 from hitl_agent.settings import AgentSettings
+from hitl_agent.views import RunViews
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +238,7 @@ def build_app(
     )
     app.state.settings = settings
     app.state.runner = runner
+    app.state.views = RunViews(store)
     app.state.workers = workers
     app.state.on_unhosted = metrics.unhosted
     app.state.submit_task = submit_task

@@ -28,6 +28,7 @@ from hitl_agent.domain.run import Limits, Run, RunStatus, Style, Usage
 from hitl_agent.service_layer.agents import UnknownAgent
 from hitl_agent.service_layer.requests import summary
 from hitl_agent.service_layer.runner import InvalidTask, NotCancellable, Runner, UnknownRun
+from hitl_agent.views import RunViews
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["runs"])
@@ -133,6 +134,14 @@ def get_runner(request: Request) -> Runner:
 RunnerDep = Annotated[Runner, Depends(get_runner)]
 
 
+def get_views(request: Request) -> RunViews:
+    views: RunViews = request.app.state.views
+    return views
+
+
+ViewsDep = Annotated[RunViews, Depends(get_views)]
+
+
 # Roles that read every run (admin holds every role).
 READ_ALL = (Role.READ, Role.OPERATE, Role.REVIEWER)
 
@@ -149,8 +158,8 @@ def may_cancel(principal: Principal, run: Run) -> bool:
     return principal.can(Role.OPERATE) or (owns(principal, run) and principal.can(Role.SUBMIT))
 
 
-async def visible_run(run_id: str, runner: RunnerDep, principal: CurrentPrincipal) -> Run:
-    run = await bounded(runner.get(run_id))
+async def visible_run(run_id: str, views: ViewsDep, principal: CurrentPrincipal) -> Run:
+    run = await bounded(views.run(run_id))
     if run is None or not may_read(principal, run):
         raise HTTPException(404, f"no run with id {run_id!r}")
     return run

@@ -17,7 +17,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from hitl_contracts import RunEvent, RunEventType
 
 from hitl_agent.domain.run import RunStatus
-from hitl_agent.entrypoints.api import NOT_FOUND, RunDep, RunnerDep
+from hitl_agent.entrypoints.api import NOT_FOUND, RunDep, ViewsDep
 
 router = APIRouter(tags=["runs"])
 
@@ -62,7 +62,7 @@ def _start_after(after: int | None, last_event_id: str | None) -> int:
 )
 async def run_events(
     run: RunDep,
-    runner: RunnerDep,
+    views: ViewsDep,
     request: Request,
     last_event_id: Annotated[str | None, Header()] = None,
     after: Annotated[int | None, Query(ge=0, description="Same as Last-Event-ID.")] = None,
@@ -76,7 +76,7 @@ async def run_events(
         # Checkpoints are read one by one by id (cheap on FerretDB); each page's status
         # is the run's as of its events, so a pause or an end is acted on only once
         # its event has been sent.
-        page = await runner.store.event_page(run.run_id, seq)
+        page = await views.event_page(run.run_id, seq)
         if page is not None:
             seq, status = seq + 1, page.status
             for event in page.events:

@@ -21,7 +21,7 @@ from hitl_agent.adapters.live import LiveEvent, RunFeed
 from hitl_agent.adapters.run_rows import RunRow, RunRows
 from hitl_agent.domain.cost import PriceTable, loop_prevented
 from hitl_agent.domain.run import RunStatus, Usage
-from hitl_agent.entrypoints.api import READ_ALL, RunnerDep, bounded
+from hitl_agent.entrypoints.api import READ_ALL, ViewsDep, bounded
 from hitl_agent.entrypoints.oversight import Actor
 
 router = APIRouter(tags=["oversight"])
@@ -96,7 +96,7 @@ def item_of(row: RunRow, table: PriceTable) -> RunListItem:
 async def list_runs(
     request: Request,
     actor: Actor,
-    runner: RunnerDep,
+    views: ViewsDep,
     table: Prices,
     agent: Annotated[str | None, Query(max_length=200)] = None,
     status: Annotated[list[RunStatus] | None, Query()] = None,
@@ -108,7 +108,7 @@ async def list_runs(
     rows = await bounded(rows_store.recent(agent=agent, since=since, limit=limit * 2))
     rows = [r for r in rows if visible(actor, r.submitted_by)]
     stale = [r for r in rows if not r.status.terminal][:REFRESH_AT_MOST]
-    latest = await asyncio.gather(*(runner.store.latest(r.run_id) for r in stale))
+    latest = await views.runs_now([r.run_id for r in stale])
     for row, run in zip(stale, latest, strict=True):
         if run is not None:
             row.status, row.steps, row.usage = run.status, run.steps, run.usage
