@@ -16,7 +16,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from hitl_agent.adapters.run_rows import RunRow
 from hitl_agent.adapters.runs import Checkpoint, EventPage, checkpoint_id
+from hitl_agent.domain.oversight import AuditEntry, Halt, Interrupt, InterruptState
 from hitl_agent.domain.run import Run, RunStatus
 from hitl_approval.adapters.metrics import ApprovalMetrics
 from hitl_approval.domain.history import Note
@@ -317,6 +319,95 @@ class FakeApprovals:
     async def cancel(self, correlation_id: str, comment: str) -> str:
         self.cancelled.append((correlation_id, comment))
         return "cancelled"
+
+
+class MemoryOversightStore:
+    """The agent's `OversightStore`: one interrupt flag in force per run, one halt per agent."""
+
+    def __init__(self) -> None:
+        self.flags: dict[str, Interrupt] = {}
+        self.halted: dict[str, Halt] = {}
+        self.parked: dict[str, str] = {}
+        self.entries: list[AuditEntry] = []
+
+    async def interrupt(self, run_id: str) -> Interrupt | None:
+        return self.flags.get(run_id)
+
+    async def request_interrupt(self, flag: Interrupt) -> tuple[Interrupt, bool]:
+        current = self.flags.get(flag.run_id)
+        if current is not None and current.state is InterruptState.REQUESTED:
+            return current, False
+        self.flags[flag.run_id] = flag
+        return flag, True
+
+    async def settle_interrupt(
+        self, run_id: str, interrupt_id: str, state: InterruptState, **fields: Any
+    ) -> None:
+        current = self.flags.get(run_id)
+        if current is not None and current.id == interrupt_id:
+            self.flags[run_id] = current.model_copy(update={"state": state, **fields})
+
+    async def halt(self, agent: str) -> Halt | None:
+        return self.halted.get(agent)
+
+    async def set_halt(self, halt: Halt) -> tuple[Halt, bool]:
+        if halt.agent in self.halted:
+            return self.halted[halt.agent], False
+        self.halted[halt.agent] = halt
+        return halt, True
+
+    async def lift_halt(self, agent: str) -> bool:
+        return self.halted.pop(agent, None) is not None
+
+    async def all_halts(self) -> list[Halt]:
+        return list(self.halted.values())
+
+    async def index_halted(self, run_id: str, agent: str) -> None:
+        self.parked[run_id] = agent
+
+    async def halted_of(self, agent: str, limit: int = 10_000) -> list[str]:
+        return [r for r, a in self.parked.items() if a == agent]
+
+    async def unindex_halted(self, run_id: str) -> None:
+        self.parked.pop(run_id, None)
+
+    async def audit(self, entry: AuditEntry) -> None:
+        self.entries.append(entry)
+
+    async def audit_of(self, agent: str, limit: int = 50) -> list[AuditEntry]:
+        mine = [e for e in self.entries if e.agent == agent]
+        return sorted(mine, key=lambda e: e.at, reverse=True)[:limit]
+
+
+class FakeRunRows:
+    """The `runs` projection as lists read it, from a `MemoryStore`'s latest checkpoints."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+
+    async def recent(
+        self, *, agent: str | None = None, since: datetime | None = None, limit: int = 200
+    ) -> list[RunRow]:
+        runs = [
+            run
+            for run_id in {doc["run_id"] for doc in self.store.docs.values()}
+            if (run := await self.store.latest(run_id)) is not None
+        ]
+        rows = [
+            RunRow(
+                {
+                    "_id": run.run_id,
+                    "agent": run.agent,
+                    "status": run.status.value,
+                    "created_at": run.created_at,
+                    "updated_at": run.updated_at,
+                    "state": run.model_dump(mode="python"),
+                }
+            )
+            for run in runs
+            if (not agent or run.agent == agent) and (since is None or run.updated_at >= since)
+        ]
+        return sorted(rows, key=lambda row: row.updated_at, reverse=True)[:limit]
 
 
 # The notifier's ports (hitl_notifier/service_layer/ports.py).

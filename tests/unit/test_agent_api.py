@@ -16,6 +16,7 @@ from hitl_agent.views import RunViews
 from hitl_contracts import TaskSubmitted
 from hitl_shared.http_limits import BodyLimit, install_unavailable_handlers
 
+from tests.fakes import FakeRunRows, MemoryOversightStore
 from tests.support.agent_harness import Harness, harness, say
 
 AUTH = {"Authorization": f"Bearer {DEV_AGENT_TOKEN}"}
@@ -39,7 +40,7 @@ def app_for(h: Harness, *, submit_task: Any = None) -> FastAPI:
     app.state.settings = AgentSettings(hitl_env="test")
     app.state.directory = app.state.settings.directory()
     app.state.runner = h.runner
-    app.state.views = RunViews(h.runner.store)
+    app.state.views = RunViews(h.runner.store, FakeRunRows(h.store), MemoryOversightStore())
     published: list[TaskSubmitted] = []
 
     async def record(task: TaskSubmitted) -> None:

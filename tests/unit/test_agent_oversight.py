@@ -4,12 +4,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from hitl_agent.adapters.oversight import OversightStore
 from hitl_agent.domain.cost import PriceTable, loop_prevented
 from hitl_agent.domain.oversight import (
     INTERVENTION_TOOL,
-    AuditEntry,
-    Halt,
     Interrupt,
     InterruptState,
 )
@@ -18,59 +15,8 @@ from hitl_agent.service_layer.oversight import Oversight, RunEnded
 from hitl_agent.tools import intervention
 from hitl_contracts import Decision, TaskSubmitted
 
+from tests.fakes import MemoryOversightStore
 from tests.support.agent_harness import Harness, call, decided, harness, say, tool_calls
-
-
-class MemoryOversightStore(OversightStore):
-    def __init__(self) -> None:
-        self.flags: dict[str, Interrupt] = {}
-        self.halted: dict[str, Halt] = {}
-        self.parked: dict[str, str] = {}
-        self.entries: list[AuditEntry] = []
-
-    async def interrupt(self, run_id: str) -> Interrupt | None:
-        return self.flags.get(run_id)
-
-    async def request_interrupt(self, flag: Interrupt) -> tuple[Interrupt, bool]:
-        current = self.flags.get(flag.run_id)
-        if current is not None and current.state is InterruptState.REQUESTED:
-            return current, False
-        self.flags[flag.run_id] = flag
-        return flag, True
-
-    async def settle_interrupt(
-        self, run_id: str, interrupt_id: str, state: InterruptState, **fields: Any
-    ) -> None:
-        current = self.flags.get(run_id)
-        if current is not None and current.id == interrupt_id:
-            self.flags[run_id] = current.model_copy(update={"state": state, **fields})
-
-    async def halt(self, agent: str) -> Halt | None:
-        return self.halted.get(agent)
-
-    async def set_halt(self, halt: Halt) -> tuple[Halt, bool]:
-        if halt.agent in self.halted:
-            return self.halted[halt.agent], False
-        self.halted[halt.agent] = halt
-        return halt, True
-
-    async def lift_halt(self, agent: str) -> bool:
-        return self.halted.pop(agent, None) is not None
-
-    async def all_halts(self) -> list[Halt]:
-        return list(self.halted.values())
-
-    async def index_halted(self, run_id: str, agent: str) -> None:
-        self.parked[run_id] = agent
-
-    async def halted_of(self, agent: str, limit: int = 10_000) -> list[str]:
-        return [r for r, a in self.parked.items() if a == agent]
-
-    async def unindex_halted(self, run_id: str) -> None:
-        self.parked.pop(run_id, None)
-
-    async def audit(self, entry: AuditEntry) -> None:
-        self.entries.append(entry)
 
 
 def supervised(replies: list[Any]) -> tuple[Harness, Oversight, MemoryOversightStore]:

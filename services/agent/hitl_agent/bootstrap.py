@@ -238,7 +238,7 @@ def build_app(
     )
     app.state.settings = settings
     app.state.runner = runner
-    app.state.views = RunViews(store)
+    app.state.views = RunViews(store, run_rows, supervision.store)
     app.state.workers = workers
     app.state.on_unhosted = metrics.unhosted
     app.state.submit_task = submit_task

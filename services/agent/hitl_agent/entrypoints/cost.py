@@ -10,16 +10,17 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from prometheus_client import CollectorRegistry, Gauge
 from pydantic import BaseModel, Field
 
 from hitl_agent.adapters.run_rows import RunRows
 from hitl_agent.domain.cost import PriceTable, loop_prevented
 from hitl_agent.domain.run import Usage
-from hitl_agent.entrypoints.api import bounded
+from hitl_agent.entrypoints.api import ViewsDep, bounded
 from hitl_agent.entrypoints.live import Prices, visible
 from hitl_agent.entrypoints.oversight import Actor, ActorRun
+from hitl_agent.views import RowReads
 
 router = APIRouter(tags=["oversight"])
 
@@ -61,7 +62,7 @@ async def run_cost(run: ActorRun, table: Prices) -> RunCost:
 
 
 async def per_agent(
-    rows_store: RunRows,
+    rows_store: RowReads,
     table: PriceTable,
     *,
     agent: str | None = None,
@@ -89,16 +90,15 @@ async def per_agent(
 
 @router.get("/v1/costs", response_model=list[AgentCost])
 async def costs(
-    request: Request,
+    views: ViewsDep,
     actor: Actor,
     table: Prices,
     agent: Annotated[str | None, Query(max_length=200)] = None,
     since: Annotated[datetime | None, Query(description="Runs updated at or after.")] = None,
 ) -> list[AgentCost]:
     """Tokens, money and loops prevented per agent (a submitter: over their own runs)."""
-    rows_store: RunRows = request.app.state.run_rows
     return await bounded(
-        per_agent(rows_store, table, agent=agent, since=since, keep=lambda who: visible(actor, who))
+        per_agent(views, table, agent=agent, since=since, keep=lambda who: visible(actor, who))
     )
 
 

@@ -18,7 +18,7 @@ from hitl_shared.directory import Principal
 from pydantic import BaseModel, Field
 
 from hitl_agent.adapters.live import LiveEvent, RunFeed
-from hitl_agent.adapters.run_rows import RunRow, RunRows
+from hitl_agent.adapters.run_rows import RunRow
 from hitl_agent.domain.cost import PriceTable, loop_prevented
 from hitl_agent.domain.run import RunStatus, Usage
 from hitl_agent.entrypoints.api import READ_ALL, ViewsDep, bounded
@@ -104,8 +104,7 @@ async def list_runs(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> RunList:
     """Recent runs, newest first: running, paused and recently ended, with their cost."""
-    rows_store: RunRows = request.app.state.run_rows
-    rows = await bounded(rows_store.recent(agent=agent, since=since, limit=limit * 2))
+    rows = await bounded(views.recent(agent=agent, since=since, limit=limit * 2))
     rows = [r for r in rows if visible(actor, r.submitted_by)]
     stale = [r for r in rows if not r.status.terminal][:REFRESH_AT_MOST]
     latest = await views.runs_now([r.run_id for r in stale])
@@ -115,7 +114,7 @@ async def list_runs(
             row.pending, row.error, row.updated_at = run.pending, run.error, run.updated_at
     wanted = set(status or [])
     items = [item_of(r, table) for r in rows if not wanted or r.status in wanted][:limit]
-    halts = await bounded(request.app.state.oversight.store.all_halts())
+    halts = await bounded(views.halts())
     return RunList(items=items, halted_agents=sorted(h.agent for h in halts))
 
 

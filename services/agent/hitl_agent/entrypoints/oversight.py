@@ -21,6 +21,7 @@ from hitl_agent.entrypoints.api import (
     NOT_FOUND,
     RunnerDep,
     RunPublic,
+    ViewsDep,
     bounded,
     may_cancel,
     may_read,
@@ -65,8 +66,8 @@ def get_oversight(request: Request) -> Oversight:
 OversightDep = Annotated[Oversight, Depends(get_oversight)]
 
 
-async def run_for(run_id: str, runner: RunnerDep, actor: Actor) -> Run:
-    run = await bounded(runner.get(run_id))
+async def run_for(run_id: str, views: ViewsDep, actor: Actor) -> Run:
+    run = await bounded(views.run(run_id))
     if run is None or not may_read(actor, run):
         raise HTTPException(404, f"no run with id {run_id!r}")
     return run
@@ -250,21 +251,21 @@ async def resume_agent(
 
 
 @router.get("/v1/agents/{name}/halt", response_model=HaltPublic)
-async def halt_state(name: AgentName, actor: Actor, oversight: OversightDep) -> HaltPublic:
+async def halt_state(name: AgentName, actor: Actor, views: ViewsDep) -> HaltPublic:
     """Whether the agent is halted, by whom and why."""
-    return HaltPublic.of(name, await bounded(oversight.store.halt(name)))
+    return HaltPublic.of(name, await bounded(views.halt(name)))
 
 
 @router.get("/v1/halts", response_model=list[HaltPublic])
-async def halts(actor: Actor, oversight: OversightDep) -> list[HaltPublic]:
+async def halts(actor: Actor, views: ViewsDep) -> list[HaltPublic]:
     """Every agent halted right now."""
-    return [HaltPublic.of(h.agent, h) for h in await bounded(oversight.store.all_halts())]
+    return [HaltPublic.of(h.agent, h) for h in await bounded(views.halts())]
 
 
 @router.get("/v1/agents/{name}/audit", response_model=list[dict[str, Any]])
-async def audit(name: AgentName, actor: Actor, oversight: OversightDep) -> list[dict[str, Any]]:
+async def audit(name: AgentName, actor: Actor, views: ViewsDep) -> list[dict[str, Any]]:
     """Halts, resumes and interrupts of the agent's runs, newest first (operators)."""
     if not (actor.can(Role.OPERATE) or actor.can(Role.READ)):
         raise HTTPException(403, f"{actor.name!r} may not read the audit: read or operate role")
-    entries: list[AuditEntry] = await bounded(oversight.store.audit_of(name))
+    entries: list[AuditEntry] = await bounded(views.audit_of(name))
     return [e.model_dump(mode="json") for e in entries]
