@@ -203,7 +203,11 @@ stage_contexts() {
   cp -R deploy/docker/kafka deploy/docker/ferretdb deploy/docker/smtp-sink "$ctx.tmp/"
   mkdir -p "$ctx.tmp/kafka/libs"
   cp -l "$HITL_CACHE_DIR/kafka-$HITL_KAFKA_VERSION"/lib/*.jar "$ctx.tmp/kafka/libs/"
-  cp -l "$HITL_CACHE_DIR/ferretdb-$HITL_FERRETDB_VERSION/ferretdb" "$ctx.tmp/ferretdb/"
+  # The binary infra.sh built, with our `_id` index patches (its cache dir names the
+  # patch level: read it from the script that builds it, so the two never disagree).
+  local patch
+  patch=$(sed -n 's/^FERRETDB_PATCH_LEVEL="\(.*\)"$/\1/p' "$HITL_ROOT/deploy/local/lib/ferretdb.sh")
+  cp -l "$HITL_CACHE_DIR/ferretdb-$HITL_FERRETDB_VERSION-$patch/ferretdb" "$ctx.tmp/ferretdb/"
   rm -rf "$ctx"
   mv "$ctx.tmp" "$ctx"
 }

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from bench.load import Decided, decide
-from bench.scenarios.common import reviewer, store_size
+from bench.scenarios.common import reviewer, store_size, stored_approvals
 from bench.scenarios.ingest import publish_all, wait_stored
 from bench.stats import summarize
 from tests.support.infra import Infra
@@ -21,8 +21,10 @@ from tests.support.stack import Stack
 async def run(
     infra: Infra, stack: Stack, *, count: int, concurrency: int, timeout: float
 ) -> dict[str, Any]:
+    # Pending approvals that earlier scenarios left (`started`, `ingest`) count too.
+    before = await stored_approvals(infra.mongodb_url, stack.database)
     ids, _ = await publish_all(infra, stack.prefix + "approval.requested", count)
-    await wait_stored(infra, stack, count, timeout=timeout, since=time.perf_counter())
+    await wait_stored(infra, stack, before + count, timeout=timeout, since=time.perf_counter())
     queue: asyncio.Queue[str] = asyncio.Queue()
     for cid in ids:
         queue.put_nowait(cid)

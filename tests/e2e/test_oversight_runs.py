@@ -66,7 +66,7 @@ STEPS = 8
 # Browser assertions wait this long for the live page (a loaded machine is slow).
 EXPECT_MS = 90_000
 # The halt's runs: long enough to be running when the agent is halted.
-LONG = 20
+LONG = 35
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 """bench/history.py copies a finished run's documents as raw BSON with fresh ids."""
 
 import uuid
-from typing import cast
 
 import bson
 from bson import ObjectId
@@ -15,14 +14,15 @@ def _keys(template: list[bytes]) -> set[bytes]:
 
 def test_a_copy_is_the_same_document_with_fresh_ids_everywhere() -> None:
     run, approval = str(uuid.uuid4()), str(uuid.uuid4())
+    object_id = ObjectId()
     original = {
-        "_id": ObjectId(),
+        "_id": object_id,
         "run_id": run,
         "detail": {"call": "call_0123456789abcdef", "refs": [run, approval, 2.5]},
         "note": f"approval {approval} for run {run}",
         "amount": 500.0,
     }
-    template = _cut(bson.encode(original), cast(ObjectId, original["_id"]))
+    template = _cut(bson.encode(original), object_id)
     keys = _keys(template)
     assert keys == {run.encode(), approval.encode(), b"0123456789abcdef"}
 
