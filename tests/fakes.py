@@ -27,7 +27,7 @@ from hitl_approval.service_layer.outbox import Outbox, OutboxEvent
 from hitl_approval.service_layer.ports import OutboxItem, StoredResponse
 from hitl_approval.service_layer.services import ApprovalService
 from hitl_contracts import NotificationDeadLetter, NotificationRecorded, RunEvent
-from hitl_notifier.adapters.store import ApprovalState
+from hitl_notifier.domain.deliveries import ApprovalState
 
 
 class FakeApprovalStore:

@@ -4,9 +4,8 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from hitl_contracts import NotificationKind
-from hitl_notifier.adapters.store import ApprovalState
 from hitl_notifier.channels.errors import DeliveryError
-from hitl_notifier.domain.deliveries import Delivery, Target
+from hitl_notifier.domain.deliveries import ApprovalState, Delivery, Target
 from hitl_notifier.domain.notice import Notice
 from hitl_notifier.service_layer.channels import Channels
 from hitl_notifier.service_layer.dispatcher import Dispatcher, RetryPolicy

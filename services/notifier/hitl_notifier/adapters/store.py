@@ -16,7 +16,6 @@ may point to nothing left to do (it is dropped then), never the other way round.
 """
 
 import contextlib
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +25,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from hitl_notifier.domain.deliveries import Delivery, Target
+from hitl_notifier.domain.deliveries import ApprovalState, Delivery, DeliveryRecord, Target
 
 APPROVALS = "notifier_approvals"
 DELIVERIES = "notifier_deliveries"
@@ -38,23 +37,6 @@ ASKING = (
     NotificationKind.REMINDER.value,
     NotificationKind.ESCALATION.value,
 )
-
-
-@dataclass(frozen=True)
-class ApprovalState:
-    correlation_id: str
-    request: ApprovalRequested | None
-    decision: ApprovalDecided | None
-    escalated: bool = False
-
-
-@dataclass(frozen=True)
-class DeliveryRecord:
-    delivery: Delivery
-    status: str
-    attempts: int
-    message_ref: str
-    lease_until: datetime
 
 
 def _state(doc: Document) -> ApprovalState:

@@ -5,9 +5,10 @@ the store inserts a key once, so a recipient never hears the same thing twice.
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
-from hitl_contracts import NotificationKind
+from hitl_contracts import ApprovalDecided, ApprovalRequested, NotificationKind
 
 ChannelName = Literal["slack", "email", "webhook"]
 CHANNELS: tuple[ChannelName, ...] = ("slack", "email", "webhook")
@@ -34,3 +35,24 @@ class Delivery:
         if self.updates:
             parts.append(self.updates)
         return "|".join(parts)
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    """A claimed delivery as stored: how far it got, and whose lease it is under."""
+
+    delivery: Delivery
+    status: str
+    attempts: int
+    message_ref: str
+    lease_until: datetime
+
+
+@dataclass(frozen=True)
+class ApprovalState:
+    """What the notifier knows of one approval (either half may arrive first)."""
+
+    correlation_id: str
+    request: ApprovalRequested | None
+    decision: ApprovalDecided | None
+    escalated: bool = False

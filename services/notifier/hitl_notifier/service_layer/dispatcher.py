@@ -20,9 +20,8 @@ from hitl_contracts import (
     NotificationStatus,
 )
 
-from hitl_notifier.adapters.store import ApprovalState
 from hitl_notifier.channels.errors import DeliveryError
-from hitl_notifier.domain.deliveries import Delivery
+from hitl_notifier.domain.deliveries import ApprovalState, Delivery
 from hitl_notifier.domain.notice import Notice
 from hitl_notifier.domain.schedule import backoff
 from hitl_notifier.service_layer.channels import Channels

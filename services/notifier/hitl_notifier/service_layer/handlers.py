@@ -12,8 +12,7 @@ from datetime import datetime
 
 from hitl_contracts import ApprovalDecided, ApprovalRequested, NotificationKind
 
-from hitl_notifier.adapters.store import ApprovalState
-from hitl_notifier.domain.deliveries import Delivery, Target
+from hitl_notifier.domain.deliveries import ApprovalState, Delivery, Target
 from hitl_notifier.domain.routing import Router
 from hitl_notifier.domain.schedule import remind_at
 from hitl_notifier.service_layer.dispatcher import Clock, Dispatcher

@@ -15,8 +15,7 @@ from hitl_contracts import (
     NotificationRecorded,
 )
 
-from hitl_notifier.adapters.store import ApprovalState, DeliveryRecord
-from hitl_notifier.domain.deliveries import Delivery
+from hitl_notifier.domain.deliveries import ApprovalState, Delivery, DeliveryRecord
 
 
 class DeliveryStore(Protocol):
