@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from hitl_agent.adapters.run_rows import RunRow
-from hitl_agent.adapters.runs import Checkpoint, EventPage, checkpoint_id
+from hitl_agent.domain.checkpoint import Checkpoint, EventPage, checkpoint_id
 from hitl_agent.domain.oversight import AuditEntry, Halt, Interrupt, InterruptState
 from hitl_agent.domain.run import Run, RunStatus
 from hitl_approval.adapters.metrics import ApprovalMetrics

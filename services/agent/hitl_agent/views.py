@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Protocol
 
 from hitl_agent.adapters.run_rows import RunRow
-from hitl_agent.adapters.runs import EventPage
+from hitl_agent.domain.checkpoint import EventPage
 from hitl_agent.domain.oversight import AuditEntry, Halt
 from hitl_agent.domain.run import Run
 

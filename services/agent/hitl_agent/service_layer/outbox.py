@@ -17,8 +17,8 @@ from datetime import timedelta
 from hitl_contracts import ApprovalRequested, RunEvent
 from hitl_contracts.base import utcnow
 
-from hitl_agent.adapters.runs import Checkpoint
 from hitl_agent.domain.changes import CancelOrder
+from hitl_agent.domain.checkpoint import Checkpoint
 from hitl_agent.service_layer.ports import ApprovalClient, RunStore
 
 log = logging.getLogger(__name__)

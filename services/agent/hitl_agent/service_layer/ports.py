@@ -8,7 +8,7 @@ structurally; the unit tests use the in-memory fakes in `tests/fakes.py`.
 from datetime import datetime
 from typing import Any, Protocol
 
-from hitl_agent.adapters.runs import Checkpoint, EventPage
+from hitl_agent.domain.checkpoint import Checkpoint, EventPage
 from hitl_agent.domain.oversight import AuditEntry, Halt, Interrupt, InterruptState
 from hitl_agent.domain.run import Run
 

@@ -17,8 +17,8 @@ from hitl_contracts import ApprovalDecided, RunEventType, TaskSubmitted
 from hitl_contracts.base import utcnow
 from hitl_shared.decision_keys import DecisionKeys
 
-from hitl_agent.adapters.runs import Checkpoint
 from hitl_agent.domain.changes import CancelOrder, Changes
+from hitl_agent.domain.checkpoint import Checkpoint
 from hitl_agent.domain.decision import (
     Execute,
     Verdict,

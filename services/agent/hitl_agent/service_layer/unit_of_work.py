@@ -14,8 +14,8 @@ from typing import Any
 from hitl_contracts import ApprovalRequested, RunEvent, RunEventType
 from hitl_contracts.base import utcnow
 
-from hitl_agent.adapters.runs import Checkpoint
 from hitl_agent.domain.changes import Changes
+from hitl_agent.domain.checkpoint import Checkpoint
 from hitl_agent.domain.run import PendingCall, Run, RunStatus
 from hitl_agent.service_layer.outbox import Outbox
 from hitl_agent.service_layer.ports import RunStore
