@@ -367,21 +367,27 @@ async def test_halt_parks_the_runs_on_two_workers_and_holds_a_new_task_until_res
                     run_id = await submit(agent, f"Check the balance a few times {tag}")
                     tags[run_id] = tag
                     batch.append(run_id)
+
+                # Placed by partition; a worker takes its tasks one at a time, so a run
+                # queued behind a long one starts only when that one ends: wait until
+                # both workers drive one (or the whole batch started), not for every run.
+                async def placed(batch: list[str] = batch) -> dict[str, str] | None:
+                    found = {
+                        run_id: name
+                        for run_id in batch
+                        for name, path in logs.items()
+                        if log_lines(path, run_id, "run started") > 0
+                    }
+                    workers = set(found.values()) | set(running.values())
+                    return found if len(workers) == 2 or len(found) == len(batch) else None
+
+                found = await eventually(placed, timeout=240, what="runs on both workers")
                 for run_id in batch:
-
-                    async def where(run_id: str = run_id) -> str | None:
-                        for name, path in logs.items():
-                            if log_lines(path, run_id, "run started") > 0:
-                                return name
-                        return None
-
-                    worker = await eventually(
-                        where, timeout=240, what=f"a worker to start {run_id}"
-                    )
-                    if worker not in running.values():
+                    worker = found.get(run_id)
+                    if worker is not None and worker not in running.values():
                         running[run_id] = worker
                     else:
-                        # A spare: cancelled at once, so it loads nobody.
+                        # A spare (or not started yet): cancelled, so it loads nobody.
                         cancelled = await agent.post(
                             f"/v1/runs/{run_id}/cancel", json={"reason": "spare"}
                         )
