@@ -21,6 +21,7 @@ from hitl_notifier.adapters.store import NotifierStore
 from hitl_notifier.channels.slack import SlackClient
 from hitl_notifier.channels.smtp import SmtpSender
 from hitl_notifier.channels.webhook import WebhookClient
+from hitl_notifier.domain.deliveries import Delivery
 from hitl_notifier.entrypoints import consumer, http
 from hitl_notifier.metrics import MeteredOutcomes, NotifierMetrics
 from hitl_notifier.service_layer.channels import Channels
@@ -70,6 +71,14 @@ def build_app(settings: NotifierSettings | None = None) -> FastAPI:
         approval_public_url=settings.approval_public_url,
     )
     base = settings.approval_public_url.rstrip("/")
+    # The dispatcher and the service need each other: the service launches deliveries,
+    # and a sent delivery may need the service's follow-up. Built here, bound once.
+    service: NotifierService | None = None
+
+    async def after_sent(delivery: Delivery) -> None:
+        if service is not None:
+            await service.after_sent(delivery)
+
     dispatcher = Dispatcher(
         store,
         channels,
@@ -85,6 +94,7 @@ def build_app(settings: NotifierSettings | None = None) -> FastAPI:
         link_for=lambda cid: settings.notifier_approval_link.format(
             base=base, correlation_id=quote(cid, safe="")
         ),
+        after_sent=after_sent,
     )
     service = NotifierService(
         store,

@@ -52,6 +52,7 @@ class Dispatcher:
         clock: Clock,
         link_for: Callable[[str], str],
         rng: random.Random | None = None,
+        after_sent: AfterSent | None = None,
     ) -> None:
         self.store = store
         self.channels = channels
@@ -60,7 +61,9 @@ class Dispatcher:
         self.clock = clock
         self.link_for = link_for
         self.rng = rng or random.Random()
-        self.after_sent: AfterSent | None = None
+        # Called once a delivery is sent (the handlers' follow-up of a decision that
+        # arrived while it was in flight); passed in by the composition root.
+        self.after_sent = after_sent
         self.tasks: set[asyncio.Task[None]] = set()
 
     def launch(

@@ -41,7 +41,6 @@ class NotifierService:
         self.clock = clock
         self.reminder_fraction = reminder_fraction
         self.email_follow_up = email_follow_up
-        dispatcher.after_sent = self._after_sent
 
     async def on_requested(self, request: ApprovalRequested) -> int:
         """Notify the request's route (the escalation route when escalated)."""
@@ -111,7 +110,7 @@ class NotifierService:
                 started += 1
         return started
 
-    async def _after_sent(self, delivery: Delivery) -> None:
+    async def after_sent(self, delivery: Delivery) -> None:
         # A decision that arrived while this was in flight found nothing to update yet.
         if delivery.kind in _ASKING:
             state = await self.store.state(delivery.correlation_id)
