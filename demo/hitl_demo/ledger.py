@@ -452,6 +452,8 @@ class Ledger:
         """
         account = start.account
         placed: dict[str, int] = {}
+        if not items:
+            return placed, set()
         pending = list(items)
         link, read = start, False
         for _ in range(MAX_CHASE):

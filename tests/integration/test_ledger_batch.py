@@ -10,7 +10,7 @@ no movement twice on a chain, every link backed by its ledger entry.
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -190,6 +190,43 @@ async def test_the_same_movements_delivered_to_two_processes_at_once_apply_once(
     # Both deliveries of one movement agree, except where one refused it before the
     # other applied it (then the refusal recorded nothing).
     assert outcomes.count(True) >= 30
+
+
+class Interrupted(Ledger):
+    """A ledger that lets something happen right before it appends its first batch."""
+
+    meanwhile: Callable[[], Awaitable[object]] | None = None
+
+    async def _insert_chain(self, chain: list[Link]) -> int:
+        if self.meanwhile is not None and len(chain) > 1:
+            meanwhile, self.meanwhile = self.meanwhile, None
+            await meanwhile()
+        return await super()._insert_chain(chain)
+
+
+async def test_a_retry_elsewhere_finishing_a_movement_of_a_batch_in_flight_is_found(
+    infra: Infra, db: Database
+) -> None:
+    await Ledger(db).seed({"checking": 100, "alice": 0})
+    async with process(infra, db) as other:
+        ledger = Interrupted(db)
+        await ledger.balances()
+
+        async def meanwhile() -> None:
+            # The batch k1..k3 has written its ledger entries; before its links go in,
+            # a redelivery of k2 to another process finishes k2 (from its entry), and
+            # a balance read here walks past k2's links (the batch must still see them).
+            await other.post("k2", source="checking", target="alice", cents=100)
+            await ledger.balances()
+
+        ledger.meanwhile = meanwhile
+        posted = await asyncio.gather(
+            *(ledger.post(f"k{i}", source="checking", target="alice", cents=100) for i in range(4))
+        )
+        assert ledger.meanwhile is None, "the batch was interrupted"
+        again = await other.post("k2", source="checking", target="alice", cents=100)
+    assert posted[2] == again, "k2 is the movement the other process applied"
+    assert await chains_are_sound(db) == {"checking": 9600, "alice": 400}
 
 
 async def test_insufficient_funds_in_the_middle_of_a_batch_refuses_only_that_one(
