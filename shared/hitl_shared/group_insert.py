@@ -130,7 +130,13 @@ async def insert_together(
     """Insert `docs` now, as one unordered `insert_many` (for a caller that has a batch).
 
     Per document: True stored, False its `_id` existed, or the error it alone met.
+    A single document goes with whatever single inserts are in flight (`insert`).
     """
+    if len(docs) == 1:
+        try:
+            return [await insert(collection, docs[0])]
+        except Exception as exc:
+            return [exc]
     if not docs:
         return []
     return await _insert_many(collection, docs)
