@@ -229,6 +229,37 @@ async def test_a_retry_elsewhere_finishing_a_movement_of_a_batch_in_flight_is_fo
     assert await chains_are_sound(db) == {"checking": 9600, "alice": 400}
 
 
+async def test_a_batch_whose_caller_is_cancelled_is_finished_by_the_others(
+    infra: Infra, db: Database
+) -> None:
+    await Ledger(db).seed({"checking": 100, "alice": 0})
+    ledger = Interrupted(db)
+    await ledger.balances()
+
+    async def cancel_the_leader() -> None:
+        # Its entries written, its links not yet: the leader's caller goes away.
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        await asyncio.sleep(0)
+
+    ledger.meanwhile = cancel_the_leader
+    tasks = [
+        asyncio.create_task(ledger.post(f"k{i}", source="checking", target="alice", cents=100))
+        for i in range(6)
+    ]
+    outcomes = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
+    cancelled = [i for i, o in enumerate(outcomes) if isinstance(o, asyncio.CancelledError)]
+    assert len(cancelled) == 1, outcomes
+    assert all(isinstance(o, Posted) for i, o in enumerate(outcomes) if i not in cancelled)
+    # The cancelled one's retry finishes it, once.
+    retried = await Ledger(db).post(
+        f"k{cancelled[0]}", source="checking", target="alice", cents=100
+    )
+    assert retried.target_cents > 0
+    assert await chains_are_sound(db) == {"checking": 9400, "alice": 600}
+
+
 async def test_insufficient_funds_in_the_middle_of_a_batch_refuses_only_that_one(
     infra: Infra, db: Database
 ) -> None:
