@@ -351,7 +351,8 @@ class Ledger:
                 if not movement.settled:
                     movement.error = exc
         except BaseException:
-            # The caller is cancelled: the others' callers were not, they run their own.
+            # The caller is cancelled: the others' callers were not. Each applies its own
+            # at its turn anyway (a turn always takes its caller's); queued, they go together.
             queue = self.waiting.setdefault(batch[0].lane, [])
             queue[:0] = [m for m in batch[1:] if not m.settled]
             raise
