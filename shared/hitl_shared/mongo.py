@@ -15,6 +15,7 @@ from pymongo.errors import OperationFailure
 
 from hitl_shared import group_insert
 from hitl_shared.settings import CommonSettings
+from hitl_shared.slow_commands import SlowCommands
 
 Document = dict[str, Any]
 
@@ -31,6 +32,8 @@ _FERRETDB: dict[int, bool] = {}
 def make_client(settings: CommonSettings, **options: Any) -> AsyncMongoClient[Document]:
     """A client; `options` (e.g. `timeoutMS`) add to or override the defaults."""
     defaults: dict[str, Any] = {"serverSelectionTimeoutMS": 5_000, "connectTimeoutMS": 5_000}
+    if settings.mongodb_slow_ms > 0:
+        defaults["event_listeners"] = [SlowCommands(settings.mongodb_slow_ms)]
     return AsyncMongoClient(settings.mongodb_url, tz_aware=True, **{**defaults, **options})
 
 
