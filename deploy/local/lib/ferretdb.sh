@@ -5,7 +5,7 @@
 
 FERRETDB_MODULE="github.com/FerretDB/FerretDB"
 # The cache key names our patch level too, so a changed patch rebuilds (see below).
-FERRETDB_PATCH_LEVEL="idpath2-gc1"
+FERRETDB_PATCH_LEVEL="idpath2-gc2"
 FERRETDB_HOME_DIR="$HITL_CACHE_DIR/ferretdb-$HITL_FERRETDB_VERSION-$FERRETDB_PATCH_LEVEL"
 FERRETDB_BIN="$FERRETDB_HOME_DIR/ferretdb"
 FERRETDB_STATE="$HITL_STATE_DIR/ferretdb"
@@ -155,6 +155,31 @@ ferretdb_patch_sqlite_group_commit() {
     { print }
   ' "$file" >"$file.new" && mv "$file.new" "$file"
   cp "$HITL_DEPLOY_DIR/lib/ferretdb_group_commit.go" "$dir/group_commit.go"
+  # Deletes (by `_id`: outbox markers, leases) join the group too: DeleteAll ran its
+  # DELETE in autocommit mode, one commit each.
+  local coll="$1/internal/backends/sqlite/collection.go"
+  [[ $(grep -c '^	res, err := db.ExecContext(ctx, q, args...)$' "$coll") == 1 ]] \
+    && grep -q '^	ra, err := res.RowsAffected()$' "$coll" \
+    || die "FerretDB $HITL_FERRETDB_VERSION: DeleteAll is not as expected in $coll (re-check the patch)"
+  awk '
+    skip > 0 { skip--; next }
+    $0 == "\tres, err := db.ExecContext(ctx, q, args...)" {
+      print "\tvar ra int64"
+      print "\terr := db.InTransaction(ctx, func(tx *fsql.Tx) error {"
+      print "\t\tres, err := tx.ExecContext(ctx, q, args...)"
+      print "\t\tif err == nil {"
+      print "\t\t\tra, err = res.RowsAffected()"
+      print "\t\t}"
+      print ""
+      print "\t\treturn err"
+      print "\t})"
+      next
+    }
+    $0 == "\tra, err := res.RowsAffected()" { skip = 4; next }
+    { print }
+  ' "$coll" >"$coll.new" && mv "$coll.new" "$coll"
+  grep -q '^	err := db.InTransaction(ctx, func(tx \*fsql.Tx) error {$' "$coll" \
+    || die "patching FerretDB's SQLite DeleteAll failed"
   grep -q 'func (db \*DB) inTransactionAlone(' "$file" && grep -q 'db.writeMu.Lock()' "$file" \
     || die "patching FerretDB's SQLite write path failed"
 }
