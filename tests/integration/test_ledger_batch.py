@@ -114,6 +114,40 @@ async def test_an_ordered_insert_stops_at_the_first_duplicate_and_keeps_the_ones
     assert stored == ["x:1", "x:2", "x:3"]
 
 
+async def test_racing_ordered_inserts_each_store_exactly_the_prefix_they_report(
+    infra: Infra, db: Database
+) -> None:
+    # Four writers (clients of their own) over overlapping versions at once, as
+    # processes racing on one chain: the server's group commit must not change it.
+    async with contextlib.AsyncExitStack() as stack:
+        ledgers = [await stack.enter_async_context(process(infra, db)) for _ in range(4)]
+        for round_ in range(10):
+            attempted = [
+                [f"r{round_}:{v:03d}" for v in range((w * 3) % 7, (w * 3) % 7 + 15)]
+                for w in range(4)
+            ]
+
+            async def write(w: int, ids: list[str]) -> int:
+                try:
+                    await (
+                        ledgers[w]
+                        .db[BALANCES]
+                        .insert_many([{"_id": i, "w": w} for i in ids], ordered=True)
+                    )
+                except BulkWriteError as exc:
+                    return int(exc.details["nInserted"])
+                return len(ids)
+
+            counts = await asyncio.gather(*(write(w, ids) for w, ids in enumerate(attempted)))
+            owner = {
+                doc["_id"]: doc["w"]
+                async for doc in db[BALANCES].find({"_id": {"$regex": f"^r{round_}:"}})
+            }
+            for w, (ids, stored) in enumerate(zip(attempted, counts, strict=True)):
+                assert all(owner[i] == w for i in ids[:stored]), (round_, w)
+                assert all(owner.get(i) != w for i in ids[stored:]), (round_, w)
+
+
 async def test_concurrent_transfers_in_one_process_share_round_trips_and_never_overdraw(
     infra: Infra, db: Database
 ) -> None:
