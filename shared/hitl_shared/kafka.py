@@ -375,7 +375,12 @@ def subscribe_batch(
                 await rejected(record, body, f"invalid {model.__name__}: {exc}")
         if not events:
             return
-        if not await handle_all([event for event, _ in events]):
+        # One span for the batch, in the trace of its first record (its store calls
+        # show there); each record still gets its own span in `after_each`.
+        with telemetry.consuming(topic, _record_headers(events[0][1])) as span:
+            span.set_attribute("messaging.batch.message_count", len(events))
+            handled = await handle_all([event for event, _ in events])
+        if not handled:
             for event, record in events:
                 await handle_one(event, record)
         if after_each is not None:

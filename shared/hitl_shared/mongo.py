@@ -13,7 +13,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
 
-from hitl_shared import group_insert
+from hitl_shared import group_insert, telemetry
 from hitl_shared.settings import CommonSettings
 
 Document = dict[str, Any]
@@ -31,7 +31,11 @@ _FERRETDB: dict[int, bool] = {}
 def make_client(settings: CommonSettings, **options: Any) -> AsyncMongoClient[Document]:
     """A client; `options` (e.g. `timeoutMS`) add to or override the defaults."""
     defaults: dict[str, Any] = {"serverSelectionTimeoutMS": 5_000, "connectTimeoutMS": 5_000}
-    return AsyncMongoClient(settings.mongodb_url, tz_aware=True, **{**defaults, **options})
+    merged = {**defaults, **options}
+    if telemetry.recording():
+        # Store round trips as spans in the trace of whatever made them.
+        merged["event_listeners"] = [*merged.get("event_listeners", ()), telemetry.StoreSpans()]
+    return AsyncMongoClient(settings.mongodb_url, tz_aware=True, **merged)
 
 
 def database(
