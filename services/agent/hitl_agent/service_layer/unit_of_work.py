@@ -7,6 +7,7 @@ other learns it lost (False) and re-reads. Then the outbox is delivered (at leas
 once: the relay repeats what a crash left).
 """
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -78,11 +79,21 @@ class RunUnitOfWork:
         if checkpoint.run.status is RunStatus.AWAITING_APPROVAL:
             # Its decision most likely comes back here: start from this, not the store.
             self.remember(checkpoint.run)
-        if unlist:
-            await self.store.set_active(run.run_id, None)
         for event in events:
             log.info("run %s: %s", event.type.value, event.detail, extra={"run_id": run.run_id})
+        # Stored, so it may be told: the outbox first (an approval request is what a
+        # reviewer waits for), then the bookkeeping nobody waits on. Should the process
+        # die in between, the relay re-projects the undelivered checkpoint and the
+        # rescue sweep drops a run that is no longer in progress from its list.
         await self.outbox.deliver(checkpoint)
+        bookkeeping = []
+        if checkpoint.run.status is not RunStatus.RUNNING:
+            # Only where a run stops (paused, ended) is it read again later; `latest`
+            # probes forward past the few running steps since.
+            bookkeeping.append(self.store.project(checkpoint.run))
+        if unlist:
+            bookkeeping.append(self.store.set_active(run.run_id, None))
+        await asyncio.gather(*bookkeeping)
         return True
 
 
