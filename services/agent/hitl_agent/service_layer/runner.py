@@ -204,9 +204,10 @@ class Runner:
                 # listing lands leaves the run as unlisted as a crash just before the
                 # checkpoint would have; the caller's retry (same key) starts it.
                 await asyncio.gather(
+                    # First, so the task is on the wire before the writes are.
+                    *([announce()] if announce is not None and run.seq == 0 else []),
                     self.store.project(run),
                     self.store.set_active(run.run_id, run.updated_at),
-                    *([announce()] if announce is not None and run.seq == 0 else []),
                 )
                 return run, run.seq == 0
             existing = await self.store.latest(task.task_id)
