@@ -173,13 +173,11 @@ class Runner:
         """
         spec = self.spec(task.agent)
         _check_keys(task.metadata)
-        if (known := self.uow.recall(task.task_id)) is not None:
+        if (known := self.uow.recall(task.task_id)) is not None and known.prepared:
             # This process stored it moments ago (its API took the request, this is the
-            # task from Kafka): probe on from that instead of failing an insert and
-            # reading the projection back.
-            existing = await self.store.latest(task.task_id, known)
-            if existing is not None and existing.prepared:
-                return existing, False
+            # task from Kafka): start from that, no read. Should another delivery have
+            # moved the run on since, storing the start fails and `_start` reads on.
+            return known, False
         run = Run(
             run_id=task.task_id,
             task_id=task.task_id,
@@ -236,7 +234,11 @@ class Runner:
             changes = Changes()
             changes.emit(RunEventType.STARTED, input=run.input, model=self.model_name)
             if not await self.uow.commit(run, changes):
-                return  # another delivery started it and drives it
+                # Started already: by a delivery driving it now (then one of the two
+                # stops at its next step, losing the insert), or by one that crashed
+                # mid-run, whose redelivery this is: carry on from what it stored.
+                await self.drive(run.run_id)
+                return
         # Also reached by a redelivered task whose first attempt crashed mid-run.
         await self.drive(run.run_id, run)
 
