@@ -207,3 +207,8 @@ def print_summary(results: dict[str, Any]) -> None:
                 f"find by indexed field {row['find_by_indexed_field_ms']}, "
                 f"update_one _id {row['update_one_by_id_ms']}"
             )
+        for row in r.get("concurrent_writers", []):
+            print(
+                f"  {row['writers']:>2} concurrent writers: {row['inserts_per_s']} durable inserts/s, "
+                f"p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms"
+            )

@@ -25,6 +25,9 @@ class CommonSettings(KafkaSecuritySettings, BaseSettings):
     # it is how often an idle consumer asks, 2 times a second instead of 100 (10 ms
     # cost the three services about 0.2 of a core doing nothing, and the broker more).
     kafka_fetch_max_wait_ms: int = 500
+    # Store commands slower than this are logged with their collection and filter's
+    # field names (0: off): on FerretDB a filter it cannot serve by `_id` scans.
+    mongodb_slow_ms: int = 200
     kafka_linger_ms: int = 0
     log_level: str = "INFO"
 
