@@ -4,6 +4,9 @@ The app's `state.directory` (a `hitl_shared.directory.Directory`) maps tokens to
 principals. 401 without a token or with an unknown one; 403 when the principal
 lacks the role a route needs. The identity a route acts for is always the
 authenticated principal, never a name from the request body.
+
+The dependencies are coroutines: FastAPI runs a plain `def` dependency in its thread
+pool, a thread hop per dependency per request for what is a dictionary lookup.
 """
 
 from typing import Annotated, Any
@@ -16,7 +19,7 @@ from hitl_shared.directory import Directory, Principal
 _bearer = HTTPBearer(auto_error=False)
 
 
-def current_principal(
+async def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
@@ -43,7 +46,7 @@ CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 def require_any(*roles: str) -> Any:
     """A dependency admitting a principal that holds any of `roles` (admin holds all)."""
 
-    def check(principal: CurrentPrincipal) -> Principal:
+    async def check(principal: CurrentPrincipal) -> Principal:
         if not any(principal.can(role) for role in roles):
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,

@@ -13,7 +13,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
 
-from hitl_shared import group_insert
+from hitl_shared import group_insert, telemetry
 from hitl_shared.settings import CommonSettings
 from hitl_shared.slow_commands import SlowCommands
 
@@ -38,6 +38,9 @@ def make_client(settings: CommonSettings, **options: Any) -> AsyncMongoClient[Do
     listeners = list(options.pop("event_listeners", []))
     if settings.mongodb_slow_ms > 0:
         listeners.append(SlowCommands(settings.mongodb_slow_ms))
+    if telemetry.recording():
+        # Store round trips as spans in the trace of whatever made them.
+        listeners.append(telemetry.StoreSpans())
     if listeners:
         defaults["event_listeners"] = listeners
     return AsyncMongoClient(settings.mongodb_url, tz_aware=True, **{**defaults, **options})

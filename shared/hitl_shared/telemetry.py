@@ -10,6 +10,7 @@ lines of one task share a `trace_id` at the cost of a few random numbers.
 """
 
 import contextlib
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
@@ -24,6 +25,7 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import Link, Span, SpanKind
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pymongo import monitoring
 
 TRACEPARENT = "traceparent"
 
@@ -136,3 +138,53 @@ def serving(method: str, path: str, headers: Mapping[str, str]) -> Iterator[Span
         attributes={"http.request.method": method, "url.path": path},
     ) as span:
         yield span
+
+
+class StoreSpans(monitoring.CommandListener):
+    """A span per store command (`<command> <collection>`), in the caller's trace.
+
+    Installed on the services' MongoDB clients only while tracing records (see
+    `hitl_shared.mongo.make_client`), so a trace shows where a hop spent its time:
+    which round trips, how long each. Made when the reply arrives, backdated by the
+    driver's measured duration (PyMongo calls the listener in the caller's task, so
+    the current span is the parent).
+    """
+
+    def __init__(self) -> None:
+        # Request id -> the collection named by the command (replies do not say).
+        self.targets: dict[int, str] = {}
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        target = event.command.get(event.command_name)
+        if isinstance(target, str) and len(self.targets) < 10_000:
+            self.targets[event.request_id] = target
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        self._span(event, error=None)
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        self._span(event, error=str(event.failure.get("errmsg", "failed"))[:200])
+
+    def _span(
+        self,
+        event: monitoring.CommandSucceededEvent | monitoring.CommandFailedEvent,
+        *,
+        error: str | None,
+    ) -> None:
+        end = time.time_ns()
+        target = self.targets.pop(event.request_id, "")
+        attributes: dict[str, Any] = {
+            "db.system": "mongodb",
+            "db.operation.name": event.command_name,
+            "db.namespace": event.database_name,
+            "db.collection.name": target,
+        }
+        if error is not None:
+            attributes["error.type"] = error
+        span = _tracer.start_span(
+            f"{event.command_name} {target}".rstrip(),
+            kind=SpanKind.CLIENT,
+            start_time=end - event.duration_micros * 1000,
+            attributes=attributes,
+        )
+        span.end(end_time=end)

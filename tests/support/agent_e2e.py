@@ -168,7 +168,10 @@ async def wait_status(
     agent: httpx.AsyncClient, run_id: str, status: str, *, timeout: float = 60
 ) -> dict[str, Any]:
     async def probe() -> dict[str, Any] | None:
-        state = await run_state(agent, run_id)
+        response = await agent.get(f"/v1/runs/{run_id}")
+        if response.status_code == 404:
+            return None  # not stored yet (e.g. a task still on its way from Kafka)
+        state: dict[str, Any] = response.raise_for_status().json()
         assert state["status"] != "failed" or status == "failed", state
         return state if state["status"] == status else None
 

@@ -60,16 +60,15 @@ class RunStore:
                 OUTBOX,
                 {"_id": checkpoint.id, "run_id": checkpoint.run.run_id, "at": checkpoint.at},
             )
-        if not await insert_once(self.db, STEPS, checkpoint.to_document()):
-            return False
-        if checkpoint.run.status is not RunStatus.RUNNING:
-            # Only where a run stops (paused, ended, queued) is it read again later;
-            # `latest` probes forward past the few running steps since.
-            await self.project(checkpoint.run)
-        return True
+        return await insert_once(self.db, STEPS, checkpoint.to_document())
 
     async def project(self, run: Run) -> None:
         """Copy the run's latest state to `runs`, the starting point of `latest`.
+
+        The caller projects where a run stops (paused, ended, queued), the states read
+        again later, after the checkpoint is stored and its outbox on its way: nothing
+        waits for it (`latest` probes forward from an older copy, and the relay
+        re-projects what a crash left).
 
         By `_id` alone: on FerretDB 1.x any further condition (such as "only if newer")
         makes the write scan the collection. A slow writer may so land an older state

@@ -126,7 +126,7 @@ class RunPublic(BaseModel):
         )
 
 
-def get_runner(request: Request) -> Runner:
+async def get_runner(request: Request) -> Runner:
     runner: Runner = request.app.state.runner
     return runner
 
@@ -134,7 +134,7 @@ def get_runner(request: Request) -> Runner:
 RunnerDep = Annotated[Runner, Depends(get_runner)]
 
 
-def get_views(request: Request) -> RunViews:
+async def get_views(request: Request) -> RunViews:
     views: RunViews = request.app.state.views
     return views
 
@@ -228,9 +228,16 @@ async def create_run(
         metadata=body.metadata,
         submitted_by=principal.name,
     )
+    announced = False
+
+    async def announce() -> None:
+        nonlocal announced
+        announced = True
+        await _submit(request, task)
+
     try:
         if runner.hosts(agent):
-            run, created = await bounded(runner.accept(task, digest=digest))
+            run, created = await bounded(runner.accept(task, digest=digest, announce=announce))
         else:
             run, created = await bounded(_hold(task, runner, request, digest))
     except (UnknownAgent, InvalidTask) as exc:
@@ -243,16 +250,21 @@ async def create_run(
         response.status_code = 200
         if run.status is not RunStatus.QUEUED:
             return RunAccepted(run_id=run.run_id, status=run.status)
-    # The run is stored (queued): if this publish fails, the relay starts it later.
+    if not announced:
+        await _submit(request, task)
+    return RunAccepted(run_id=run.run_id, status=run.status)
+
+
+async def _submit(request: Request, task: TaskSubmitted) -> None:
+    """Publish a stored (queued) run's task; if that fails, the relay starts it later."""
     try:
         await asyncio.wait_for(request.app.state.submit_task(task), PUBLISH_DEADLINE_SECONDS)
     except Exception as exc:
         log.warning(
             "run stored, task not published (%r); the relay starts it",
             exc,
-            extra={"run_id": run.run_id},
+            extra={"run_id": task.task_id},
         )
-    return RunAccepted(run_id=run.run_id, status=run.status)
 
 
 async def _hold(

@@ -18,10 +18,13 @@ class RunStore(Protocol):
     plus the outbox markers, the in-progress list and claimed tool executions."""
 
     async def append(self, checkpoint: Checkpoint) -> bool:
-        """Store the next checkpoint; False when another writer stored that seq first."""
+        """Store the next checkpoint (its outbox marker first); False when another writer
+        stored that seq first. The `runs` projection is not touched: see `project`."""
         ...
 
-    async def project(self, run: Run) -> None: ...
+    async def project(self, run: Run) -> None:
+        """Copy a run where it stops to `runs` (a starting point for `latest`, listings)."""
+        ...
 
     async def latest(self, run_id: str, known: Run | None = None) -> Run | None: ...
 

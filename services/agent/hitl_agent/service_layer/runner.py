@@ -8,7 +8,9 @@ re-reads and finds its decision already applied. A crash at any point leaves the
 last checkpoint, and the redelivered message (or the relay) carries on from it.
 """
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -131,6 +133,7 @@ class Runner:
             else f"no live worker hosts agent {task.agent!r}; the run starts when one does",
         )
         if await self.store.append(Checkpoint(run=run.model_copy(deep=True))):
+            await self.store.project(run)
             if hosted_elsewhere:
                 # Listed for rescue: the worker hosting the agent starts it should its
                 # task never reach Kafka. (Unhosted ones are not: with no worker to take
@@ -153,21 +156,28 @@ class Runner:
         run, _ = await self.accept(task)
         return run
 
-    async def accept(self, task: TaskSubmitted, *, digest: str = "") -> tuple[Run, bool]:
+    async def accept(
+        self,
+        task: TaskSubmitted,
+        *,
+        digest: str = "",
+        announce: Callable[[], Awaitable[None]] | None = None,
+    ) -> tuple[Run, bool]:
         """Like submit; also whether this call stored it (False: the task id existed).
 
         `digest` identifies the request that named the task id, so a retry can be told
-        from another request reusing its idempotency key.
+        from another request reusing its idempotency key. `announce` (when this call
+        stored the run) runs as soon as its checkpoint is, beside the projection and
+        the rescue listing: the API's publish of the task, so the run's consumer need
+        not wait for those two writes. It must not raise (the run is stored either way).
         """
         spec = self.spec(task.agent)
         _check_keys(task.metadata)
-        if (known := self.uow.recall(task.task_id)) is not None:
+        if (known := self.uow.recall(task.task_id)) is not None and known.prepared:
             # This process stored it moments ago (its API took the request, this is the
-            # task from Kafka): probe on from that instead of failing an insert and
-            # reading the projection back.
-            existing = await self.store.latest(task.task_id, known)
-            if existing is not None and existing.prepared:
-                return existing, False
+            # task from Kafka): start from that, no read. Should another delivery have
+            # moved the run on since, storing the start fails and `_start` reads on.
+            return known, False
         run = Run(
             run_id=task.task_id,
             task_id=task.task_id,
@@ -186,8 +196,17 @@ class Runner:
         run.active = True
         for _ in range(MAX_RACES):
             if await self.store.append(Checkpoint(run=run.model_copy(deep=True))):
-                await self.store.set_active(run.run_id, run.updated_at)
                 self.uow.remember(run)
+                # Listed for rescue (should its task never reach a consumer) and
+                # projected, while the task is already on its way. A crash before the
+                # listing lands leaves the run as unlisted as a crash just before the
+                # checkpoint would have; the caller's retry (same key) starts it.
+                await asyncio.gather(
+                    # First, so the task is on the wire before the writes are.
+                    *([announce()] if announce is not None and run.seq == 0 else []),
+                    self.store.project(run),
+                    self.store.set_active(run.run_id, run.updated_at),
+                )
                 return run, run.seq == 0
             existing = await self.store.latest(task.task_id)
             assert existing is not None
@@ -215,7 +234,11 @@ class Runner:
             changes = Changes()
             changes.emit(RunEventType.STARTED, input=run.input, model=self.model_name)
             if not await self.uow.commit(run, changes):
-                return  # another delivery started it and drives it
+                # Started already: by a delivery driving it now (then one of the two
+                # stops at its next step, losing the insert), or by one that crashed
+                # mid-run, whose redelivery this is: carry on from what it stored.
+                await self.drive(run.run_id)
+                return
         # Also reached by a redelivered task whose first attempt crashed mid-run.
         await self.drive(run.run_id, run)
 

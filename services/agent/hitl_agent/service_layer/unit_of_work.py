@@ -4,9 +4,12 @@
 approval requests of calls it held and the cancellations it asks for (the outbox),
 in one unique-key insert. Of two writers of the same step exactly one succeeds; the
 other learns it lost (False) and re-reads. Then the outbox is delivered (at least
-once: the relay repeats what a crash left).
+once: the relay repeats what a crash left). A step after which the run keeps running
+does not wait for its delivery (its events go out while the next step is taken, in
+order); a step where the run stops (paused, ended) waits for all of the run's.
 """
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +40,8 @@ class RunUnitOfWork:
         # its task; paused: its decision), a stored checkpoint each, never mutated,
         # oldest first. A reader starts from one and probes the store forward from it.
         self.recent: dict[str, Run] = {}
+        # Per run, the delivery of its last running checkpoint, still in flight.
+        self.delivering: dict[str, asyncio.Task[None]] = {}
 
     def remember(self, run: Run) -> None:
         """Keep a copy of a checkpoint just stored, for the message that comes next."""
@@ -78,12 +83,51 @@ class RunUnitOfWork:
         if checkpoint.run.status is RunStatus.AWAITING_APPROVAL:
             # Its decision most likely comes back here: start from this, not the store.
             self.remember(checkpoint.run)
-        if unlist:
-            await self.store.set_active(run.run_id, None)
         for event in events:
             log.info("run %s: %s", event.type.value, event.detail, extra={"run_id": run.run_id})
+        # Stored, so it may be told: the outbox first (an approval request is what a
+        # reviewer waits for), then the bookkeeping nobody waits on. Should the process
+        # die in between, the relay re-projects the undelivered checkpoint and the
+        # rescue sweep drops a run that is no longer in progress from its list.
+        previous = self.delivering.pop(run.run_id, None)
+        if checkpoint.run.status is RunStatus.RUNNING and not checkpoint.cancels:
+            # The run goes straight on to its next step: its events go out meanwhile,
+            # after the run's earlier ones, and the run's next stop waits for them.
+            self._deliver_later(checkpoint, previous)
+            return True
+        if previous is not None:
+            await previous  # the run's events in order: the earlier checkpoints' first
         await self.outbox.deliver(checkpoint)
+        bookkeeping = []
+        if checkpoint.run.status is not RunStatus.RUNNING:
+            # Only where a run stops (paused, ended) is it read again later; `latest`
+            # probes forward past the few running steps since.
+            bookkeeping.append(self.store.project(checkpoint.run))
+        if unlist:
+            bookkeeping.append(self.store.set_active(run.run_id, None))
+        await asyncio.gather(*bookkeeping)
         return True
+
+    def _deliver_later(self, checkpoint: Checkpoint, previous: "asyncio.Task[None] | None") -> None:
+        run_id = checkpoint.run.run_id
+
+        async def deliver() -> None:
+            if previous is not None:
+                await previous
+            await self.outbox.deliver(checkpoint)  # never raises: the relay retries
+
+        task = asyncio.create_task(deliver())
+        self.delivering[run_id] = task
+
+        def forget(done: "asyncio.Task[None]") -> None:
+            if self.delivering.get(run_id) is done:
+                del self.delivering[run_id]
+
+        task.add_done_callback(forget)
+
+    async def settle(self) -> None:
+        """Wait for deliveries still in flight (at shutdown); what fails, the relay repeats."""
+        await asyncio.gather(*self.delivering.values(), return_exceptions=True)
 
 
 def _event(run: Run, type_: RunEventType, detail: dict[str, Any]) -> RunEvent:

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/approvals", tags=["approvals"])
 
 
-def get_service(request: Request) -> ApprovalService:
+async def get_service(request: Request) -> ApprovalService:
     service: ApprovalService = request.app.state.service
     return service
 
@@ -31,7 +31,7 @@ def get_service(request: Request) -> ApprovalService:
 ServiceDep = Annotated[ApprovalService, Depends(get_service)]
 
 
-def get_views(request: Request) -> Views:
+async def get_views(request: Request) -> Views:
     views: Views = request.app.state.views
     return views
 
