@@ -51,7 +51,8 @@ async def test_concurrent_updates_and_find_and_modify_all_finish(
                 after = await coll.find_one_and_update(
                     {"_id": f"c{i}"}, {"$inc": {"m": 1}}, return_document=ReturnDocument.AFTER
                 )
-                assert after is not None and after["m"] == r + 1
+                assert after is not None
+                assert after["m"] == r + 1
                 await scratch.insert_one({"_id": f"s{i}-{r}", "round": r})
                 gone = await scratch.find_one_and_delete({"_id": f"s{i}-{r}"})
                 assert gone is not None
@@ -60,7 +61,7 @@ async def test_concurrent_updates_and_find_and_modify_all_finish(
 
         tasks = [asyncio.create_task(worker(i)) for i in range(CONCURRENCY)]
         start.set()
-        done, pending = await asyncio.wait(tasks, timeout=DEADLINE_S)
+        _, pending = await asyncio.wait(tasks, timeout=DEADLINE_S)
         for task in pending:
             task.cancel()
         assert not pending, (
