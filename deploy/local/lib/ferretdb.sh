@@ -222,13 +222,14 @@ ferretdb_launch() {
     backend_args=(--handler=sqlite "$FERRETDB_SQLITE_ARG" "$FERRETDB_SQLITE_MARKER")
   fi
   log "starting FerretDB $HITL_FERRETDB_VERSION ($HITL_STORE_BACKEND) on $HITL_HOST:$HITL_MONGO_PORT"
-  # --debug-addr=- : no metrics/pprof listener (it would take port 8088).
+  # --debug-addr=- (default): no metrics/pprof listener (it would take port 8088);
+  # HITL_FERRETDB_DEBUG_ADDR=127.0.0.1:PORT turns it on, for goroutine dumps of a stall.
   # --telemetry=disable : no beacon calls (and no network here anyway).
   start_detached "$FERRETDB_LOG" "$FERRETDB_PIDFILE" \
     "$FERRETDB_BIN" \
       "${backend_args[@]}" \
       --listen-addr="$HITL_HOST:$HITL_MONGO_PORT" \
-      --debug-addr=- \
+      --debug-addr="$HITL_FERRETDB_DEBUG_ADDR" \
       --telemetry=disable \
       --log-level="$HITL_FERRETDB_LOG_LEVEL"
   unset FERRETDB_POSTGRESQL_URL
