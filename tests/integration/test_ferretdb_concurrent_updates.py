@@ -18,10 +18,12 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pymongo
-from pymongo import AsyncMongoClient, ReturnDocument, UpdateOne
+from hitl_approval.adapters.repository import EVENTS, MARK_BATCH, ApprovalRepository
+from pymongo import AsyncMongoClient, ReturnDocument, UpdateOne, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
@@ -130,3 +132,42 @@ async def test_bulk_updates_of_many_statements_finish(infra: Infra) -> None:
         assert modified == [BULK] * writers
         with pymongo.timeout(30):
             assert await events.count_documents({"published": True}) == writers * BULK
+
+
+@dataclass
+class Updates(monitoring.CommandListener):
+    statements: list[int] = field(default_factory=list)
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "update":
+            self.statements.append(len(event.command["updates"]))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        return None
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        return None
+
+
+async def test_outbox_marks_go_in_bounded_commands(infra: Infra) -> None:
+    """A stock FerretDB keeps each statement's connection to the end of the command, so
+    the approval outbox's marks go `MARK_BATCH` to an `update`, however many there are."""
+    listener = Updates()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        infra.mongodb_url, tz_aware=True, event_listeners=[listener]
+    )
+    name = f"hitl_it_{uuid.uuid4().hex[:8]}"
+    try:
+        db = client[name]
+        keys = [(f"c-{i}", seq) for i in range(20) for seq in (1, 2)]
+        await db[EVENTS].insert_many(
+            [{"_id": f"{cid}:{seq:08d}", "published": False} for cid, seq in keys]
+        )
+        with pymongo.timeout(DEADLINE_S):
+            await ApprovalRepository(db).mark_published_many(keys)
+        assert await db[EVENTS].count_documents({"published": True}) == len(keys)
+        assert listener.statements == [MARK_BATCH, MARK_BATCH, len(keys) - 2 * MARK_BATCH]
+    finally:
+        with contextlib.suppress(PyMongoError), pymongo.timeout(30):
+            await client.drop_database(name)
+        await client.close()
