@@ -16,6 +16,7 @@ from pymongo.errors import OperationFailure
 
 from hitl_shared import group_insert
 from hitl_shared.settings import CommonSettings
+from hitl_shared.slow_commands import SlowCommands
 
 Document = dict[str, Any]
 
@@ -30,8 +31,16 @@ _FERRETDB: dict[int, bool] = {}
 
 
 def make_client(settings: CommonSettings, **options: Any) -> AsyncMongoClient[Document]:
-    """A client; `options` (e.g. `timeoutMS`) add to or override the defaults."""
+    """A client; `options` (e.g. `timeoutMS`) add to or override the defaults.
+
+    `event_listeners` in `options` are added to the slow-command log, not replacing it.
+    """
     defaults: dict[str, Any] = {"serverSelectionTimeoutMS": 5_000, "connectTimeoutMS": 5_000}
+    listeners = list(options.pop("event_listeners", []))
+    if settings.mongodb_slow_ms > 0:
+        listeners.append(SlowCommands(settings.mongodb_slow_ms))
+    if listeners:
+        defaults["event_listeners"] = listeners
     return AsyncMongoClient(settings.mongodb_url, tz_aware=True, **{**defaults, **options})
 
 

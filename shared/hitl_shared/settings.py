@@ -22,6 +22,9 @@ class CommonSettings(KafkaSecuritySettings, BaseSettings):
     hitl_topic_prefix: str = ""
     # Latency over throughput: aiokafka's default 500 ms would add half a second a hop.
     kafka_fetch_max_wait_ms: int = 10
+    # Store commands slower than this are logged with their collection and filter's
+    # field names (0: off): on FerretDB a filter it cannot serve by `_id` scans.
+    mongodb_slow_ms: int = 200
     kafka_linger_ms: int = 0
     log_level: str = "INFO"
 

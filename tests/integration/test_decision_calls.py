@@ -17,10 +17,12 @@ import hitl_demo
 import pytest
 from hitl_agent import catalog
 from hitl_agent.adapters.offline import OfflinePlanner
+from hitl_agent.adapters.oversight import OversightStore
 from hitl_agent.adapters.runs import RunStore
 from hitl_agent.domain.run import RunStatus
 from hitl_agent.service_layer.executions import Executions
 from hitl_agent.service_layer.outbox import Outbox
+from hitl_agent.service_layer.oversight import Oversight
 from hitl_agent.service_layer.runner import Runner
 from hitl_agent.service_layer.steps import Steps
 from hitl_agent.settings import AgentSettings
@@ -131,6 +133,8 @@ async def test_one_decision_costs_a_bounded_number_of_round_trips(
                 publish_event=publish_event,
                 approvals=None,
             ),
+            # As deployed: interrupt and halt flags read at every step boundary.
+            oversight=Oversight(OversightStore(db), approval_timeout=timedelta(hours=1)),
         )
 
         async def paused() -> tuple[TaskSubmitted, ApprovalRequested]:
@@ -172,7 +176,7 @@ async def test_one_decision_costs_a_bounded_number_of_round_trips(
             print(f"  {count:3d} {command}")
         assert approval_publishes == 1
         assert approval_calls <= 4
-        assert total - approval_calls <= 12
+        assert total - approval_calls <= 14
     finally:
         await client.drop_database(name)
         await client.close()

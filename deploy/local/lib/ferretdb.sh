@@ -5,7 +5,7 @@
 
 FERRETDB_MODULE="github.com/FerretDB/FerretDB"
 # The cache key names our patch level too, so a changed patch rebuilds (see below).
-FERRETDB_PATCH_LEVEL="idpath2-wlock1-rbw1"
+FERRETDB_PATCH_LEVEL="idpath2-gc2-rbw1"
 FERRETDB_HOME_DIR="$HITL_CACHE_DIR/ferretdb-$HITL_FERRETDB_VERSION-$FERRETDB_PATCH_LEVEL"
 FERRETDB_BIN="$FERRETDB_HOME_DIR/ferretdb"
 FERRETDB_STATE="$HITL_STATE_DIR/ferretdb"
@@ -67,7 +67,7 @@ ferretdb_install() {
   echo "$HITL_FERRETDB_VERSION" >"$tmp/src/build/version/version.txt"
   ferretdb_patch_id_lookup "$tmp/src"
   ferretdb_patch_pg_id_lookup "$tmp/src"
-  ferretdb_patch_sqlite_write_lock "$tmp/src"
+  ferretdb_patch_sqlite_group_commit "$tmp/src"
   ferretdb_patch_read_before_write "$tmp/src"
   # CGO off: the SQLite driver is pure Go, and a static binary needs no gcc.
   # -buildvcs=false: the copy is not a git checkout (and must not pick up ours).
@@ -124,24 +124,65 @@ ferretdb_patch_pg_id_lookup() {
 # FerretDB 1.24 opens up to 100 SQLite connections per database and lets concurrent
 # writes meet in SQLite, where all but one get SQLITE_BUSY and wait in SQLite's busy
 # handler, which sleeps in growing steps (1, 2, 5 ... 100 ms) instead of waking when
-# the writer is done. With 16 concurrent writers (services under load) the p99 of a
-# durable insert was 240-440 ms against 1 ms alone. SQLite takes one writer at a time
-# anyway, so the build queues writers in FerretDB itself: a mutex per database around
-# its write paths (`fsql.DB.InTransaction` and `ExecContext`; reads go on in parallel,
-# WAL). Same throughput, p99 60-146 ms at load 6 (`deploy/bench.sh --only store`
-# prints both). Used by the SQLite backend only (PostgreSQL has its own driver).
-ferretdb_patch_sqlite_write_lock() {
-  local file="$1/internal/util/fsql/db.go"
-  grep -q '^	BatchSize int$' "$file" && grep -q '^func (db \*DB) InTransaction(ctx context.Context, f func(\*Tx) error) (err error) {$' "$file" \
+# the writer is done: with 16 concurrent writers (services under load) the p99 of a
+# durable insert was 240-440 ms against 1 ms alone. And each of those small write
+# transactions pays its own commit (a WAL fsync with synchronous=full).
+# So the build (1) queues writers in FerretDB, a mutex per database around its write
+# paths (reads go on in parallel, WAL), and (2) commits write transactions that wait
+# for the writer together: one SQLite transaction, a SAVEPOINT per caller, one COMMIT
+# (ferretdb_group_commit.go says exactly what each caller is told, and why an
+# interrupted statement cannot leave writes outside the transaction). Used by the
+# SQLite backend only (PostgreSQL has its own driver). `deploy/bench.sh --only store`
+# prints 1 and 16 concurrent writers; tests/integration/test_store_group_commit.py.
+ferretdb_patch_sqlite_group_commit() {
+  local dir="$1/internal/util/fsql"
+  local file="$dir/db.go"
+  grep -q '^	BatchSize int$' "$file" \
+    && grep -q '^func (db \*DB) InTransaction(ctx context.Context, f func(\*Tx) error) (err error) {$' "$file" \
     && grep -q '^func (db \*DB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {$' "$file" \
     || die "FerretDB $HITL_FERRETDB_VERSION: fsql.DB is not as expected in $file (new version? re-check the patch)"
   awk '
     $0 == "\t\"log/slog\"" { print; print "\t\"sync\""; next }
-    $0 == "\tBatchSize int" { print; print ""; print "\t// hitl: one writer at a time, queued here instead of in SQLite'"'"'s busy handler."; print "\twriteMu sync.Mutex"; next }
-    /^func \(db \*DB\) (InTransaction|ExecContext)\(/ { print; print "\tdb.writeMu.Lock()"; print "\tdefer db.writeMu.Unlock()"; print ""; next }
+    $0 == "\tBatchSize int" {
+      print; print ""
+      print "\t// hitl: one writer at a time, queued here instead of in SQLite'"'"'s busy handler,"
+      print "\t// and write transactions that wait committed together (group_commit.go)."
+      print "\twriteMu sync.Mutex"
+      print "\tgroup   groupQueue"
+      next
+    }
+    /^func \(db \*DB\) ExecContext\(/ { print; print "\tdb.writeMu.Lock()"; print "\tdefer db.writeMu.Unlock()"; print ""; next }
+    /^func \(db \*DB\) InTransaction\(/ { sub(/InTransaction/, "inTransactionAlone"); print; next }
     { print }
   ' "$file" >"$file.new" && mv "$file.new" "$file"
-  [[ $(grep -c 'db.writeMu.Lock()' "$file") == 2 ]] || die "patching FerretDB's SQLite write lock failed"
+  cp "$HITL_DEPLOY_DIR/lib/ferretdb_group_commit.go" "$dir/group_commit.go"
+  # Deletes (by `_id`: outbox markers, leases) join the group too: DeleteAll ran its
+  # DELETE in autocommit mode, one commit each.
+  local coll="$1/internal/backends/sqlite/collection.go"
+  [[ $(grep -c '^	res, err := db.ExecContext(ctx, q, args...)$' "$coll") == 1 ]] \
+    && grep -q '^	ra, err := res.RowsAffected()$' "$coll" \
+    || die "FerretDB $HITL_FERRETDB_VERSION: DeleteAll is not as expected in $coll (re-check the patch)"
+  awk '
+    skip > 0 { skip--; next }
+    $0 == "\tres, err := db.ExecContext(ctx, q, args...)" {
+      print "\tvar ra int64"
+      print "\terr := db.InTransaction(ctx, func(tx *fsql.Tx) error {"
+      print "\t\tres, err := tx.ExecContext(ctx, q, args...)"
+      print "\t\tif err == nil {"
+      print "\t\t\tra, err = res.RowsAffected()"
+      print "\t\t}"
+      print ""
+      print "\t\treturn err"
+      print "\t})"
+      next
+    }
+    $0 == "\tra, err := res.RowsAffected()" { skip = 4; next }
+    { print }
+  ' "$coll" >"$coll.new" && mv "$coll.new" "$coll"
+  grep -q '^	err := db.InTransaction(ctx, func(tx \*fsql.Tx) error {$' "$coll" \
+    || die "patching FerretDB's SQLite DeleteAll failed"
+  grep -q 'func (db \*DB) inTransactionAlone(' "$file" && grep -q 'db.writeMu.Lock()' "$file" \
+    || die "patching FerretDB's SQLite write path failed"
 }
 
 # FerretDB 1.24 updates a document while the query that found it is still open: the
