@@ -15,6 +15,21 @@ appends only after reading every link from `base` to the head and finding its ow
 absent; a writer that loses the insert reads the link that won. So a retry (a
 crash, a redelivered decision) finishes what is missing and never applies twice.
 
+Group commit: within a process, movements on one account take turns, and the one
+whose turn it is applies every movement waiting on the same accounts with it, in
+three round trips whatever their number: their ledger entries in one insert, then
+their links on the source chain as ONE ORDERED insert of versions v+1..v+k, then
+those on the target chain likewise. An ordered insert stops at its first duplicate
+(MongoDB and FerretDB alike; `tests/integration/test_ledger_batch.py` checks the
+server), so a link is never written on top of another writer's: the links stored
+are a prefix, each a compare-and-swap on the one before. The writer starts from the
+newest link it knows without probing the store (the insert of v+1 proves v was the
+head, so the funds checked on v were there); when another writer got there first,
+it reads forward to the head, noting its own movements among what it reads (a
+retry elsewhere may have applied them), and appends the rest after it. A movement
+short of funds against the last link this process knows is left to the one-at-a-
+time path, which reads the head before refusing.
+
 Reading a balance costs the same whatever the history: the reader probes forward
 by `_id` from the newest link it knows (this process's last, else the account
 row's `head`, which readers move on when they had to walk far). Links also carry
@@ -34,8 +49,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from hitl_shared.group_insert import insert_together
 from hitl_shared.mongo import Document, ensure_query_index, insert_once
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 ACCOUNTS = "accounts"
 LEDGER = "ledger"
@@ -43,6 +60,11 @@ BALANCES = "balances"
 # A reader that walks further than this past an account's `head` moves `head` on.
 HINT_EVERY = 64
 MAX_CHASE = 1_000_000
+# Movements applied together at most (one insert per collection for all of them).
+MAX_BATCH = 64
+# Links read at once when reading forward to a chain's head after losing a version.
+READ_AHEAD = 8
+DUPLICATE_KEY = 11000
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +119,38 @@ class Posted:
     target_cents: int
 
 
+# Movements that may go in one batch: same accounts, same funds rule.
+Lane = tuple[str | None, str, bool]
+
+
+@dataclass(eq=False)
+class _Movement:
+    """A `post` waiting for its turn; whoever's turn it is may apply it for it."""
+
+    key: str
+    source: str | None
+    target: str
+    cents: int
+    check_funds: bool
+    posted: Posted | None = None
+    error: Exception | None = None
+
+    @property
+    def lane(self) -> Lane:
+        return (self.source, self.target, self.check_funds)
+
+    @property
+    def settled(self) -> bool:
+        return self.posted is not None or self.error is not None
+
+    def outcome(self) -> Posted:
+        if self.error is not None:
+            raise self.error
+        if self.posted is None:
+            raise RuntimeError(f"movement {self.key} was left unapplied")
+        return self.posted
+
+
 class Ledger:
     """Bound to the deployment's database at start-up (`bind`), before any tool runs."""
 
@@ -111,6 +165,8 @@ class Ledger:
         # losing, re-reading and trying again (most round trips going to waste
         # when many transfers share an account). Other processes still race, safely.
         self.turns: dict[str, asyncio.Lock] = {}
+        # Per lane: the movements waiting for a turn, which the next turn applies at once.
+        self.waiting: dict[Lane, list[_Movement]] = {}
 
     def bind(self, db: AsyncDatabase[Document]) -> None:
         self._db = db
@@ -264,12 +320,222 @@ class Ledger:
         (then nothing is recorded). A retry with the same key completes a movement an
         earlier attempt left half-applied and returns the same balances.
         """
+        mine = _Movement(key, source, target, cents, check_funds)
+        self.waiting.setdefault(mine.lane, []).append(mine)
+        try:
+            async with contextlib.AsyncExitStack() as turns:
+                # In one order for every movement, so two never wait for each other.
+                for account in sorted({a for a in (source, target) if a is not None}):
+                    await turns.enter_async_context(self.turns.setdefault(account, asyncio.Lock()))
+                if not mine.settled:
+                    # Its turn: it applies whatever waits on the same lane with it.
+                    queue = self.waiting.get(mine.lane, [])
+                    batch = [mine, *[m for m in queue if m is not mine][: MAX_BATCH - 1]]
+                    taken = set(map(id, batch))
+                    queue[:] = [m for m in queue if id(m) not in taken]
+                    await self._post_batch(batch)
+        finally:
+            queue = self.waiting.get(mine.lane, [])
+            if mine in queue:  # cancelled while waiting for its turn
+                queue.remove(mine)
+            if not queue:
+                self.waiting.pop(mine.lane, None)
+        return mine.outcome()
+
+    async def _post_batch(self, batch: list[_Movement]) -> None:
+        """Settle every movement of `batch` (the first is the caller's), holding their turns."""
+        try:
+            await self._apply_batch(batch)
+        except Exception as exc:
+            for movement in batch:
+                if not movement.settled:
+                    movement.error = exc
+        except BaseException:
+            # The caller is cancelled: the others' callers were not. Each applies its own
+            # at its turn anyway (a turn always takes its caller's); queued, they go together.
+            queue = self.waiting.setdefault(batch[0].lane, [])
+            queue[:0] = [m for m in batch[1:] if not m.settled]
+            raise
+
+    async def _apply_batch(self, batch: list[_Movement]) -> None:
+        first = batch[0]
+        source, target, check_funds = first.lane
         accounts = [a for a in (source, target) if a is not None]
-        async with contextlib.AsyncExitStack() as turns:
-            # In one order for every movement, so two never wait for each other.
-            for account in sorted(set(accounts)):
-                await turns.enter_async_context(self.turns.setdefault(account, asyncio.Lock()))
-            return await self._post(key, source, target, cents, check_funds, accounts)
+        # One at a time: a movement between an account and itself, one of no money.
+        later = [m for m in batch if m.cents <= 0 or source == target]
+        movements = [m for m in batch if not (m.cents <= 0 or source == target)]
+        if movements:
+            heads: dict[str, Link] = {}
+            for account in accounts:
+                # The newest link this process knows; a store probe only for the first.
+                heads[account] = self.known.get(account) or await self.head(account)
+            chosen: list[_Movement] = []
+            balance = heads[source].cents if source is not None else 0
+            for movement in movements:
+                if source is not None and check_funds and balance < movement.cents:
+                    # Short as far as this process knows: the one-at-a-time path reads
+                    # the head (a deposit elsewhere may cover it) before refusing.
+                    later.append(movement)
+                    continue
+                balance -= movement.cents
+                chosen.append(movement)
+            now = datetime.now(UTC)
+            entries: list[Document] = [
+                {
+                    "_id": m.key,
+                    "from": source,
+                    "to": target,
+                    "cents": m.cents,
+                    "at": now,
+                    # Every link of this movement comes after these versions.
+                    "base": {account: link.version for account, link in heads.items()},
+                }
+                for m in chosen
+            ]
+            fresh: list[_Movement] = []
+            stored = await insert_together(self.db[LEDGER], entries)
+            for movement, outcome in zip(chosen, stored, strict=True):
+                if outcome is True:
+                    fresh.append(movement)
+                elif outcome is False:
+                    later.append(movement)  # recorded before: finish what that attempt left
+                else:
+                    movement.error = outcome
+            await self._apply_fresh(fresh, heads, source, target, check_funds)
+        for movement in later:
+            if movement.settled:
+                continue
+            try:
+                movement.posted = await self._post(
+                    movement.key, source, target, movement.cents, check_funds, accounts
+                )
+            except Exception as exc:
+                movement.error = exc
+
+    async def _apply_fresh(
+        self,
+        fresh: list[_Movement],
+        heads: dict[str, Link],
+        source: str | None,
+        target: str,
+        check_funds: bool,
+    ) -> None:
+        """Append the links of movements whose ledger entries this call just wrote.
+
+        Each entry's base is `heads`: no link of these movements can be at or before it.
+        """
+        debited: dict[str, int] = {}
+        if source is not None:
+            debits = [(m.key, -m.cents, False) for m in fresh]
+            debited, short = await self._append(heads[source], debits, check_funds=check_funds)
+            if short:
+                # Overtaken by another writer since the funds were checked: record nothing.
+                await asyncio.gather(*(self.db[LEDGER].delete_one({"_id": key}) for key in short))
+            for movement in fresh:
+                if movement.key in short:
+                    movement.error = InsufficientFunds(f"insufficient funds in {source}")
+            fresh = [m for m in fresh if m.key in debited]
+        credits = [(m.key, m.cents, source is None) for m in fresh]
+        credited, _ = await self._append(heads[target], credits, check_funds=False)
+        for movement in fresh:
+            movement.posted = Posted(debited.get(movement.key), credited[movement.key])
+
+    async def _append(
+        self, start: Link, items: list[tuple[str, int, bool]], *, check_funds: bool
+    ) -> tuple[dict[str, int], set[str]]:
+        """Append a link per (key, delta, is a deposit) to `start`'s chain, in order.
+
+        `start` is the base of every item's ledger entry, so no link of theirs is at or
+        before it; after it, each link is either written here or read here (and its
+        key noted) before a link is appended beyond it. Returns each key's balance
+        right after its link, and the keys refused for want of funds: short on the
+        chain's head as this call last found it (their links not written).
+        """
+        account = start.account
+        placed: dict[str, int] = {}
+        if not items:
+            return placed, set()
+        pending = list(items)
+        link, read = start, False
+        for _ in range(MAX_CHASE):
+            chain: list[Link] = []
+            short: set[str] = set()
+            tail = link
+            for key, delta, deposit in pending:
+                cents = tail.cents + delta
+                if check_funds and cents < 0:
+                    short.add(key)
+                    continue
+                tail = Link(
+                    account,
+                    tail.version + 1,
+                    cents,
+                    key,
+                    datetime.now(UTC),
+                    sent=tail.sent + (-delta if delta < 0 else 0),
+                    deposited=tail.deposited + (delta if deposit else 0),
+                )
+                chain.append(tail)
+            stored = await self._insert_chain(chain)
+            for made in chain[:stored]:
+                placed[str(made.key)] = made.cents
+            if stored:
+                link = chain[stored - 1]
+                self._learn(link)
+            if stored == len(chain) and (chain or read):
+                # All written, or nothing to write on a head just read: each one left out
+                # is short there (along the chain the balance only fell).
+                return placed, short
+            # Another writer took the next version: read on to the head.
+            pending = [item for item in pending if item[0] not in placed]
+            link, found = await self._read_on(link, {key for key, _, _ in pending})
+            placed.update(found)
+            read = True
+            pending = [item for item in pending if item[0] not in found]
+        raise RuntimeError(f"the balance chain of {account} did not end")
+
+    async def _read_on(self, link: Link, keys: set[str]) -> tuple[Link, dict[str, int]]:
+        """The head of `link`'s chain, and the balances after the links it passed of `keys`.
+
+        Reads several versions at once: links are only appended after an existing one,
+        so the links found up to the first missing version are the chain's next ones.
+        """
+        found: dict[str, int] = {}
+        for _ in range(MAX_CHASE):
+            following = await asyncio.gather(
+                *(self._link(link.account, link.version + i) for i in range(1, READ_AHEAD + 1))
+            )
+            for read in following:
+                if read is None:
+                    self._learn(link)
+                    return link, found
+                if read.key in keys:
+                    found.setdefault(read.key, read.cents)
+                link = read
+        raise RuntimeError(f"the balance chain of {link.account} did not end")
+
+    async def _insert_chain(self, chain: list[Link]) -> int:
+        """Insert `chain` (consecutive versions) in order; how many were stored.
+
+        Ordered: the server stops at the first version another writer holds, so the
+        links stored are a prefix and each one follows its predecessor in the store.
+        """
+        if len(chain) <= 1:
+            return int(bool(chain) and await insert_once(self.db, BALANCES, chain[0].document()))
+        try:
+            await self.db[BALANCES].insert_many([link.document() for link in chain], ordered=True)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            first = errors[0] if errors else {}
+            stored = int(exc.details.get("nInserted", -1))
+            if (
+                exc.details.get("writeConcernErrors")
+                or first.get("code") != DUPLICATE_KEY
+                or stored != first.get("index")
+            ):
+                raise
+            return stored
+        return len(chain)
 
     async def _post(
         self,

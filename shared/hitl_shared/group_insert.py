@@ -124,6 +124,24 @@ def _hand_over(group: _Collection) -> None:
         return
 
 
+async def insert_together(
+    collection: AsyncCollection[Document], docs: list[Document]
+) -> list[bool | Exception]:
+    """Insert `docs` now, as one unordered `insert_many` (for a caller that has a batch).
+
+    Per document: True stored, False its `_id` existed, or the error it alone met.
+    A single document goes with whatever single inserts are in flight (`insert`).
+    """
+    if len(docs) == 1:
+        try:
+            return [await insert(collection, docs[0])]
+        except Exception as exc:
+            return [exc]
+    if not docs:
+        return []
+    return await _insert_many(collection, docs)
+
+
 async def _insert_many(
     collection: AsyncCollection[Document], docs: list[Document]
 ) -> list[bool | Exception]:

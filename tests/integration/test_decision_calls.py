@@ -176,7 +176,8 @@ async def test_one_decision_costs_a_bounded_number_of_round_trips(
             print(f"  {count:3d} {command}")
         assert approval_publishes == 1
         assert approval_calls <= 4
-        assert total - approval_calls <= 14
+        # 14 before the ledger started from the heads it knows (no probe of both chains).
+        assert total - approval_calls <= 12
     finally:
         await client.drop_database(name)
         await client.close()
