@@ -56,6 +56,8 @@
 #   HITL_READY_TIMEOUT     [60]  seconds to wait for each server to become ready
 #   HITL_STOP_TIMEOUT      [30]  seconds between SIGTERM and SIGKILL
 #   HITL_FERRETDB_LOG_LEVEL [INFO]
+#   HITL_FERRETDB_DEBUG_ADDR [-]  e.g. 127.0.0.1:8088: FerretDB's pprof and metrics
+#                             (goroutine dumps: /debug/pprof/goroutine?debug=1); - is off
 #
 # Needs: bash, coreutils, util-linux (setsid, flock), java 17, mvn, go >= 1.21,
 # python3 (optional, for the ping). Progress goes to stderr; stdout carries
@@ -94,6 +96,7 @@ HITL_KAFKA_HEAP_OPTS="${HITL_KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
 HITL_READY_TIMEOUT="${HITL_READY_TIMEOUT:-60}"
 HITL_STOP_TIMEOUT="${HITL_STOP_TIMEOUT:-30}"
 HITL_FERRETDB_LOG_LEVEL="${HITL_FERRETDB_LOG_LEVEL:-INFO}"
+HITL_FERRETDB_DEBUG_ADDR="${HITL_FERRETDB_DEBUG_ADDR:--}"
 
 # shellcheck source=lib/common.sh
 source "$HITL_DEPLOY_DIR/lib/common.sh"

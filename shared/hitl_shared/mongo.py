@@ -8,6 +8,7 @@ key, the only compare-and-swap that is atomic on both.
 import logging
 from typing import Any
 
+import pymongo
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -60,8 +61,19 @@ async def insert_once(db: AsyncDatabase[Document], collection: str, doc: Documen
     return await group_insert.insert(db[collection], doc)
 
 
-async def ping(client: AsyncMongoClient[Document]) -> None:
-    await client.admin.command("ping")
+# A store that does not answer a `ping` in this long is reported as not ready.
+PING_TIMEOUT_S = 2.0
+
+
+async def ping(client: AsyncMongoClient[Document], *, timeout: float = PING_TIMEOUT_S) -> None:
+    """Raise unless the store answers a `ping` within `timeout` seconds.
+
+    Bounded because a hung store (FerretDB 1.24 on PostgreSQL deadlocked its pool under
+    load before our patch; a ping then queued forever) must make `/readyz` say so, not
+    hang with it. `pymongo.timeout` bounds server selection too.
+    """
+    with pymongo.timeout(timeout):
+        await client.admin.command("ping")
 
 
 async def is_ferretdb(db: AsyncDatabase[Document]) -> bool:

@@ -5,7 +5,7 @@
 
 FERRETDB_MODULE="github.com/FerretDB/FerretDB"
 # The cache key names our patch level too, so a changed patch rebuilds (see below).
-FERRETDB_PATCH_LEVEL="idpath2-gc2"
+FERRETDB_PATCH_LEVEL="idpath2-gc2-rbw1"
 FERRETDB_HOME_DIR="$HITL_CACHE_DIR/ferretdb-$HITL_FERRETDB_VERSION-$FERRETDB_PATCH_LEVEL"
 FERRETDB_BIN="$FERRETDB_HOME_DIR/ferretdb"
 FERRETDB_STATE="$HITL_STATE_DIR/ferretdb"
@@ -68,6 +68,7 @@ ferretdb_install() {
   ferretdb_patch_id_lookup "$tmp/src"
   ferretdb_patch_pg_id_lookup "$tmp/src"
   ferretdb_patch_sqlite_group_commit "$tmp/src"
+  ferretdb_patch_read_before_write "$tmp/src"
   # CGO off: the SQLite driver is pure Go, and a static binary needs no gcc.
   # -buildvcs=false: the copy is not a git checkout (and must not pick up ours).
   if ! (cd "$tmp/src" && GOFLAGS= GOWORK=off CGO_ENABLED=0 \
@@ -184,6 +185,47 @@ ferretdb_patch_sqlite_group_commit() {
     || die "patching FerretDB's SQLite write path failed"
 }
 
+# FerretDB 1.24 updates a document while the query that found it is still open: the
+# update and findAndModify handlers read through an iterator over `pgx.Rows` (which
+# holds its PostgreSQL connection until closed) and call `UpdateAll` (or `DeleteAll`,
+# for findAndModify's remove) from inside that loop, which begins a transaction on a
+# second connection of the same pool (`pool_max_conns`, 50). With 50 such operations
+# at once, every connection is held by an open read whose goroutine waits for a second
+# one, and FerretDB deadlocks for good: no timeout, later commands (even `ping`) queue
+# behind it, and PostgreSQL shows 50 idle connections (what stalled the benchmark at
+# 50 decisions/s; goroutine dump in README "FerretDB on PostgreSQL: the stall at
+# 50/s"). Its delete handler already reads first and closes the read ("close read
+# transaction before starting write transaction"); we do the same for update and
+# findAndModify: read the matched documents (one unless multi), close the query, then
+# write. The update itself was never atomic with the read (it is read-then-write with
+# or without this), so nothing is lost; on SQLite it also ends the read before the write.
+# tests/integration/test_ferretdb_concurrent_updates.py drives 120 concurrent updates.
+ferretdb_patch_read_before_write() {
+  local update="$1/internal/handler/common/update.go" fam="$1/internal/handler/msg_findandmodify.go"
+  [[ $(grep -c '^	result := new(UpdateResult)$' "$update") == 1 ]] \
+    && [[ $(grep -c '^		_, doc, err = iter.Next()$' "$fam") == 1 ]] \
+    || die "FerretDB $HITL_FERRETDB_VERSION: UpdateDocument / findAndModify are not as expected (new version? re-check the patch)"
+  awk '{ print } $0 == "\tresult := new(UpdateResult)" {
+    print ""
+    print "\t// hitl: read every matched document and close the query (and its pool connection)"
+    print "\t// before writing, so no command holds two connections at once."
+    print "\tmatched, err := iterator.ConsumeValues(iter)"
+    print "\tif err != nil {"
+    print "\t\treturn nil, lazyerrors.Error(err)"
+    print "\t}"
+    print ""
+    print "\titer = iterator.Values(iterator.ForSlice(matched))"
+    print "\tdefer iter.Close()"
+  }' "$update" >"$update.new" && mv "$update.new" "$update"
+  awk '{ print } $0 == "\t\t_, doc, err = iter.Next()" {
+    print ""
+    print "\t\t// hitl: close the query (and its pool connection) before the delete."
+    print "\t\titer.Close()"
+  }' "$fam" >"$fam.new" && mv "$fam.new" "$fam"
+  grep -q 'matched, err := iterator.ConsumeValues(iter)' "$update" && grep -q 'hitl: close the query' "$fam" \
+    || die "patching FerretDB's update / findAndModify read-before-write failed"
+}
+
 # --- lifecycle -----------------------------------------------------------------
 
 ferretdb_pid() { find_pid "$FERRETDB_PIDFILE" ferretdb "$FERRETDB_MARKER"; }
@@ -221,13 +263,14 @@ ferretdb_launch() {
     backend_args=(--handler=sqlite "$FERRETDB_SQLITE_ARG" "$FERRETDB_SQLITE_MARKER")
   fi
   log "starting FerretDB $HITL_FERRETDB_VERSION ($HITL_STORE_BACKEND) on $HITL_HOST:$HITL_MONGO_PORT"
-  # --debug-addr=- : no metrics/pprof listener (it would take port 8088).
+  # --debug-addr=- (default): no metrics/pprof listener (it would take port 8088);
+  # HITL_FERRETDB_DEBUG_ADDR=127.0.0.1:PORT turns it on, for goroutine dumps of a stall.
   # --telemetry=disable : no beacon calls (and no network here anyway).
   start_detached "$FERRETDB_LOG" "$FERRETDB_PIDFILE" \
     "$FERRETDB_BIN" \
       "${backend_args[@]}" \
       --listen-addr="$HITL_HOST:$HITL_MONGO_PORT" \
-      --debug-addr=- \
+      --debug-addr="$HITL_FERRETDB_DEBUG_ADDR" \
       --telemetry=disable \
       --log-level="$HITL_FERRETDB_LOG_LEVEL"
   unset FERRETDB_POSTGRESQL_URL

@@ -47,6 +47,8 @@ MAX_PROJECTIONS = 8
 # Streams whose stored entries this process keeps (a few KiB each): their decision
 # most likely comes here next.
 KNOWN_STREAMS = 2_048
+# Outbox marks per `update` command (see `mark_published_many`).
+MARK_BATCH = 16
 FILTER_KEYS = ("status", "agent", "run_id", "tool", "risk_level", "escalated")
 
 
@@ -436,12 +438,19 @@ class ApprovalRepository:
         )
 
     async def mark_published_many(self, keys: list[tuple[str, int]]) -> None:
-        """`mark_published` for many entries in one round trip (each update by `_id`)."""
-        if keys:
+        """`mark_published` for many entries, `MARK_BATCH` to a round trip (each by `_id`).
+
+        Bounded because FerretDB 1.24 as released keeps every statement's read (and its
+        backend connection) open until the whole `update` command ends: one command of
+        50 statements took all of its PostgreSQL pool (100 on SQLite) and hung the
+        server for good. Our build fixes that (deploy/local/lib/ferretdb.sh,
+        `ferretdb_patch_read_before_write`); this keeps a stock FerretDB well clear.
+        """
+        for start in range(0, len(keys), MARK_BATCH):
             await self.events.bulk_write(
                 [
                     UpdateOne({"_id": _entry_id(cid, seq)}, {"$set": {"published": True}})
-                    for cid, seq in keys
+                    for cid, seq in keys[start : start + MARK_BATCH]
                 ],
                 ordered=False,
             )
