@@ -95,6 +95,18 @@ class Link:
     sent: int = 0  # cents sent out by transfers, ever (running total)
     deposited: int = 0  # cents received as deposits, ever
 
+    def followed_by(self, key: str, delta: int, *, deposit: bool) -> "Link":
+        """The next link of this chain: movement `key` of `delta` cents applied now."""
+        return Link(
+            self.account,
+            self.version + 1,
+            self.cents + delta,
+            key,
+            datetime.now(UTC),
+            sent=self.sent + (-delta if delta < 0 else 0),
+            deposited=self.deposited + (delta if deposit else 0),
+        )
+
     def total(self, direction: Literal["in", "out"]) -> int:
         return self.deposited if direction == "in" else self.sent
 
@@ -466,15 +478,7 @@ class Ledger:
                 if check_funds and cents < 0:
                     short.add(key)
                     continue
-                tail = Link(
-                    account,
-                    tail.version + 1,
-                    cents,
-                    key,
-                    datetime.now(UTC),
-                    sent=tail.sent + (-delta if delta < 0 else 0),
-                    deposited=tail.deposited + (delta if deposit else 0),
-                )
+                tail = tail.followed_by(key, delta, deposit=deposit)
                 chain.append(tail)
             stored = await self._insert_chain(chain)
             for made in chain[:stored]:
@@ -604,15 +608,7 @@ class Ledger:
                 await self.db[LEDGER].delete_one({"_id": key})
                 raise InsufficientFunds(f"insufficient funds in {account}")
             deposit = entry.get("from") is None
-            mine = Link(
-                account,
-                link.version + 1,
-                cents,
-                key,
-                datetime.now(UTC),
-                sent=link.sent + (-delta if delta < 0 else 0),
-                deposited=link.deposited + (delta if deposit else 0),
-            )
+            mine = link.followed_by(key, delta, deposit=deposit)
             if await insert_once(self.db, BALANCES, mine.document()):
                 self._learn(mine)
                 return cents
