@@ -31,7 +31,13 @@ class RunTap:
     # Every event of a kind, in arrival order: a run may execute a tool before it pauses
     # (a balance check) and the approved one after the decision.
     seen: dict[tuple[str, str], list[Seen]] = field(default_factory=dict)
-    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    # Per (run_id, type): who waits for an event received at or after a time. Each
+    # event wakes only its own waiters: with hundreds of decisions outstanding, one
+    # shared wake-up per event cost the benchmark client most of a core, taken from
+    # the two the system under test runs on.
+    _waiting: dict[tuple[str, str], list[tuple[float, "asyncio.Future[Seen]"]]] = field(
+        default_factory=dict
+    )
 
     def record(self, raw: bytes, received: float) -> None:
         try:
@@ -40,10 +46,19 @@ class RunTap:
             key = (str(event["run_id"]), str(event["type"]))
         except (ValueError, KeyError, TypeError):
             return
-        self.seen.setdefault(key, []).append(
-            Seen(key[0], key[1], dict(event.get("detail") or {}), received, occurred)
-        )
-        self._changed.set()
+        seen = Seen(key[0], key[1], dict(event.get("detail") or {}), received, occurred)
+        self.seen.setdefault(key, []).append(seen)
+        waiting = self._waiting.pop(key, [])
+        still = []
+        for after, waiter in waiting:
+            if waiter.done():
+                continue
+            if received >= after:
+                waiter.set_result(seen)
+            else:
+                still.append((after, waiter))
+        if still:
+            self._waiting[key] = still
 
     def _first(self, run_id: str, type_: str, after: float) -> Seen | None:
         return next((s for s in self.seen.get((run_id, type_), ()) if s.received >= after), None)
@@ -52,15 +67,15 @@ class RunTap:
         self, run_id: str, type_: str, *, timeout: float, after: float = 0.0
     ) -> Seen:
         """The first such event received at or after `after` (perf_counter)."""
-        deadline = time.monotonic() + timeout
-        while (found := self._first(run_id, type_, after)) is None:
-            self._changed.clear()
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"no {type_} event for run {run_id} within {timeout}s")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), left)
-        return found
+        found = self._first(run_id, type_, after)
+        if found is not None:
+            return found
+        waiter: asyncio.Future[Seen] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault((run_id, type_), []).append((after, waiter))
+        try:
+            return await asyncio.wait_for(waiter, timeout)
+        except TimeoutError:
+            raise TimeoutError(f"no {type_} event for run {run_id} within {timeout}s") from None
 
 
 @contextlib.asynccontextmanager
@@ -72,7 +87,8 @@ async def tapping(bootstrap: str, topic: str) -> AsyncIterator[RunTap]:
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
         auto_offset_reset="latest",
-        fetch_max_wait_ms=5,
+        # A fetch returns as soon as records arrive; this only bounds an idle poll.
+        fetch_max_wait_ms=100,
     )
     await consumer.start()
     try:
