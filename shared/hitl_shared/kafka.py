@@ -21,7 +21,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from itertools import chain
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -37,6 +37,7 @@ from pydantic import BaseModel, ValidationError
 from hitl_shared import context, telemetry
 from hitl_shared.health import Probe
 from hitl_shared.http_limits import Unavailable
+from hitl_shared.kafka_pipeline import Pipeline, Releaser
 from hitl_shared.kafka_security import broker_security, client_kwargs, describe
 from hitl_shared.settings import CommonSettings
 from hitl_shared.topics import dlq
@@ -343,8 +344,46 @@ class _WaitingBatchSubscriber(BatchSubscriber):
         return tuple(chain.from_iterable(batches.values()))
 
 
+class _PipelinedSubscriber(_WaitingBatchSubscriber):
+    """The waiting batch subscriber feeding a `Pipeline`: its handler only dispatches,
+    offsets are committed by the pipeline (manual acks), fetching pauses while full."""
+
+    __slots__ = ()
+
+    pipeline: "Pipeline[Any]"
+
+    async def get_msg(self, consumer: AIOKafkaConsumer) -> tuple[ConsumerRecord[Any, Any], ...]:
+        pipeline = self.pipeline
+        pipeline.attach(consumer)
+        if pipeline.full:
+            # Keep polling (the group must see this member alive) with nothing fetched.
+            consumer.pause(*consumer.assignment())
+            await consumer.getmany(timeout_ms=0)
+            await pipeline.wait_for_room(self.batch_timeout_ms / 1000)
+            return ()
+        if paused := consumer.paused():
+            consumer.resume(*paused)
+        batches = await consumer.getmany(
+            timeout_ms=self.batch_timeout_ms,
+            max_records=min(self.max_records or BATCH_MAX_RECORDS, pipeline.free),
+        )
+        return tuple(chain.from_iterable(batches.values()))
+
+    async def stop(self) -> None:
+        # Handlers get their grace and finished offsets are committed while the
+        # consumer is still a member of the group.
+        await self.pipeline.close()
+        await super().stop()
+
+
 def _batch_subscriber(
-    broker: KafkaBroker, settings: CommonSettings, topic: str, group: str, *, max_records: int
+    broker: KafkaBroker,
+    settings: CommonSettings,
+    topic: str,
+    group: str,
+    *,
+    max_records: int,
+    pipeline: "Pipeline[Any] | None" = None,
 ) -> Any:
     """The consumer settings every batch subscriber shares (decorates its handler)."""
     subscriber = broker.subscriber(
@@ -352,7 +391,7 @@ def _batch_subscriber(
         group_id=group,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
+        ack_policy=AckPolicy.NACK_ON_ERROR if pipeline is None else AckPolicy.MANUAL,
         decoder=_raw_body,
         batch=True,
         max_records=max_records,
@@ -361,11 +400,16 @@ def _batch_subscriber(
         # Consumer groups must notice a killed replica quickly.
         session_timeout_ms=6_000,
         heartbeat_interval_ms=1_000,
+        listener=None if pipeline is None else Releaser(pipeline),
     )
     if type(subscriber) is not BatchSubscriber:
         raise RuntimeError(f"FastStream built a {type(subscriber)!r}, not its BatchSubscriber")
-    # Same class but `get_msg` (no state added: `__slots__ = ()`).
-    subscriber.__class__ = _WaitingBatchSubscriber
+    # Same class but `get_msg` (and `stop`); the pipeline rides on the instance.
+    if pipeline is None:
+        subscriber.__class__ = _WaitingBatchSubscriber
+    else:
+        subscriber.__class__ = _PipelinedSubscriber
+        cast(_PipelinedSubscriber, subscriber).pipeline = pipeline
     return subscriber
 
 
@@ -452,44 +496,18 @@ def subscribe_concurrent(
     on_dead_letter: Callable[[str], None] | None = None,
     dead_letter_invalid: bool = True,
 ) -> None:
-    """Like `subscribe`, but messages of different keys are handled concurrently.
+    """Like `subscribe`, but messages of different keys are handled concurrently, and
+    fetching goes on while they are (`kafka_pipeline`).
 
-    Records are fetched in batches; those sharing a `key` (a run: the partition key)
-    are handled one after another in their order, different keys at the same time,
-    at most `limit` at once. Each message keeps `subscribe`'s policy on its own: its
-    trace span and log context, retries, dead-lettering of what breaks it. An outage
-    that outlasts the retries nacks the batch once every key in it has been carried
-    as far as it goes, so it is read again: `handler` must be idempotent (it is
+    Records sharing a `key` (a run: the partition key) on a partition are handled one
+    after another in their order, different keys at the same time, at most `limit` at
+    once; a long one holds back only its own key. Each message keeps `subscribe`'s
+    policy on its own: its trace span and log context, retries, dead-lettering of what
+    breaks it. An outage that outlasts the retries leaves the record uncommitted and
+    handles it again after a pause; offsets are committed in order per partition, so
+    a crash redelivers what was not finished: `handler` must be idempotent (it is
     wherever redelivery already had to be survived).
     """
-    gate = asyncio.Semaphore(limit)
-
-    async def consume(_: list[bytes], message: KafkaMessage) -> None:
-        raw = message.raw_message
-        records = raw if isinstance(raw, tuple) else (raw,)
-        by_key: dict[str, list[tuple[E, ConsumerRecord[Any, Any]]]] = {}
-        for record in records:
-            body: bytes = record.value or b""
-            try:
-                event = parse(model, body)
-            except ValueError as exc:
-                if dead_letter_invalid:
-                    await rejected(record, body, f"invalid {model.__name__}: {exc}")
-                continue
-            by_key.setdefault(key(event), []).append((event, record))
-        if len(by_key) <= 1:
-            for events in by_key.values():
-                await in_order(events)
-            return
-        outcomes = await asyncio.gather(*map(in_order, by_key.values()), return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
-
-    async def in_order(events: list[tuple[E, ConsumerRecord[Any, Any]]]) -> None:
-        async with gate:
-            for event, record in events:
-                await handle(event, record)
 
     async def handle(event: E, record: ConsumerRecord[Any, Any]) -> None:
         with (
@@ -504,8 +522,26 @@ def subscribe_concurrent(
             if failure is not None:
                 await rejected(record, record.value or b"", _reason(failure, topic))
 
+    pipeline: Pipeline[E] = Pipeline(name=f"{group} on {topic}", limit=limit, handle=handle)
+
+    async def consume(_: list[bytes], message: KafkaMessage) -> None:
+        raw = message.raw_message
+        records = raw if isinstance(raw, tuple) else (raw,)
+        for record in records:
+            body: bytes = record.value or b""
+            try:
+                event = parse(model, body)
+            except ValueError as exc:
+                if dead_letter_invalid:
+                    await rejected(record, body, f"invalid {model.__name__}: {exc}")
+                pipeline.dispatch(record, None, None)
+                continue
+            pipeline.dispatch(record, key(event), event)
+
     rejected = _record_rejecter(broker, topic, group, on_dead_letter)
-    _batch_subscriber(broker, settings, topic, group, max_records=limit * 4)(consume)
+    _batch_subscriber(broker, settings, topic, group, max_records=limit * 4, pipeline=pipeline)(
+        consume
+    )
 
 
 def _record_headers(record: ConsumerRecord[Any, Any]) -> dict[str, Any]:

@@ -1,14 +1,19 @@
 """`subscribe_concurrent` on real Kafka: different keys at once (bounded), one key's
-messages in order, and a message that breaks its handler dead-lettered on its own."""
+messages in order, and a message that breaks its handler dead-lettered on its own;
+fetching goes on while a long message is handled, commits never pass an unfinished
+record, a restart or a rebalance hands unfinished records on."""
 
 import asyncio
 import base64
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from faststream.kafka import KafkaBroker
 from hitl_contracts import NotificationRecorded
 from hitl_shared.health import broker_probe
 from hitl_shared.kafka import ensure_topics, make_broker, subscribe_concurrent
@@ -105,3 +110,230 @@ async def test_runs_proceed_concurrently_in_order_each_and_a_broken_one_alone_is
 async def _one(infra: Infra, topic: str) -> list[dict[str, Any]] | None:
     letters = await dead_letters(infra, topic)
     return letters or None
+
+
+# The pipeline (`hitl_shared.kafka_pipeline`): fetching goes on while handlers run.
+
+
+async def _setup(infra: Infra, partitions: int) -> tuple[CommonSettings, str, str]:
+    settings = CommonSettings(
+        kafka_bootstrap_servers=infra.kafka_bootstrap_servers,
+        hitl_topic_prefix=f"t{uuid.uuid4().hex[:8]}.",
+    )
+    topic = settings.topics.notifications
+    await ensure_topics(settings, [topic], partitions=partitions)
+    return settings, topic, settings.group_id("pipeline-test")
+
+
+async def _send(infra: Infra, topic: str, notes: list[tuple[str, str]], partition: int = 0) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        for run, cid in notes:
+            await producer.send_and_wait(
+                topic, note(run, cid), key=run.encode(), partition=partition
+            )
+    finally:
+        await producer.stop()
+
+
+async def _committed(infra: Infra, group: str, topic: str) -> dict[int, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
+
+
+def _consumer(
+    settings: CommonSettings,
+    topic: str,
+    group: str,
+    handler: Callable[[NotificationRecorded], Awaitable[None]],
+    limit: int = 4,
+) -> KafkaBroker:
+    broker = make_broker(settings, client_id="pipeline-test")
+    subscribe_concurrent(
+        broker,
+        settings,
+        topic=topic,
+        group=group,
+        model=NotificationRecorded,
+        handler=handler,
+        key=lambda event: event.run_id,
+        limit=limit,
+        healthy=broker_probe(broker),
+    )
+    return broker
+
+
+async def test_a_long_message_holds_back_only_its_own_run_and_commits_stop_before_it(
+    infra: Infra,
+) -> None:
+    settings, topic, group = await _setup(infra, partitions=1)
+    release = asyncio.Event()
+    handled: list[str] = []
+
+    async def handler(event: NotificationRecorded) -> None:
+        if event.correlation_id == "slow-1":
+            await release.wait()
+        handled.append(event.correlation_id)
+
+    broker = _consumer(settings, topic, group, handler)
+    await broker.start()
+    try:
+        await _send(infra, topic, [("slow", "slow-1")])
+        await asyncio.sleep(1.0)  # fetched and being handled on its own
+        await _send(infra, topic, [("a", "a-1"), ("b", "b-1"), ("slow", "slow-2"), ("a", "a-2")])
+
+        async def others_done() -> bool:
+            return sorted(handled) == ["a-1", "a-2", "b-1"]
+
+        await eventually(others_done, timeout=30, what="the other runs' messages")
+        assert handled == ["a-1", "b-1", "a-2"] or handled == ["b-1", "a-1", "a-2"]
+        await asyncio.sleep(1.0)
+        # Offsets 1, 2, 4 are done, 0 (slow-1) is not: nothing past it is committed.
+        assert (await _committed(infra, group, topic)).get(0, 0) in (-1, 0)
+        assert "slow-2" not in handled, "one run's messages wait for each other"
+
+        release.set()
+
+        async def all_committed() -> bool:
+            return (await _committed(infra, group, topic)).get(0) == 5
+
+        await eventually(all_committed, timeout=30, what="offset 5 committed")
+        assert handled.index("slow-1") < handled.index("slow-2")
+    finally:
+        release.set()
+        await broker.stop()
+
+
+async def test_a_restart_reads_again_what_was_not_finished_and_not_what_was(
+    infra: Infra,
+) -> None:
+    settings, topic, group = await _setup(infra, partitions=1)
+    first: list[str] = []
+    cancelled: list[str] = []
+
+    async def stuck(event: NotificationRecorded) -> None:
+        if event.run_id == "x":
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                cancelled.append(event.correlation_id)
+                raise
+        first.append(event.correlation_id)
+
+    await _send(infra, topic, [("y", "y-1"), ("x", "x-1"), ("y", "y-2")])
+    broker = _consumer(settings, topic, group, stuck)
+    await broker.start()
+    try:
+
+        async def ys() -> bool:
+            return first == ["y-1", "y-2"]
+
+        await eventually(ys, timeout=30, what="y's messages")
+    finally:
+        await broker.stop()  # x-1 still running: cancelled after its grace
+    assert cancelled == ["x-1"]
+    assert (await _committed(infra, group, topic)) == {0: 1}, "up to x-1, not past it"
+
+    second: list[str] = []
+
+    async def quick(event: NotificationRecorded) -> None:
+        second.append(event.correlation_id)
+
+    broker = _consumer(settings, topic, group, quick)
+    await broker.start()
+    try:
+
+        async def again() -> bool:
+            return second == ["x-1", "y-2"]
+
+        await eventually(again, timeout=30, what="x-1 (and y-2 after it) read again")
+    finally:
+        await broker.stop()
+    assert (await _committed(infra, group, topic)) == {0: 3}
+
+
+async def test_a_partition_taken_away_cancels_its_handler_and_its_new_owner_handles_it(
+    infra: Infra,
+) -> None:
+    settings, topic, group = await _setup(infra, partitions=2)
+    await _send(infra, topic, [("p0", "p0-1")], partition=0)
+    await _send(infra, topic, [("p1", "p1-1")], partition=1)
+    started: list[str] = []
+    cancelled: list[str] = []
+
+    async def stuck(event: NotificationRecorded) -> None:
+        started.append(event.correlation_id)
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.append(event.correlation_id)
+            raise
+
+    taken: list[str] = []
+
+    async def quick(event: NotificationRecorded) -> None:
+        taken.append(event.correlation_id)
+
+    one = _consumer(settings, topic, group, stuck)
+    two = _consumer(settings, topic, group, quick)
+    await one.start()
+    try:
+
+        async def both_started() -> bool:
+            return sorted(started) == ["p0-1", "p1-1"]
+
+        await eventually(both_started, timeout=30, what="both records in the first consumer")
+        await two.start()  # the group rebalances: one partition moves to `two`
+
+        async def moved() -> bool:
+            return len(taken) == 1 and len(cancelled) == 1
+
+        await eventually(moved, timeout=60, what="one partition handed over")
+        assert taken == cancelled, "the record cancelled in one is the one handled in two"
+        # The partition `one` kept: its handler went on through the rebalance.
+        assert sorted(started) == ["p0-1", "p1-1"], "nothing read twice by the one that kept it"
+    finally:
+        await two.stop()
+        await one.stop()
+
+
+async def test_many_runs_through_a_small_limit_each_once_never_more_at_once(
+    infra: Infra,
+) -> None:
+    settings, topic, group = await _setup(infra, partitions=2)
+    notes = [(f"r{i % 40}", f"m{i}") for i in range(200)]
+    await _send(infra, topic, notes)
+    seen: list[str] = []
+    running = peak = 0
+
+    async def handler(event: NotificationRecorded) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.005)
+        running -= 1
+        seen.append(event.correlation_id)
+
+    # Limit 2: at most 8 records fetched and not finished; the rest wait in Kafka.
+    broker = _consumer(settings, topic, group, handler, limit=2)
+    await broker.start()
+    try:
+
+        async def done() -> bool:
+            return len(seen) == 200
+
+        await eventually(done, timeout=60, what="200 messages")
+    finally:
+        await broker.stop()
+    assert sorted(seen) == sorted(cid for _, cid in notes), "each exactly once"
+    assert peak == 2
+    for run in {run for run, _ in notes}:
+        mine = [cid for r, cid in notes if r == run]
+        assert [cid for cid in seen if cid in mine] == mine, f"{run} in its order"
+    assert (await _committed(infra, group, topic)) == {0: 200}
