@@ -1,5 +1,6 @@
 """Interrupts, halts and cost against in-memory ports: what a supervisor sees happen."""
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -120,6 +121,49 @@ async def test_a_halt_parks_runs_holds_new_ones_and_resume_sets_them_going() -> 
     assert run.status is RunStatus.COMPLETED
     assert [e.action for e in store.entries] == ["halt", "resume"]
     assert store.entries[1].detail == {"lifted": True, "runs": [run_id]}
+
+
+async def test_a_run_its_worker_set_going_as_the_halt_was_lifted_counts_as_resumed() -> None:
+    """The worker parks the run; the halt is lifted and the parked runs listed before
+    the worker's second look at the halt, which then sets the run going itself: the
+    resume still reports the run as set going by it."""
+    h, oversight, store = supervised([say("done")])
+    await oversight.halt("test", reason="retry loop", by="olga")
+    listed, thinking, answer = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    halt, halted_of, complete = store.halt, store.halted_of, h.model.complete
+
+    async def second_look(agent: str) -> Any:  # `_park`'s look after storing the pause
+        await listed.wait()
+        return await halt(agent)
+
+    async def listing(agent: str, limit: int = 10_000) -> list[str]:
+        parked = await halted_of(agent, limit)
+        listed.set()
+        await thinking.wait()  # the worker has set the run going meanwhile
+        return parked
+
+    async def model(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Any:
+        thinking.set()
+        await answer.wait()
+        return await complete(messages, tools)
+
+    store.halt = second_look  # type: ignore[method-assign]
+    store.halted_of = listing  # type: ignore[method-assign]
+    h.model.complete = model  # type: ignore[method-assign]
+    worker = asyncio.create_task(h.start())
+    while not store.parked:  # parked, and now at its second look at the halt
+        await asyncio.sleep(0)
+
+    async def wake(task: TaskSubmitted) -> None:
+        raise AssertionError("a run already going is not woken again")
+
+    resumed = await oversight.resume("test", by="ada", runner=h.runner, wake=wake)
+    answer.set()
+    run_id = await worker
+    assert resumed == [run_id]
+    assert (await h.run(run_id)).status is RunStatus.COMPLETED
+    assert h.types(run_id) == ["started", "halted", "resumed", "model_replied", "completed"]
+    assert store.parked == {}
 
 
 def test_a_supervisor_approval_is_about_the_intervention_tool() -> None:

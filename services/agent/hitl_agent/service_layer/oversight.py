@@ -1,7 +1,7 @@
 """Oversight at the step boundary: interrupts pause a run, halts stop an agent's runs.
 
 The runner calls `Oversight.boundary` once before each step. It reads two flags by
-`_id` (the run's interrupt, the agent's halt) and, when one is set, stores the pause
+`_id` (the run's interrupt, the agent's halt, a read concurrent boundaries share) and, when one is set, stores the pause
 as the run's next checkpoint instead of the step. The flags live in the store, so a
 request received by any replica reaches whichever worker drives the run, before or
 after a restart.
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from hitl_contracts import RunEventType, TaskSubmitted
 from hitl_contracts.base import utcnow
+from hitl_shared.shared_read import SharedRead
 
 from hitl_agent.domain.changes import Changes
 from hitl_agent.domain.oversight import (
@@ -57,13 +58,16 @@ class Oversight:
     def __init__(self, store: OversightStore, *, approval_timeout: timedelta) -> None:
         self.store = store
         self.approval_timeout = approval_timeout
+        # Every boundary of every run reads its agent's halt: concurrent ones share
+        # reads (each still sees every halt set before it asked).
+        self.halt_of = SharedRead(store.halt)
 
     async def boundary(self, run: Run, commit: Commit) -> bool:
         """Before a step: True when the run paused here (or lost a race) and must not step."""
         if run.turn is None:
             deliver_notes(run)
         interrupt, halt = await asyncio.gather(
-            self.store.interrupt(run.run_id), self.store.halt(run.agent)
+            self.store.interrupt(run.run_id), self.halt_of(run.agent)
         )
         if halt is not None:
             return await self._park(run, halt, commit)
@@ -176,7 +180,9 @@ class Oversight:
             run = await runner.store.latest(run_id)
             if run is None or run.status is not RunStatus.HALTED:
                 await self.store.unindex_halted(run_id)
-                return False
+                # Not parked (any more): its worker saw the halt lifted right after
+                # parking it and set it going itself (see `_park`); still this lift's.
+                return run is not None and not run.status.terminal
             run.status = RunStatus.RUNNING
             changes = Changes()
             changes.emit(RunEventType.RESUMED, by=by, halt="lifted")
