@@ -368,9 +368,8 @@ async def test_halt_parks_the_runs_on_two_workers_and_holds_a_new_task_until_res
                     tags[run_id] = tag
                     batch.append(run_id)
 
-                # Placed by partition; a worker handles a fetched batch of tasks at once and
-                # fetches the next when it is done, so a run queued behind a long one
-                # starts only when that one ends: wait until
+                # Placed by partition (a worker starts its tasks as they come, each run
+                # on its own; a worker still joining the group starts them late): wait until
                 # both workers drive one (or the whole batch started), not for every run.
                 async def placed(batch: list[str] = batch) -> dict[str, str] | None:
                     found = {
@@ -395,9 +394,8 @@ async def test_halt_parks_the_runs_on_two_workers_and_holds_a_new_task_until_res
                         assert cancelled.status_code in (200, 409), cancelled.text
                         del tags[run_id]
                 # A run picked from an earlier batch may have ended by now (a loaded
-                # machine places the next batch slowly, and a worker busy with one long
-                # run starts its queued ones only after it): keep only runs with many
-                # steps left, so the halt below finds them running.
+                # machine places the next batch slowly): keep only runs with many steps
+                # left, so the halt below finds them running.
                 for run_id in list(running):
                     state = await run_state(agent, run_id)
                     if state["status"] != "running" or state["steps"] > LONG // 2:
