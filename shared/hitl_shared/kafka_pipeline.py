@@ -8,7 +8,7 @@ a batch was being handled waited for the whole batch. Here the loop only dispatc
 - Each record goes to the chain of its key on its partition, handled in fetch order;
   chains of different keys run at once, at most `limit` handlers at a time.
 - Offsets are committed in order per partition: up to the first record not finished,
-  never past it, at most every `COMMIT_EVERY` seconds. A crash redelivers every record not finished (and maybe a few that
+  never past it. A crash redelivers every record not finished (and maybe a few that
   were: handlers are idempotent), never skips one.
 - Bounded: past `capacity` records fetched and not finished, the partitions are paused
   and the loop keeps polling (so the group does not take it for dead) until there is
@@ -40,9 +40,6 @@ T = TypeVar("T")
 
 # How long running handlers may go on at stop before they are cancelled.
 REVOKE_GRACE = 3.0
-# Offsets of finished records are committed at most this often (and at stop, and when a
-# rebalance starts).
-COMMIT_EVERY = 0.25
 # After a handler gave up on an outage: wait, then handle the same record again.
 OUTAGE_PAUSE = 1.0
 
@@ -200,10 +197,6 @@ class Pipeline(Generic[T]):
     async def _commit_loop(self) -> None:
         while True:
             await self.commit_wanted.wait()
-            # Records finishing meanwhile go in the same commit: a few commits a second
-            # per consumer, not one per record (each is a write to Kafka's offsets log;
-            # a crash reads again at most this much finished work, handlers are idempotent).
-            await asyncio.sleep(COMMIT_EVERY)
             self.commit_wanted.clear()
             await self.commit(self.partitions)
 
