@@ -129,10 +129,12 @@ async def test_a_run_its_worker_set_going_as_the_halt_was_lifted_counts_as_resum
     resume still reports the run as set going by it."""
     h, oversight, store = supervised([say("done")])
     await oversight.halt("test", reason="retry loop", by="olga")
-    listed, thinking, answer = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    parked, listed = asyncio.Event(), asyncio.Event()
+    thinking, answer = asyncio.Event(), asyncio.Event()
     halt, halted_of, complete = store.halt, store.halted_of, h.model.complete
 
     async def second_look(agent: str) -> Any:  # `_park`'s look after storing the pause
+        parked.set()
         await listed.wait()
         return await halt(agent)
 
@@ -151,8 +153,8 @@ async def test_a_run_its_worker_set_going_as_the_halt_was_lifted_counts_as_resum
     store.halted_of = listing  # type: ignore[method-assign]
     h.model.complete = model  # type: ignore[method-assign]
     worker = asyncio.create_task(h.start())
-    while not store.parked:  # parked, and now at its second look at the halt
-        await asyncio.sleep(0)
+    await parked.wait()
+    assert store.parked, "indexed as parked before the pause was stored"
 
     async def wake(task: TaskSubmitted) -> None:
         raise AssertionError("a run already going is not woken again")
