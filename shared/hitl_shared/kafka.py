@@ -20,6 +20,7 @@ import base64
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from itertools import chain
 from typing import Any, TypeVar, cast
 
@@ -353,12 +354,16 @@ class _PipelinedSubscriber(_WaitingBatchSubscriber):
     pipeline: "Pipeline[Any]"
 
     async def get_msg(self, consumer: AIOKafkaConsumer) -> tuple[ConsumerRecord[Any, Any], ...]:
+        """Fetch and hand the records to the pipeline at once; FastStream gets nothing
+        (its parsing could drop a batch, e.g. on a header it cannot decode, and the
+        commits would then pass records never handled)."""
         pipeline = self.pipeline
         pipeline.attach(consumer)
         if pipeline.full:
             # Keep polling (the group must see this member alive) with nothing fetched.
             consumer.pause(*consumer.assignment())
-            await consumer.getmany(timeout_ms=0)
+            batches = await consumer.getmany(timeout_ms=0)
+            pipeline.take(chain.from_iterable(batches.values()))
             await pipeline.wait_for_room(self.batch_timeout_ms / 1000)
             return ()
         if paused := consumer.paused():
@@ -367,7 +372,8 @@ class _PipelinedSubscriber(_WaitingBatchSubscriber):
             timeout_ms=self.batch_timeout_ms,
             max_records=min(self.max_records or BATCH_MAX_RECORDS, pipeline.free),
         )
-        return tuple(chain.from_iterable(batches.values()))
+        pipeline.take(chain.from_iterable(batches.values()))
+        return ()
 
     async def stop(self) -> None:
         # Handlers get their grace and finished offsets are committed while the
@@ -482,6 +488,13 @@ def subscribe_batch(
     _batch_subscriber(broker, settings, topic, group, max_records=max_records)(consume)
 
 
+@dataclass(frozen=True)
+class Invalid:
+    """A record that cannot be handled: dead-lettered with `reason`."""
+
+    reason: str
+
+
 def subscribe_concurrent(
     broker: KafkaBroker,
     settings: CommonSettings,
@@ -509,7 +522,26 @@ def subscribe_concurrent(
     wherever redelivery already had to be survived).
     """
 
-    async def handle(event: E, record: ConsumerRecord[Any, Any]) -> None:
+    def route(record: ConsumerRecord[Any, Any]) -> tuple[str, E | Invalid] | None:
+        """Its key and event; a record that does not parse is dead-lettered (on a key of
+        its own, retried like any handler), or skipped."""
+        body: bytes = record.value or b""
+        try:
+            event = parse(model, body)
+            return key(event), event
+        except ValueError as exc:
+            reason = f"invalid {model.__name__}: {exc}"
+        except Exception as exc:  # the key function failed on a valid event
+            reason = f"no key for this {model.__name__}: {exc!r}"
+        if not dead_letter_invalid:
+            return None
+        return f"\x00invalid@{record.offset}", Invalid(reason)
+
+    async def handle(item: E | Invalid, record: ConsumerRecord[Any, Any]) -> None:
+        if isinstance(item, Invalid):
+            await rejected(record, record.value or b"", item.reason)
+            return
+        event = item
         with (
             telemetry.consuming(topic, _record_headers(record)),
             context.bound(**context.ids_of(event)),
@@ -522,21 +554,12 @@ def subscribe_concurrent(
             if failure is not None:
                 await rejected(record, record.value or b"", _reason(failure, topic))
 
-    pipeline: Pipeline[E] = Pipeline(name=f"{group} on {topic}", limit=limit, handle=handle)
+    pipeline: Pipeline[E | Invalid] = Pipeline(
+        name=f"{group} on {topic}", limit=limit, route=route, handle=handle
+    )
 
     async def consume(_: list[bytes], message: KafkaMessage) -> None:
-        raw = message.raw_message
-        records = raw if isinstance(raw, tuple) else (raw,)
-        for record in records:
-            body: bytes = record.value or b""
-            try:
-                event = parse(model, body)
-            except ValueError as exc:
-                if dead_letter_invalid:
-                    await rejected(record, body, f"invalid {model.__name__}: {exc}")
-                pipeline.dispatch(record, None, None)
-                continue
-            pipeline.dispatch(record, key(event), event)
+        raise RuntimeError("records go to the pipeline straight from the fetch (get_msg)")
 
     rejected = _record_rejecter(broker, topic, group, on_dead_letter)
     _batch_subscriber(broker, settings, topic, group, max_records=limit * 4, pipeline=pipeline)(
@@ -545,7 +568,12 @@ def subscribe_concurrent(
 
 
 def _record_headers(record: ConsumerRecord[Any, Any]) -> dict[str, Any]:
-    return {key: value for key, value in record.headers or ()}
+    # Headers are the producer's bytes: a value that is not text must not break handling.
+    return {
+        key: value.decode(errors="replace") if isinstance(value, bytes) else value
+        for key, value in record.headers or ()
+        if value is not None
+    }
 
 
 def _header(headers: dict[str, Any], name: str) -> str | None:

@@ -73,7 +73,7 @@ class _Partition:
 
 @dataclass
 class _Item(Generic[T]):
-    event: T | None  # None: a record with nothing to handle (only its offset to finish)
+    event: T
     record: Record
 
 
@@ -85,10 +85,12 @@ class Pipeline(Generic[T]):
         *,
         name: str,
         limit: int,
+        route: Callable[[Record], tuple[str, T] | None],
         handle: Callable[[T, Record], Awaitable[None]],
         capacity: int | None = None,
     ) -> None:
         self.name = name
+        self.route = route
         self.handle = handle
         self.gate = asyncio.Semaphore(limit)
         self.capacity = capacity or limit * 4
@@ -115,7 +117,11 @@ class Pipeline(Generic[T]):
 
     def attach(self, consumer: AIOKafkaConsumer) -> None:
         if self.consumer is not consumer:
+            # A consumer of its own: a (re)started subscriber, nothing carried over.
             self.consumer = consumer
+            self.closing = False
+        if self.closing:
+            return
         if self.committer is None or self.committer.done():
             self.committer = asyncio.create_task(self._commit_loop(), name=f"commit {self.name}")
 
@@ -127,16 +133,33 @@ class Pipeline(Generic[T]):
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.room.wait(), timeout)
 
-    def dispatch(self, record: Record, key: str | None, event: T | None) -> None:
-        """Take a fetched record: queue it on its key's chain (None: nothing to handle)."""
-        if self.closing:
+    def take(self, records: Iterable[Record]) -> None:
+        """Records just returned by `getmany`, dispatched before anything else runs (no
+        await in between: no rebalance can slip between the fetch and this)."""
+        if self.closing or self.consumer is None:
             return  # not registered: never committed, read again after the restart
-        tp = TopicPartition(record.topic, record.partition)
+        assigned = self.consumer.assignment()
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            partition = self.partitions.get(tp)
+            if tp not in assigned or (
+                partition is not None
+                and partition.next is not None
+                and record.offset < partition.next
+            ):
+                # Not ours any more, or fetched again from the committed offset after a
+                # rebalance gave the partition back: already dispatched here.
+                continue
+            self._dispatch(tp, record)
+
+    def _dispatch(self, tp: TopicPartition, record: Record) -> None:
         self.partitions.setdefault(tp, _Partition()).add(record.offset)
         self.unfinished += 1
-        if event is None or key is None:
+        routed = self.route(record)
+        if routed is None:
             self._finished(tp, record.offset)
             return
+        key, event = routed
         chain = (tp, key)
         queue = self.queues.get(chain)
         if queue is None:
@@ -151,7 +174,6 @@ class Pipeline(Generic[T]):
         try:
             while queue:
                 item = queue[0]
-                assert item.event is not None
                 async with self.gate:
                     await self._handle(item.event, item.record)
                 queue.popleft()
@@ -166,21 +188,25 @@ class Pipeline(Generic[T]):
             try:
                 await self.handle(event, record)
                 return
-            except asyncio.CancelledError:
-                raise
+            except asyncio.CancelledError as exc:
+                task = asyncio.current_task()
+                if task is None or task.cancelling():
+                    raise  # this chain is being cancelled (partition let go of, stop)
+                failure: BaseException = exc  # something the handler awaited was cancelled
             except Exception as exc:
-                # An outage outlasted the handler's own retries: the record stays
-                # unfinished (not committed) and is handled again here, in its turn.
-                log.error(
-                    "%s: %s[%s]@%s not handled (%r); trying again in %.0f s",
-                    self.name,
-                    record.topic,
-                    record.partition,
-                    record.offset,
-                    exc,
-                    OUTAGE_PAUSE,
-                )
-                await asyncio.sleep(OUTAGE_PAUSE)
+                failure = exc
+            # An outage outlasted the handler's own retries: the record stays unfinished
+            # (not committed) and is handled again here, in its turn.
+            log.error(
+                "%s: %s[%s]@%s not handled (%r); trying again in %.0f s",
+                self.name,
+                record.topic,
+                record.partition,
+                record.offset,
+                failure,
+                OUTAGE_PAUSE,
+            )
+            await asyncio.sleep(OUTAGE_PAUSE)
 
     def _finished(self, tp: TopicPartition, offset: int) -> None:
         partition = self.partitions.get(tp)
@@ -198,18 +224,35 @@ class Pipeline(Generic[T]):
         while True:
             await self.commit_wanted.wait()
             self.commit_wanted.clear()
-            await self.commit(self.partitions)
+            try:
+                done = await self.commit(self.partitions)
+            except Exception:
+                log.exception("%s: commit failed", self.name)
+                done = False
+            if not done:
+                # Tried again even if no record finishes meanwhile (an idle partition's
+                # last offsets); what is never committed is only read again.
+                await asyncio.sleep(OUTAGE_PAUSE)
+                self.commit_wanted.set()
 
-    async def commit(self, tps: Iterable[TopicPartition]) -> None:
+    async def commit(self, tps: Iterable[TopicPartition]) -> bool:
+        """Commit what finished on `tps` (those still assigned); False if it failed."""
         consumer = self.consumer
+        if consumer is None:
+            return True
+        assigned = consumer.assignment()
         offsets = {}
         for tp in tps:
             partition = self.partitions.get(tp)
-            if partition is not None and partition.ready not in (None, partition.committed):
+            if (
+                tp in assigned
+                and partition is not None
+                and partition.ready not in (None, partition.committed)
+            ):
                 assert partition.ready is not None
                 offsets[tp] = (partition, partition.ready)
-        if consumer is None or not offsets:
-            return
+        if not offsets:
+            return True
         try:
             await consumer.commit(
                 {tp: OffsetAndMetadata(offset, "") for tp, (_, offset) in offsets.items()}
@@ -218,9 +261,10 @@ class Pipeline(Generic[T]):
             # A rebalance under way (or the partitions already gone): those records are
             # read again by whoever owns them next; handlers are idempotent.
             log.warning("%s: commit of %s failed: %r", self.name, sorted(offsets), exc)
-            return
+            return False
         for partition, offset in offsets.values():
             partition.committed = offset
+        return True
 
     # Rebalances, and stop
 
@@ -234,11 +278,12 @@ class Pipeline(Generic[T]):
         cancelled: the new owner reads their records again from the committed offset);
         those given back go on where they were, not from the committed offset."""
         kept = set(tps)
-        await self.release([tp for tp in self.partitions if tp not in kept], grace=0, commit=False)
+        # Seek first (nothing awaited before it): no fetch from the committed offset.
         for tp in kept:
             partition = self.partitions.get(tp)
             if partition is not None and partition.next is not None and self.consumer is not None:
                 self.consumer.seek(tp, partition.next)
+        await self.release([tp for tp in self.partitions if tp not in kept], grace=0, commit=False)
 
     async def release(
         self, tps: Iterable[TopicPartition], *, grace: float = REVOKE_GRACE, commit: bool = True
@@ -273,7 +318,8 @@ class Pipeline(Generic[T]):
         for tp in gone:
             partition = self.partitions.pop(tp, None)
             if partition is not None:
-                self.unfinished -= len(partition.fetched)
+                # Those finished behind an unfinished one were counted off already.
+                self.unfinished -= len(partition.fetched) - len(partition.finished)
         if not self.full:
             self.room.set()
 

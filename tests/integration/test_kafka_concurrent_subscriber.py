@@ -296,6 +296,9 @@ async def test_a_partition_taken_away_cancels_its_handler_and_its_new_owner_hand
 
         await eventually(moved, timeout=60, what="one partition handed over")
         assert taken == cancelled, "the record cancelled in one is the one handled in two"
+        (subscriber,) = one.subscribers
+        pipeline = getattr(subscriber, "pipeline")  # noqa: B009 (set on the instance)
+        assert pipeline.unfinished == 1, "only the kept partition's record is left"
         # The partition `one` kept: its handler went on through the rebalance.
         assert sorted(started) == ["p0-1", "p1-1"], "nothing read twice by the one that kept it"
     finally:
@@ -308,7 +311,10 @@ async def test_many_runs_through_a_small_limit_each_once_never_more_at_once(
 ) -> None:
     settings, topic, group = await _setup(infra, partitions=2)
     notes = [(f"r{i % 40}", f"m{i}") for i in range(200)]
-    await _send(infra, topic, notes)
+    for partition in (0, 1):  # a run's messages on one partition, runs on both
+        await _send(
+            infra, topic, [(r, c) for r, c in notes if int(r[1:]) % 2 == partition], partition
+        )
     seen: list[str] = []
     running = peak = 0
 
@@ -336,4 +342,48 @@ async def test_many_runs_through_a_small_limit_each_once_never_more_at_once(
     for run in {run for run, _ in notes}:
         mine = [cid for r, cid in notes if r == run]
         assert [cid for cid in seen if cid in mine] == mine, f"{run} in its order"
-    assert (await _committed(infra, group, topic)) == {0: 200}
+    assert (await _committed(infra, group, topic)) == {0: 100, 1: 100}
+
+
+async def test_records_that_cannot_be_handled_do_not_let_the_commit_skip_anything(
+    infra: Infra,
+) -> None:
+    """A body that does not parse (dead-lettered), headers that are not text or empty:
+    the records after them are handled, and the offsets committed cover all of them."""
+    settings, topic, group = await _setup(infra, partitions=1)
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, note("a", "a-1"), key=b"a")
+        await producer.send_and_wait(topic, b"{not json", key=b"a")
+        await producer.send_and_wait(
+            topic,
+            note("a", "a-2"),
+            key=b"a",
+            headers=[("traceparent", b"\xff\xfe"), ("empty", None)],
+        )
+        await producer.send_and_wait(topic, note("b", "b-1"), key=b"b")
+    finally:
+        await producer.stop()
+    handled: list[str] = []
+
+    async def handler(event: NotificationRecorded) -> None:
+        handled.append(event.correlation_id)
+
+    broker = _consumer(settings, topic, group, handler)
+    await broker.start()
+    try:
+
+        async def all_committed() -> bool:
+            return (await _committed(infra, group, topic)).get(0) == 4
+
+        await eventually(all_committed, timeout=30, what="offset 4 committed")
+        letters = await eventually(
+            lambda: _one(infra, f"{topic}.dlq"), timeout=30, what="a dead letter"
+        )
+    finally:
+        await broker.stop()
+    assert sorted(handled) == ["a-1", "a-2", "b-1"]
+    (letter,) = letters
+    assert base64.b64decode(letter["original_b64"]) == b"{not json"
+    assert letter["offset"] == 1
