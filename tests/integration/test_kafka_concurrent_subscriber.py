@@ -169,6 +169,26 @@ def _consumer(
     return broker
 
 
+async def _consume_until(
+    broker: KafkaBroker, probe: Callable[[], Awaitable[bool]], what: str
+) -> None:
+    await broker.start()
+    try:
+        await eventually(probe, timeout=30, what=what)
+    finally:
+        await broker.stop()
+
+
+def _recorder(settings: CommonSettings, topic: str, group: str) -> tuple[KafkaBroker, list[str]]:
+    """A consumer that notes each event's correlation id, in the order handled."""
+    seen: list[str] = []
+
+    async def record(event: NotificationRecorded) -> None:
+        seen.append(event.correlation_id)
+
+    return _consumer(settings, topic, group, record), seen
+
+
 async def test_a_long_message_holds_back_only_its_own_run_and_commits_stop_before_it(
     infra: Infra,
 ) -> None:
@@ -227,34 +247,21 @@ async def test_a_restart_reads_again_what_was_not_finished_and_not_what_was(
         first.append(event.correlation_id)
 
     await _send(infra, topic, [("y", "y-1"), ("x", "x-1"), ("y", "y-2")])
-    broker = _consumer(settings, topic, group, stuck)
-    await broker.start()
-    try:
 
-        async def ys() -> bool:
-            return first == ["y-1", "y-2"]
+    async def ys() -> bool:
+        return first == ["y-1", "y-2"]
 
-        await eventually(ys, timeout=30, what="y's messages")
-    finally:
-        await broker.stop()  # x-1 still running: cancelled after its grace
+    # Stopped with x-1 still running: cancelled after its grace.
+    await _consume_until(_consumer(settings, topic, group, stuck), ys, "y's messages")
     assert cancelled == ["x-1"]
     assert (await _committed(infra, group, topic)) == {0: 1}, "up to x-1, not past it"
 
-    second: list[str] = []
+    broker, second = _recorder(settings, topic, group)
 
-    async def quick(event: NotificationRecorded) -> None:
-        second.append(event.correlation_id)
+    async def again() -> bool:
+        return second == ["x-1", "y-2"]
 
-    broker = _consumer(settings, topic, group, quick)
-    await broker.start()
-    try:
-
-        async def again() -> bool:
-            return second == ["x-1", "y-2"]
-
-        await eventually(again, timeout=30, what="x-1 (and y-2 after it) read again")
-    finally:
-        await broker.stop()
+    await _consume_until(broker, again, "x-1 (and y-2 after it) read again")
     assert (await _committed(infra, group, topic)) == {0: 3}
 
 
@@ -365,12 +372,7 @@ async def test_records_that_cannot_be_handled_do_not_let_the_commit_skip_anythin
         await producer.send_and_wait(topic, note("b", "b-1"), key=b"b")
     finally:
         await producer.stop()
-    handled: list[str] = []
-
-    async def handler(event: NotificationRecorded) -> None:
-        handled.append(event.correlation_id)
-
-    broker = _consumer(settings, topic, group, handler)
+    broker, handled = _recorder(settings, topic, group)
     await broker.start()
     try:
 
