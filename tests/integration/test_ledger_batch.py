@@ -61,6 +61,17 @@ async def process(
         await client.close()
 
 
+@contextlib.asynccontextmanager
+async def seeded(
+    infra: Infra, db: Database, balances: dict[str, float], listener: Inserts | None = None
+) -> AsyncIterator[Ledger]:
+    """Accounts seeded, and a process that knows their heads (as a running agent does)."""
+    await Ledger(db).seed(balances)
+    async with process(infra, db, listener) as ledger:
+        await ledger.balances()
+        yield ledger
+
+
 async def chains_are_sound(db: Database) -> dict[str, int]:
     """Check every balance chain against the ledger; the balances at their heads."""
     entries = {doc["_id"]: doc async for doc in db[LEDGER].find({})}
@@ -151,10 +162,8 @@ async def test_racing_ordered_inserts_each_store_exactly_the_prefix_they_report(
 async def test_concurrent_transfers_in_one_process_share_round_trips_and_never_overdraw(
     infra: Infra, db: Database
 ) -> None:
-    await Ledger(db).seed({"checking": 30, "alice": 0})
     inserts = Inserts()
-    async with process(infra, db, inserts) as ledger:
-        await ledger.balances()  # a running agent knows the heads
+    async with seeded(infra, db, {"checking": 30, "alice": 0}, inserts) as ledger:
         done = await asyncio.gather(*(transfer(ledger, f"k{i}", 100) for i in range(60)))
         assert await ledger.balances() == {"alice": 30.0, "checking": 0.0}
     assert done.count(True) == 30, "exactly the money there was"
@@ -297,10 +306,8 @@ async def test_a_batch_whose_caller_is_cancelled_is_finished_by_the_others(
 async def test_insufficient_funds_in_the_middle_of_a_batch_refuses_only_that_one(
     infra: Infra, db: Database
 ) -> None:
-    await Ledger(db).seed({"checking": 10, "alice": 0})
     inserts = Inserts()
-    async with process(infra, db, inserts) as ledger:
-        await ledger.balances()
+    async with seeded(infra, db, {"checking": 10, "alice": 0}, inserts) as ledger:
         # The first goes alone (nothing waits yet); the others wait for it, then go
         # together on 9.00: 7.00 fits, 3.00 does not, 2.00 does.
         done = await asyncio.gather(*(transfer(ledger, k, c) for k, c in CASE))
@@ -373,10 +380,8 @@ async def half_applied(db: Database, key: str, *, debited: bool) -> None:
 async def test_retries_finish_half_applied_movements_once_among_a_batch(
     infra: Infra, db: Database
 ) -> None:
-    await Ledger(db).seed({"checking": 100, "alice": 0})
     keys = [f"k{i}" for i in range(8)]
-    async with process(infra, db) as ledger:
-        await ledger.balances()
+    async with seeded(infra, db, {"checking": 100, "alice": 0}) as ledger:
         first = list(
             await asyncio.gather(
                 *(ledger.post(k, source="checking", target="alice", cents=100) for k in keys[:2])
