@@ -346,8 +346,9 @@ class _WaitingBatchSubscriber(BatchSubscriber):
 
 
 class _PipelinedSubscriber(_WaitingBatchSubscriber):
-    """The waiting batch subscriber feeding a `Pipeline`: its handler only dispatches,
-    offsets are committed by the pipeline (manual acks), fetching pauses while full."""
+    """The waiting batch subscriber feeding a `Pipeline` from its fetch (its FastStream
+    handler is never called), offsets committed by the pipeline (manual acks),
+    fetching paused while the pipeline is full."""
 
     __slots__ = ()
 
