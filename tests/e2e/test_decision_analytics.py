@@ -9,6 +9,7 @@ decided_at, outcome, reviewer, comment, arguments) with its own arithmetic.
 
 import json
 import math
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -462,6 +463,25 @@ async def test_shadow_mode_records_what_candidates_would_have_done(
     async with stack.agent() as agent:
         run = (await agent.get(f"/v1/runs/{history.shadow_run_ids[50]}")).json()
         assert run["status"] == "completed", run
+
+
+async def test_a_window_far_from_now_is_refused_at_once(stack: Stack, history: History) -> None:
+    """A reviewer's `until` in year 1 made the shadow report read every day up to now
+    (minutes of store reads holding the service): refused with 422, quickly."""
+    far = {"until": "0001-01-08T00:00:00Z"}
+    async with stack.reviewer() as dev:
+        started = time.monotonic()
+        shadow = await dev.get("/v1/analytics/shadow/t250", params=far)
+        report = await dev.get("/v1/analytics", params={"since": "9999-01-01T00:00:00Z"})
+        replay = await dev.post(
+            "/v1/analytics/what-if",
+            json={"candidate": {"name": "x", "rules": []}, **far},
+        )
+        assert time.monotonic() - started < 10
+    assert shadow.status_code == 422, shadow.text
+    assert "within 400 days of now" in shadow.text
+    assert report.status_code == 422, report.text
+    assert replay.status_code == 422, replay.text
 
 
 async def test_the_analytics_page_shows_the_figures_in_chromium(
