@@ -219,6 +219,7 @@ class MemoryStore:
         self.markers: dict[str, dict[str, Any]] = {}
         self.in_progress: dict[str, datetime] = {}
         self.execs: dict[str, dict[str, Any]] = {}
+        self.projected: dict[str, Run] = {}
 
     async def ensure_indexes(self) -> None:
         return None
@@ -233,7 +234,7 @@ class MemoryStore:
         return True
 
     async def project(self, run: Run) -> None:
-        return None
+        self.projected[run.run_id] = run.model_copy(deep=True)
 
     def _docs(self, run_id: str) -> list[dict[str, Any]]:
         return sorted(

@@ -300,12 +300,16 @@ async def test_an_interrupted_run_is_stopped_and_counted_as_a_loop_prevented(
         assert calls < STEPS + 1
         cost = (await agent.get(f"/v1/runs/{run_id}/cost")).json()
         assert cost["loop_prevented"] == "interrupt"
-        after = {c["agent"]: c for c in (await agent.get("/v1/costs")).json()}
-        prevented = after["banking"]["loops_prevented_by"].get("interrupt", 0)
-        assert (
-            prevented
-            == before.get("banking", {}).get("loops_prevented_by", {}).get("interrupt", 0) + 1
-        )
+        earlier = before.get("banking", {}).get("loops_prevented_by", {}).get("interrupt", 0)
+
+        async def counted() -> int | None:
+            # The per-agent figures read the `runs` projection, written just after the
+            # stop that GET /v1/runs/{id} already shows: it counts a moment later.
+            after = {c["agent"]: c for c in (await agent.get("/v1/costs")).json()}
+            prevented = int(after["banking"]["loops_prevented_by"].get("interrupt", 0))
+            return prevented if prevented > earlier else None
+
+        assert await eventually(counted, timeout=10, what="the interrupt counted") == earlier + 1
         # An ended run cannot be interrupted: 409 with its state.
         late = await agent.post(f"/v1/runs/{run_id}/interrupt", json={"reason": "late"})
         assert late.status_code == 409

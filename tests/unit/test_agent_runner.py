@@ -348,6 +348,26 @@ async def test_the_relay_delivers_what_a_failed_publish_left_behind() -> None:
     assert await h.runner.outbox.relay(grace=timedelta(seconds=-1)) == 0
 
 
+async def test_the_relay_projects_where_the_run_is_now_not_the_older_checkpoint() -> None:
+    h = harness([tool_calls(call("pay", amount=500)), say("x")])
+    run_id = await h.start()
+    paused = await h.run(run_id)
+    await h.runner.resume(decided(h.requests[0], Decision.APPROVED))
+    done = await h.run(run_id)
+    assert done.status is RunStatus.COMPLETED
+    await h.runner.outbox.forget_delivered()
+    assert h.store.markers == {}
+    # The paused checkpoint's marker is back (its deletion was lost in a crash):
+    # the relay re-delivers it, and the listing must still show the completed run.
+    h.store.markers[f"{run_id}:{paused.seq:08d}"] = {
+        "_id": f"{run_id}:{paused.seq:08d}",
+        "at": paused.updated_at,
+    }
+    assert await h.runner.outbox.relay(grace=timedelta(seconds=-1)) == 1
+    assert h.store.projected[run_id].status is RunStatus.COMPLETED
+    assert h.store.projected[run_id].seq == done.seq
+
+
 async def test_only_runs_in_progress_are_listed_for_rescue_and_a_stalled_one_is_carried_on() -> (
     None
 ):

@@ -105,7 +105,10 @@ class Outbox:
                     await self.store.delivered(str(marker["_id"]))
                 continue
             checkpoint.sent = bool(marker.get("sent"))
-            await self.store.project(checkpoint.run)
+            # The run may have gone on since (on another worker): project where it is
+            # now, not the older state this checkpoint holds, which would stay listed.
+            now_at = await self.store.latest(checkpoint.run.run_id, known=checkpoint.run)
+            await self.store.project(now_at or checkpoint.run)
             if await self.deliver(checkpoint):
                 delivered += 1
         await self.forget_delivered()
