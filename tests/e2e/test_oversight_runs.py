@@ -488,9 +488,14 @@ async def test_the_cli_interrupts_stops_and_prices_a_run(
         result = await asyncio.to_thread(hitl, stack, "cost", run_id)
         assert result.exit_code == 0, result.output
         assert "loop prevented (interrupt)" in result.output
-        result = await asyncio.to_thread(hitl, stack, "runs", "--agent", "banking")
-        line = next(line for line in result.output.splitlines() if run_id in line)
-        assert "cancelled" in line
+
+        async def listed() -> str | None:
+            # The listing reads the `runs` projection, written just after the stop.
+            result = await asyncio.to_thread(hitl, stack, "runs", "--agent", "banking")
+            line = next(line for line in result.output.splitlines() if run_id in line)
+            return line if "cancelled" in line else None
+
+        await eventually(listed, timeout=10, what="the listing to show the run cancelled")
         result = await asyncio.to_thread(hitl, stack, "halt", "no-such-agent", "--reason", "x")
         assert result.exit_code == 1
         assert "no agent named 'no-such-agent'" in result.output
