@@ -1,6 +1,8 @@
 """CPU seconds per process from /proc: who was busy during a scenario."""
 
+import asyncio
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,3 +102,19 @@ def memory(pids: dict[str, int]) -> dict[str, float]:
         if (mib := pss_mib(pid)) is not None:
             out[name] = round(mib + sum(pss_mib(c) or 0.0 for c in tree(pid)[1:]), 1)
     return out
+
+
+async def quiet(
+    pids: dict[str, int], *, below: float = 0.15, window: float = 1.0, limit: float = 30.0
+) -> float:
+    """Wait until the processes together use under `below` cores over `window` seconds
+    (a backlog drained), at most `limit` seconds; returns the seconds waited."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < limit:
+        meter = CpuMeter(pids)
+        meter.start(time.perf_counter())
+        await asyncio.sleep(window)
+        used = meter.stop(time.perf_counter())
+        if sum(u["cores"] for u in used.values()) < below:
+            break
+    return round(time.perf_counter() - started, 1)

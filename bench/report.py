@@ -45,6 +45,11 @@ def _print_history(h: dict[str, Any]) -> None:
         print(
             f"  seeded {seeded.get('documents_written', 0)} documents in {seeded.get('seconds')} s"
         )
+    if warm := h.get("warmup"):
+        print(
+            f"  warm-up: {warm['decisions']} decisions (unmeasured) in {warm['seconds']} s,"
+            f" quiet {warm.get('settled_s', 0)} s later"
+        )
     for rate, r in (h.get("resume") or {}).items():
         p = r["send_to_tool_executed"]
         target = EFFECT_TARGETS.get(int(float(rate)))

@@ -22,7 +22,7 @@ from hitl_shared.settings import CommonSettings
 from pymongo import AsyncMongoClient
 
 from bench import history, report
-from bench.cpu import CpuMeter, load_average, memory
+from bench.cpu import CpuMeter, load_average, memory, quiet
 from bench.harness import infra_from_env, infra_pids, running_stack
 from bench.scenarios import decisions, effects, ingest, listable, resume, store
 from bench.tap import RunTap, tapping
@@ -47,6 +47,10 @@ class Mode:
     ingest_count: int
     decision_count: int
     decision_concurrency: int
+    # Decisions taken (16 clients, unmeasured) on each fresh stack before the scenarios:
+    # a fresh broker's JVM spends a fifth of a core compiling (C2) under its first
+    # minutes of load, which a broker that has run for a while no longer does.
+    warmup_count: int
 
 
 # Sized so the default run takes minutes, not hours, on FerretDB 1.24 (see README).
@@ -64,6 +68,7 @@ DEFAULT = Mode(
     ingest_count=2000,
     decision_count=200,
     decision_concurrency=32,
+    warmup_count=600,
 )
 MODES = {
     "default": DEFAULT,
@@ -81,6 +86,7 @@ MODES = {
         ingest_count=500,
         decision_count=50,
         decision_concurrency=16,
+        warmup_count=100,
     ),
     # The history axis of the README table: every figure at 1k and at 100k finished runs.
     "full": replace(DEFAULT, name="full", history=[1000, 100_000]),
@@ -102,6 +108,12 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--rates", default="", help="comma-separated decisions/s for resume, overriding the mode's"
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="decisions taken unmeasured on each fresh stack first (0: none; default: the mode's)",
     )
     parser.add_argument("--out", default="bench-results.json", help="JSON file to write")
     parser.add_argument(
@@ -196,6 +208,7 @@ async def with_history(
     chosen: list[str],
     bodies: dict[str, Callable[[Session], Awaitable[dict[str, Any]]]],
     *,
+    warmup: int,
     keep_logs: bool,
     save: Callable[[dict[str, Any]], None],
 ) -> dict[str, Any]:
@@ -211,6 +224,17 @@ async def with_history(
         out["seeded"] = await history.seed(infra, stack, tap, size)
         await asyncio.sleep(2)  # let the services go idle before the idle reading
         out["pss_mib_idle"] = memory(pids)
+        if warmup:
+            report.progress(f"history {size}: warming up ({warmup} decisions, unmeasured)")
+            started = time.perf_counter()
+            await effects.run(infra, stack, tap, count=warmup, clients=16)
+            seconds = round(time.perf_counter() - started, 1)
+            # Until its tail (outbox relays, notifications) is done, not into the scenarios.
+            out["warmup"] = {
+                "decisions": warmup,
+                "seconds": seconds,
+                "settled_s": await quiet(pids),
+            }
         for name in chosen:
             out[name] = await bodies[name](session)
             save(out)  # after each scenario, so an interrupted run keeps its figures
@@ -234,10 +258,11 @@ async def main() -> None:
         raise SystemExit(f"unknown scenarios {sorted(unknown)}; choose from {SCENARIOS}")
     sizes = _numbers(args.history, int) if args.history else mode.history
     rates = _numbers(args.rates, float) if args.rates else mode.rates
+    warmup = mode.warmup_count if args.warmup is None else max(0, args.warmup)
     env = dict(item.split("=", 1) for item in args.env)
     infra = infra_from_env()
     results: dict[str, Any] = {
-        "mode": asdict(mode) | {"history": sizes, "rates": rates},
+        "mode": asdict(mode) | {"history": sizes, "rates": rates, "warmup_count": warmup},
         "configuration": configuration(infra, env, await store_version(infra)),
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "by_history": [],
@@ -310,7 +335,14 @@ async def main() -> None:
 
         save(
             await with_history(
-                infra, env, size, on_stack, bodies, keep_logs=args.keep_logs, save=save
+                infra,
+                env,
+                size,
+                on_stack,
+                bodies,
+                warmup=warmup,
+                keep_logs=args.keep_logs,
+                save=save,
             )
         )
     results["history_ratios"] = report.history_ratios(results)

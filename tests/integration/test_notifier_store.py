@@ -1,12 +1,13 @@
 """The notifier's store on the real server: periodic and per-decision work is found
 through small marker collections, never by reading the history."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hitl_contracts import ApprovalRequested, NotificationKind
-from hitl_notifier.adapters.store import ASKED, OPEN, REMINDERS, NotifierStore
+from hitl_contracts import ApprovalDecided, ApprovalRequested, Channel, Decision, NotificationKind
+from hitl_notifier.adapters.store import APPROVALS, ASKED, OPEN, REMINDERS, NotifierStore
 from hitl_notifier.domain.deliveries import Delivery, Target
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -48,3 +49,49 @@ async def test_work_is_found_through_markers_that_leave_when_it_is_done(db: Data
     assert await store.sent(req.correlation_id) == []
     for marker in (OPEN, ASKED, REMINDERS):
         assert await db[marker].count_documents({}) == 0, marker
+
+
+def decision_for(req: ApprovalRequested) -> ApprovalDecided:
+    return ApprovalDecided(
+        correlation_id=req.correlation_id,
+        run_id=req.run_id,
+        decision=Decision.APPROVED,
+        reviewer="alice",
+        channel=Channel.API,
+        decided_at=T0 + timedelta(minutes=3),
+    )
+
+
+async def test_a_decision_is_recorded_in_one_round_trip_that_answers_the_state(
+    db: Database,
+) -> None:
+    store = NotifierStore(db)
+    req = request()
+    decided = decision_for(req)
+    await store.remember(req, remind_at=T0 + timedelta(minutes=30), escalated=False)
+    state = await store.record_decision(decided)
+    assert state.request == req
+    assert state.decision == decided
+    assert await db[REMINDERS].count_documents({}) == 0, "a decided approval is not reminded"
+    assert await store.state(req.correlation_id) == state
+    # Redelivered: the same state, no error.
+    assert await store.record_decision(decided) == state
+
+
+async def test_a_decision_that_overtakes_its_request_is_kept_and_so_is_the_request(
+    db: Database,
+) -> None:
+    store = NotifierStore(db)
+    req = request()
+    decided = decision_for(req)
+    # Two replicas record it at once on a store with no document yet: both succeed.
+    first, second = await asyncio.gather(
+        store.record_decision(decided), store.record_decision(decided)
+    )
+    assert first.request is None
+    assert first.decision == decided
+    assert second.decision == decided
+    assert (await db[APPROVALS].find_one({"_id": req.correlation_id}) or {}).get("run_id") == "r"
+    later = await store.remember(req, remind_at=T0 + timedelta(minutes=30), escalated=False)
+    assert later.decision == decided, "the late request finds it decided"
+    assert later.request == req

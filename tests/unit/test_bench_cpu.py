@@ -1,11 +1,13 @@
-"""The benchmark's CPU meter: a child metered under its own name is not counted twice."""
+"""The benchmark's CPU meter: a child metered under its own name is not counted twice;
+waiting for the processes to go quiet."""
 
+import asyncio
 import os
 import subprocess
 import sys
 import time
 
-from bench.cpu import CpuMeter
+from bench.cpu import CpuMeter, quiet
 
 
 def test_a_metered_child_counts_under_its_own_name_not_also_under_its_parent() -> None:
@@ -21,3 +23,17 @@ def test_a_metered_child_counts_under_its_own_name_not_also_under_its_parent() -
     assert used["service"]["cores"] > 0.3, used
     # This process only sleeps: far below the child, which spun all along.
     assert used["bench"]["cores"] < 0.2, used
+
+
+def test_quiet_returns_once_the_processes_are_idle_and_gives_up_on_a_busy_one() -> None:
+    idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        waited_idle = asyncio.run(quiet({"idle": idle.pid}, window=0.3, limit=5))
+        waited_busy = asyncio.run(quiet({"busy": busy.pid}, window=0.3, limit=1.5))
+    finally:
+        for proc in (idle, busy):
+            proc.kill()
+            proc.wait()
+    assert waited_idle < 1.5, waited_idle
+    assert waited_busy >= 1.5, waited_busy

@@ -21,7 +21,7 @@ from typing import Any
 
 from hitl_contracts import ApprovalDecided, ApprovalRequested, NotificationKind
 from hitl_shared.mongo import Document, ensure_query_index, insert_once
-from pymongo import ASCENDING
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -117,12 +117,34 @@ class NotifierStore:
             return _state(existing)
         return _state(doc)
 
-    async def record_decision(self, decided: ApprovalDecided) -> None:
+    async def record_decision(self, decided: ApprovalDecided) -> ApprovalState:
+        """Record the decision (before or after its request); returns what is known then.
+
+        One round trip: an upsert by `_id` that answers with the document. FerretDB 1.x
+        reads then writes, so two first writers can both insert: the loser gets a
+        duplicate key and updates the winner's document instead.
+        """
         fields = {"status": "decided", "decision": decided.model_dump(mode="json")}
-        doc: Document = {"_id": decided.correlation_id, "run_id": decided.run_id, **fields}
-        if not await insert_once(self.db, APPROVALS, doc):
-            await self.approvals.update_one({"_id": decided.correlation_id}, {"$set": fields})
-        await self.reminders.delete_one({"_id": decided.correlation_id})
+        update = {"$set": fields, "$setOnInsert": {"run_id": decided.run_id}}
+        doc: Document | None = None
+        for _ in range(2):
+            try:
+                doc = await self.approvals.find_one_and_update(
+                    {"_id": decided.correlation_id},
+                    update,
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                )
+                break
+            except DuplicateKeyError:
+                continue
+        if doc is None:
+            raise RuntimeError(f"approval {decided.correlation_id}: decision not recorded")
+        if doc.get("remind_at") is not None and not doc.get("reminded"):
+            # Its reminder is now moot. (A request remembered just after this leaves its
+            # marker to the reminder sweep, which drops markers of decided approvals.)
+            await self.reminders.delete_one({"_id": decided.correlation_id})
+        return _state(doc)
 
     async def state(self, correlation_id: str) -> ApprovalState | None:
         doc = await self.approvals.find_one({"_id": correlation_id})

@@ -63,12 +63,14 @@ class NotifierService:
         return await self._claim_and_launch(state, kind, targets)
 
     async def on_decided(self, decided: ApprovalDecided) -> int:
-        await self.store.record_decision(decided)
-        return await self.follow_up(decided.correlation_id)
+        state = await self.store.record_decision(decided)
+        return await self.follow_up(decided.correlation_id, state)
 
-    async def follow_up(self, correlation_id: str) -> int:
-        """Update every Slack message, notify webhooks and (by config) emails of the decision."""
-        state = await self.store.state(correlation_id)
+    async def follow_up(self, correlation_id: str, known: ApprovalState | None = None) -> int:
+        """Update every Slack message, notify webhooks and (by config) emails of the decision.
+
+        `known`: the approval as just stored, when the caller has it (no read)."""
+        state = known or await self.store.state(correlation_id)
         if state is None or state.decision is None or state.request is None:
             return 0
         deliveries: list[Delivery] = []
