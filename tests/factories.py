@@ -1,10 +1,11 @@
-"""The one way tests make an `ApprovalRequested`: a transfer to Alice, unless told otherwise."""
+"""The one way tests make an `ApprovalRequested` (a transfer to Alice, unless told otherwise)
+and the `ApprovalDecided` that answers one."""
 
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hitl_contracts import ApprovalRequested, RequestContext
+from hitl_contracts import ApprovalDecided, ApprovalRequested, Channel, Decision, RequestContext
 
 
 def approval_request(
@@ -28,3 +29,23 @@ def approval_request(
         "expires_at": requested_at + timeout,
     }
     return ApprovalRequested.model_validate({**fields, **overrides})
+
+
+def approval_decision(
+    request: ApprovalRequested,
+    *,
+    at: datetime,
+    decision: Decision = Decision.APPROVED,
+    channel: Channel = Channel.API,
+    **overrides: Any,
+) -> ApprovalDecided:
+    """`request` decided by alice `at`; any field can be overridden."""
+    fields: dict[str, Any] = {
+        "correlation_id": request.correlation_id,
+        "run_id": request.run_id,
+        "decision": decision,
+        "reviewer": "alice",
+        "channel": channel,
+        "decided_at": at,
+    }
+    return ApprovalDecided.model_validate({**fields, **overrides})

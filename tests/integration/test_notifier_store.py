@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hitl_contracts import ApprovalDecided, ApprovalRequested, Channel, Decision, NotificationKind
+from hitl_contracts import ApprovalDecided, ApprovalRequested, NotificationKind
 from hitl_notifier.adapters.store import APPROVALS, ASKED, OPEN, REMINDERS, NotifierStore
 from hitl_notifier.domain.deliveries import Delivery, Target
 from pymongo.asynchronous.database import AsyncDatabase
 
-from tests.factories import approval_request
+from tests.factories import approval_decision, approval_request
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +20,11 @@ Database = AsyncDatabase[dict[str, Any]]
 
 
 def request() -> ApprovalRequested:
-    return approval_request(run_id="r", at=T0, timeout=timedelta(hours=1))
+    return approval_request(correlation_id="c-1", run_id="r", at=T0, timeout=timedelta(hours=1))
+
+
+def decision() -> ApprovalDecided:
+    return approval_decision(request(), at=T0 + timedelta(minutes=3))
 
 
 async def test_work_is_found_through_markers_that_leave_when_it_is_done(db: Database) -> None:
@@ -51,23 +55,10 @@ async def test_work_is_found_through_markers_that_leave_when_it_is_done(db: Data
         assert await db[marker].count_documents({}) == 0, marker
 
 
-def decision_for(req: ApprovalRequested) -> ApprovalDecided:
-    return ApprovalDecided(
-        correlation_id=req.correlation_id,
-        run_id=req.run_id,
-        decision=Decision.APPROVED,
-        reviewer="alice",
-        channel=Channel.API,
-        decided_at=T0 + timedelta(minutes=3),
-    )
-
-
 async def test_a_decision_is_recorded_in_one_round_trip_that_answers_the_state(
     db: Database,
 ) -> None:
-    store = NotifierStore(db)
-    req = request()
-    decided = decision_for(req)
+    store, req, decided = NotifierStore(db), request(), decision()
     await store.remember(req, remind_at=T0 + timedelta(minutes=30), escalated=False)
     state = await store.record_decision(decided)
     assert state.request == req
@@ -81,9 +72,7 @@ async def test_a_decision_is_recorded_in_one_round_trip_that_answers_the_state(
 async def test_a_decision_that_overtakes_its_request_is_kept_and_so_is_the_request(
     db: Database,
 ) -> None:
-    store = NotifierStore(db)
-    req = request()
-    decided = decision_for(req)
+    store, req, decided = NotifierStore(db), request(), decision()
     # Two replicas record it at once on a store with no document yet: both succeed.
     first, second = await asyncio.gather(
         store.record_decision(decided), store.record_decision(decided)

@@ -8,11 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from hitl_approval.entrypoints.slack import signature as slack_signature
-from hitl_contracts import ApprovalDecided, Channel, Decision, NotificationKind
+from hitl_contracts import Channel, NotificationKind
 from hitl_notifier.channels import email_compose, slack_blocks, webhook
 from hitl_notifier.domain.notice import Notice
 from hitl_shared import links
 
+from tests.factories import approval_decision
 from tests.support.notifier import request
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -26,14 +27,8 @@ def notice(kind: NotificationKind = NotificationKind.REQUESTED, comment: str = "
     )
     decided = None
     if kind is NotificationKind.DECIDED:
-        decided = ApprovalDecided(
-            correlation_id=req.correlation_id,
-            run_id=req.run_id,
-            decision=Decision.APPROVED,
-            reviewer="alice",
-            channel=Channel.SLACK,
-            decided_at=NOW + timedelta(minutes=3),
-            comment=comment,
+        decided = approval_decision(
+            req, at=NOW + timedelta(minutes=3), channel=Channel.SLACK, comment=comment
         )
     return Notice(
         kind, req, f"https://hitl.example/ui/approvals/{req.correlation_id}", NOW, decided
