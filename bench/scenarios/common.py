@@ -60,7 +60,12 @@ async def wait_listed(reviewer: httpx.AsyncClient, wanted: set[str], *, timeout:
         cursor: str | None = None
         while True:
             params = {"status": "pending", "limit": "500", **({"cursor": cursor} if cursor else {})}
-            page = (await reviewer.get("/v1/approvals", params=params)).raise_for_status().json()
+            response = await reviewer.get("/v1/approvals", params=params)
+            if response.status_code == 503 and time.monotonic() < deadline:
+                # The store was slow to answer: retry after the pause the API asks for.
+                await asyncio.sleep(min(float(response.headers.get("Retry-After", "1")), 2.0))
+                continue
+            page = response.raise_for_status().json()
             listed.update(item["correlation_id"] for item in page["items"])
             cursor = page.get("next_cursor")
             if not cursor:
