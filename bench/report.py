@@ -30,11 +30,6 @@ def _pcts(summary: dict[str, Any]) -> str:
     return f"p50 {summary['p50_ms']} / p95 {summary['p95_ms']} / p99 {summary['p99_ms']} ms"
 
 
-def _store(result: dict[str, Any]) -> str:
-    sizes = result.get("store_after") or {}
-    return ", ".join(f"{k} {v}" for k, v in sizes.items())
-
-
 def _services_pss(pss: dict[str, float]) -> float:
     return round(sum(v for k, v in pss.items() if k in SERVICES), 1)
 

@@ -25,6 +25,7 @@ from bench import history, report
 from bench.cpu import CpuMeter, load_average, memory, quiet
 from bench.harness import infra_from_env, infra_pids, running_stack
 from bench.scenarios import decisions, effects, ingest, listable, resume, store
+from bench.scenarios.common import store_size
 from bench.tap import RunTap, tapping
 from tests.support.infra import Infra
 from tests.support.stack import Stack
@@ -243,6 +244,11 @@ async def with_history(
         for name in chosen:
             out[name] = await bodies[name](session)
             save(out)  # after each scenario, so an interrupted run keeps its figures
+        # Once, after the scenarios: FerretDB answers collStats on SQLite by reading every
+        # page of the database (its `dbstat` table): at 100k runs of history, seconds of
+        # a core and the disk's attention, which after each scenario (and each warm-up
+        # round) loaded the next one.
+        out["store_after"] = await store_size(infra.mongodb_url, stack.database)
     return out
 
 

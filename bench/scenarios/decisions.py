@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from bench.load import Decided, decide
-from bench.scenarios.common import reviewer, store_size, stored_approvals
+from bench.scenarios.common import reviewer, stored_approvals
 from bench.scenarios.ingest import publish_all, wait_stored
 from bench.stats import summarize
 from tests.support.infra import Infra
@@ -50,5 +50,4 @@ async def run(
         "decisions_per_s": round(len(results) / elapsed, 1),
         "statuses": statuses,
         "latency": summarize([r.answered - r.sent for r in results]),
-        "store_after": await store_size(infra.mongodb_url, stack.database),
     }

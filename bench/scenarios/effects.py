@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from bench.load import Decided, decide
-from bench.scenarios.common import reviewer, store_size
+from bench.scenarios.common import reviewer
 from bench.scenarios.paused import prepare, settle
 from bench.stats import summarize
 from bench.tap import RunTap
@@ -66,5 +66,4 @@ async def run(
         "statuses": statuses,
         "decision_http": summarize([a.answered - a.sent for a in answers]),
         "runs_completed": completed,
-        "store_after": await store_size(infra.mongodb_url, stack.database),
     }

@@ -18,7 +18,7 @@ from typing import Any
 from pymongo import AsyncMongoClient
 
 from bench.load import approval_request, producer, send_request
-from bench.scenarios.common import reviewer, store_size, stored_approvals
+from bench.scenarios.common import reviewer, stored_approvals
 from tests.support.infra import Infra
 from tests.support.stack import Stack
 
@@ -136,5 +136,4 @@ async def run(infra: Infra, stack: Stack, *, count: int, timeout: float) -> dict
         "steady_stored_per_s": steady_rate(samples, count),
         "probe_poll_interval_s": PROBE_POLL_S,
         "probes_per_partition": PROBES_PER_PARTITION,
-        "store_after": await store_size(infra.mongodb_url, stack.database),
     }

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from bench.load import approval_request, producer, send_request
-from bench.scenarios.common import reviewer, start_run, store_size
+from bench.scenarios.common import reviewer, start_run
 from bench.stats import by_window, summarize
 from bench.tap import RunTap
 from tests.support.infra import Infra
@@ -60,7 +60,6 @@ async def run(infra: Infra, stack: Stack, *, count: int) -> dict[str, Any]:
         "published_to_listed": summarize(latencies),
         "publish_ack": summarize(acked),
         "published_to_listed_by_quarter": by_window(latencies),
-        "store_after": await store_size(infra.mongodb_url, stack.database),
     }
 
 
@@ -98,5 +97,4 @@ async def started(infra: Infra, stack: Stack, tap: RunTap, *, count: int) -> dic
         "polls_per_run": round(polls / (count + 1), 1),
         "started_to_listed": summarize(latencies),
         "started_to_listed_by_quarter": by_window(latencies),
-        "store_after": await store_size(infra.mongodb_url, stack.database),
     }

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.load import Decided, decide, paced
-from bench.scenarios.common import reviewer, store_size
+from bench.scenarios.common import reviewer
 from bench.scenarios.paused import prepare, settle
 from bench.stats import by_window, summarize
 from bench.tap import RunTap
@@ -103,5 +103,4 @@ async def run(
         },
         "send_to_tool_executed_by_quarter": by_window(to_effect),
         "runs_completed": completed,
-        "store_after": await store_size(infra.mongodb_url, stack.database),
     }

@@ -38,6 +38,7 @@
 #                      synchronous_commit on). Give every command the same value.
 #   HITL_SQLITE_SYNCHRONOUS    [full]  SQLite's synchronous pragma: full flushes every
 #                      commit to disk; normal (FerretDB's own default) only at checkpoints
+#   HITL_SQLITE_CACHE_MB       [SQLite's 2]  SQLite's page cache per connection, in MiB
 #   HITL_POSTGRES_PORT         [15432]  PostgreSQL, loopback TCP only (no Unix socket)
 #   HITL_POSTGRES_DATA [<state>/ferretdb/postgresql; as root
 #                      /var/lib/hitl/postgresql-<hash of HITL_STATE_DIR>]  its cluster
@@ -88,6 +89,11 @@ case "$HITL_SQLITE_SYNCHRONOUS" in
   full | normal | extra) ;;
   *) printf '[infra] ERROR: HITL_SQLITE_SYNCHRONOUS=%s: use full, normal or extra\n' "$HITL_SQLITE_SYNCHRONOUS" >&2; exit 2 ;;
 esac
+HITL_SQLITE_CACHE_MB="${HITL_SQLITE_CACHE_MB:-}"
+if [[ -n $HITL_SQLITE_CACHE_MB && ! $HITL_SQLITE_CACHE_MB =~ ^[1-9][0-9]{0,5}$ ]]; then
+  printf '[infra] ERROR: HITL_SQLITE_CACHE_MB=%s: a whole number of MiB (1-999999)\n' "$HITL_SQLITE_CACHE_MB" >&2
+  exit 2
+fi
 HITL_CACHE_DIR="${HITL_CACHE_DIR:-$HOME/.cache/hitl}"
 HITL_STATE_DIR="${HITL_STATE_DIR:-$HOME/.local/state/hitl}"
 HITL_KAFKA_VERSION="${HITL_KAFKA_VERSION:-3.9.2}"

@@ -15,6 +15,9 @@ FERRETDB_DATA="$FERRETDB_STATE/data"
 # fsyncs for 100 inserts; with synchronous(full) 87). HITL_SQLITE_SYNCHRONOUS=normal
 # gives back the old behaviour (a power cut may lose the last commits, never corrupts).
 FERRETDB_SQLITE_ARG="--sqlite-url=file:$FERRETDB_DATA/?_pragma=synchronous($HITL_SQLITE_SYNCHRONOUS)"
+if [[ -n ${HITL_SQLITE_CACHE_MB:-} ]]; then
+  FERRETDB_SQLITE_ARG+="&_pragma=cache_size(-$((HITL_SQLITE_CACHE_MB * 1024)))"
+fi
 # Process markers: the state dir of each backend (the SQLite one as before this setting).
 FERRETDB_SQLITE_MARKER="--state-dir=$FERRETDB_STATE/state"
 FERRETDB_PG_ARG="--state-dir=$FERRETDB_STATE/state-postgresql"
