@@ -240,6 +240,10 @@ async def test_the_event_stream_of_a_paused_then_approved_run(
         (required,) = paused[-1]["detail"]["approvals"]
         assert required["tool"] == "transfer"
         assert required["arguments"]["amount"] == 250
+        # The approval service learns of the request from Kafka, so it may list it a few
+        # milliseconds after the agent's stream says the run paused.
+        (listed,) = await pending(reviewer, run_id)
+        assert listed["correlation_id"] == required["correlation_id"]
 
         await decide(reviewer, required["correlation_id"], "approve")
         rest = await read_events(agent, run_id, last_event_id=3)
