@@ -135,17 +135,55 @@ async def publish(
     correlation_id: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> None:
-    all_headers = {"content-type": "application/json", **(headers or {})}
-    if correlation_id:
-        all_headers["correlation_id"] = correlation_id
-    with telemetry.producing(topic):
+    await _send(broker, Outgoing(topic, event, key, correlation_id, headers), confirm=True)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One record to publish: `publish_in_order` takes several."""
+
+    topic: str
+    event: BaseModel
+    key: str
+    correlation_id: str | None = None
+    headers: dict[str, str] | None = None
+
+
+async def publish_in_order(broker: KafkaBroker, records: list[Outgoing]) -> None:
+    """Publish `records` in this order, then wait for all their acknowledgements.
+
+    Each record is handed to the producer in turn, so records of one key (one
+    partition) keep their order (the producer is idempotent: a retried batch neither
+    repeats nor overtakes), and the acknowledgements are awaited together: records of
+    one run go in one produce request instead of a round trip each. Raises the first
+    failure once every record has been answered; the caller then publishes them all
+    again and consumers de-duplicate by `event_id`. Records on different partitions
+    are not ordered among themselves: publish those that must come first on their own.
+    """
+    acks: list[asyncio.Future[Any]] = []
+    try:
+        for record in records:
+            acks.append(await _send(broker, record, confirm=False))
+    finally:
+        answers = await asyncio.gather(*acks, return_exceptions=True)
+    for answer in answers:
+        if isinstance(answer, BaseException):
+            raise answer
+
+
+async def _send(broker: KafkaBroker, record: Outgoing, *, confirm: bool) -> Any:
+    all_headers = {"content-type": "application/json", **(record.headers or {})}
+    if record.correlation_id:
+        all_headers["correlation_id"] = record.correlation_id
+    with telemetry.producing(record.topic):
         telemetry.inject(all_headers)
-        await broker.publish(
-            encode(event),
-            topic=topic,
-            key=key.encode(),
+        return await broker.publish(
+            encode(record.event),
+            topic=record.topic,
+            key=record.key.encode(),
             headers=all_headers,
-            correlation_id=correlation_id,
+            correlation_id=record.correlation_id,
+            no_confirm=not confirm,
         )
 
 

@@ -97,12 +97,14 @@ async def test_one_decision_costs_a_bounded_number_of_round_trips(
             if isinstance(event, ApprovalDecided):
                 decided.append(event)
 
-        async def publish_request(request: ApprovalRequested) -> None:
-            published.add(request)
-            requested.append(request)
+        async def publish_request(batch: list[ApprovalRequested]) -> None:
+            for request in batch:
+                published.add(request)
+                requested.append(request)
 
-        async def publish_event(event: RunEvent) -> None:
-            published.add(event)
+        async def publish_event(batch: list[RunEvent]) -> None:
+            for event in batch:
+                published.add(event)
 
         signer = DecisionSigner.generate()
         approvals = build_service(

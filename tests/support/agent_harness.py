@@ -259,11 +259,11 @@ def harness(
     published: list[RunEvent] = []
     approvals = FakeApprovals()
 
-    async def publish_request(request: ApprovalRequested) -> None:
-        requests.append(request)
+    async def publish_request(batch: list[ApprovalRequested]) -> None:
+        requests.extend(batch)
 
-    async def publish_event(event: RunEvent) -> None:
-        published.append(event)
+    async def publish_event(batch: list[RunEvent]) -> None:
+        published.extend(batch)
 
     agents: dict[str, AgentSpec] = build_catalog(
         [Builtin("test", "You test.", world.registry, policy or AgentPolicy())], config or {}

@@ -19,7 +19,7 @@ from hitl_shared.health import store_and_broker
 from hitl_shared.http_auth import require_any
 from hitl_shared.http_limits import BodyLimit, install_unavailable_handlers
 from hitl_shared.http_tracing import BIND_PATH_IDS, instrument
-from hitl_shared.kafka import ensure_topics, make_broker, publish
+from hitl_shared.kafka import Outgoing, ensure_topics, make_broker, publish, publish_in_order
 from hitl_shared.metrics import endpoint
 from hitl_shared.mongo import database, make_client, ping
 
@@ -81,18 +81,19 @@ def build_app(
         source="AGENT_DECISION_KEYS",
     )
 
-    async def publish_request(request: ApprovalRequested) -> None:
-        await publish(
+    async def publish_request(requests: list[ApprovalRequested]) -> None:
+        await publish_in_order(
             broker,
-            topics.approval_requested,
-            request,
-            key=request.run_id,
-            correlation_id=request.correlation_id,
+            [
+                Outgoing(topics.approval_requested, r, r.run_id, correlation_id=r.correlation_id)
+                for r in requests
+            ],
         )
 
-    async def publish_event(event: RunEvent) -> None:
-        await publish(broker, topics.agent_runs, event, key=event.run_id)
-        metrics.published(event)
+    async def publish_event(events: list[RunEvent]) -> None:
+        await publish_in_order(broker, [Outgoing(topics.agent_runs, e, e.run_id) for e in events])
+        for event in events:
+            metrics.published(event)
 
     async def submit_task(task: TaskSubmitted) -> None:
         await publish(broker, topics.agent_tasks, task, key=task.task_id)

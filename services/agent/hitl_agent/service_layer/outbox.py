@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 # A marker whose checkpoint never appeared: its writer is long gone.
 ORPHAN_AFTER = timedelta(minutes=10)
 
-RequestPublisher = Callable[[ApprovalRequested], Awaitable[None]]
-EventPublisher = Callable[[RunEvent], Awaitable[None]]
+# Each publisher publishes its batch in order and returns once all of it is acknowledged.
+RequestPublisher = Callable[[list[ApprovalRequested]], Awaitable[None]]
+EventPublisher = Callable[[list[RunEvent]], Awaitable[None]]
 
 
 class Outbox:
@@ -52,10 +53,11 @@ class Outbox:
         ids = {"run_id": checkpoint.run.run_id}
         try:
             if not checkpoint.sent:
-                for request in checkpoint.requests:
-                    await self.publish_request(request)
-                for event in checkpoint.events:
-                    await self.publish_event(event)
+                # The requests are acknowledged before any event says the run waits.
+                if checkpoint.requests:
+                    await self.publish_request(list(checkpoint.requests))
+                if checkpoint.events:
+                    await self.publish_event(list(checkpoint.events))
                 checkpoint.sent = True
                 if checkpoint.cancels:
                     await self.store.mark_sent(checkpoint)
