@@ -170,8 +170,11 @@ class Ledger:
         self._db = db
         # The newest link this process has seen per account: where its next read starts.
         self.known: dict[str, Link] = {}
-        # Per account, the last link found before a day's window began.
-        self.window_start: dict[str, Link] = {}
+        # Per account, the last link found before a day's window began (None: none
+        # was), and the link after it (made inside the window when read): links never
+        # change and the window's start only moves on, so that link is not read again.
+        self.window_start: dict[str, Link | None] = {}
+        self.window_next: dict[str, Link] = {}
         # Per account: this process's movements on it take turns. Concurrent ones
         # would otherwise race for the same next version in the store, all but one
         # losing, re-reading and trying again (most round trips going to waste
@@ -297,27 +300,32 @@ class Ledger:
 
     async def _before(self, head: Link, since: datetime) -> Link | None:
         """The newest link of `head`'s chain made before `since` (None: all are newer)."""
-        known = self.window_start.get(head.account)
-        if known is None:
+        account = head.account
+        if account in self.window_start:
+            known = self.window_start[account]
+        else:
             # Bisection over versions: links are appended in time order.
-            low, high, found = 0, head.version, None
+            low, high, known = 0, head.version, None
             while low <= high:
                 middle = (low + high) // 2
-                link = await self._link(head.account, middle)
+                link = await self._link(account, middle)
                 if link is None or _made_before(link, since):
-                    found, low = link or found, middle + 1
+                    known, low = link or known, middle + 1
                 else:
                     high = middle - 1
-            if found is None:
-                return None
-            known = found
         # Time only moves on: follow the chain forward from the last start found.
-        while known.version < head.version:
-            following = await self._link(head.account, known.version + 1)
-            if following is None or not _made_before(following, since):
+        version = -1 if known is None else known.version
+        while version < head.version:
+            following = self.window_next.get(account)
+            if following is None or following.version != version + 1:
+                following = await self._link(account, version + 1)
+                if following is None:
+                    break
+                self.window_next[account] = following
+            if not _made_before(following, since):
                 break
-            known = following
-        self.window_start[head.account] = known
+            known, version = following, following.version
+        self.window_start[account] = known
         return known
 
     async def applied(self, key: str) -> bool:
