@@ -157,8 +157,11 @@ async def publish_in_order(broker: KafkaBroker, records: list[Outgoing]) -> None
     repeats nor overtakes), and the acknowledgements are awaited together: records of
     one run go in one produce request instead of a round trip each. Raises the first
     failure once every record has been answered; the caller then publishes them all
-    again and consumers de-duplicate by `event_id`. Records on different partitions
-    are not ordered among themselves: publish those that must come first on their own.
+    again and consumers de-duplicate by `event_id`. So after a failure a consumer may
+    see a record before the re-sent copy of one that preceded it (as it sees repeats
+    after any re-send): order by the event's own `seq` where that matters. Records on
+    different partitions are not ordered among themselves: publish those that must
+    come first on their own.
     """
     acks: list[asyncio.Future[Any]] = []
     try:
