@@ -1,13 +1,16 @@
 """`publish_in_order` on real Kafka: records of one key arrive in the order given, all
 acknowledged when it returns; a record that cannot be sent fails the call."""
 
+import contextlib
 import json
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import MessageSizeTooLargeError
+from faststream.kafka import KafkaBroker
 from hitl_contracts import RunEvent, RunEventType
 from hitl_shared.kafka import Outgoing, ensure_topics, make_broker, publish_in_order
 from hitl_shared.settings import CommonSettings
@@ -27,21 +30,28 @@ def event(run_id: str, seq: int) -> RunEvent:
     )
 
 
-async def test_records_of_one_run_arrive_in_order_and_acknowledged(infra: Infra) -> None:
+@contextlib.asynccontextmanager
+async def started_broker(infra: Infra, partitions: int) -> AsyncIterator[tuple[KafkaBroker, str]]:
+    """A started broker and a fresh `agent.runs` topic of `partitions` partitions."""
     settings = CommonSettings(
         kafka_bootstrap_servers=infra.kafka_bootstrap_servers,
         hitl_topic_prefix=f"t{uuid.uuid4().hex[:8]}.",
     )
     topic = settings.topics.agent_runs
-    await ensure_topics(settings, [topic], partitions=3)
+    await ensure_topics(settings, [topic], partitions=partitions)
     broker = make_broker(settings, client_id="order-test")
     await broker.start()
-    runs = [f"run-{n}" for n in range(4)]
     try:
-        batch = [Outgoing(topic, event(r, seq), r) for seq in range(1, 26) for r in runs]
-        await publish_in_order(broker, batch)
+        yield broker, topic
     finally:
         await broker.stop()
+
+
+async def test_records_of_one_run_arrive_in_order_and_acknowledged(infra: Infra) -> None:
+    runs = [f"run-{n}" for n in range(4)]
+    async with started_broker(infra, partitions=3) as (broker, topic):
+        batch = [Outgoing(topic, event(r, seq), r) for seq in range(1, 26) for r in runs]
+        await publish_in_order(broker, batch)
 
     # Acknowledged on return: a consumer started now finds every record.
     consumer = AIOKafkaConsumer(
@@ -63,19 +73,9 @@ async def test_records_of_one_run_arrive_in_order_and_acknowledged(infra: Infra)
 
 
 async def test_a_record_that_cannot_be_sent_fails_the_call(infra: Infra) -> None:
-    settings = CommonSettings(
-        kafka_bootstrap_servers=infra.kafka_bootstrap_servers,
-        hitl_topic_prefix=f"t{uuid.uuid4().hex[:8]}.",
-    )
-    topic = settings.topics.agent_runs
-    await ensure_topics(settings, [topic], partitions=1)
-    broker = make_broker(settings, client_id="order-fail-test")
-    await broker.start()
-    try:
+    async with started_broker(infra, partitions=1) as (broker, topic):
         huge = event("r", 2).model_copy(update={"detail": {"blob": "x" * 2_000_000}})
         with pytest.raises(MessageSizeTooLargeError):
             await publish_in_order(
                 broker, [Outgoing(topic, event("r", 1), "r"), Outgoing(topic, huge, "r")]
             )
-    finally:
-        await broker.stop()
