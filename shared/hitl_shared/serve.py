@@ -23,6 +23,11 @@ def serve(
         port=port,
         log_config=None,
         access_log=False,
+        # uvloop and httptools (C) instead of asyncio's selector loop and h11 (Python): every
+        # store round trip, Kafka record and HTTP request goes through them. Named, not
+        # "auto", so a missing one fails the start instead of slowing the service.
+        loop="uvloop",
+        http="httptools",
         # Open event streams and long-polls would otherwise hold a stopping process for
         # minutes; cut off, their clients reconnect (to another replica) and miss nothing.
         timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
