@@ -8,7 +8,6 @@ to the hot path fails here. The bounds are the counts measured when written.
 """
 
 import uuid
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -38,36 +37,12 @@ from hitl_demo.offline import banking_plan
 from hitl_demo.settings import DemoSettings
 from hitl_sdk import Resources
 from hitl_shared.decision_keys import DecisionKeys
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
+from tests.support.commands import Commands
 from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration
-
-# Commands that are not round trips of the use case (driver housekeeping).
-HOUSEKEEPING = {"endSessions", "hello", "isMaster", "ismaster", "ping", "buildInfo"}
-
-
-@dataclass
-class Commands(monitoring.CommandListener):
-    counting: bool = False
-    seen: Counter[str] = field(default_factory=Counter)
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if self.counting and event.command_name not in HOUSEKEEPING:
-            target = event.command.get(event.command_name)
-            self.seen[f"{event.command_name} {target}"] += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        return None
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        return None
-
-    @property
-    def total(self) -> int:
-        return sum(self.seen.values())
-
 
 @dataclass
 class Published:

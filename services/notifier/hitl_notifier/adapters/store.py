@@ -45,6 +45,8 @@ def _state(doc: Document) -> ApprovalState:
         request=ApprovalRequested.model_validate(doc["request"]) if doc.get("request") else None,
         decision=ApprovalDecided.model_validate(doc["decision"]) if doc.get("decision") else None,
         escalated=bool(doc.get("escalated")),
+        # Absent on approvals stored before the field, and on decisions that came first.
+        asked=bool(doc.get("asked", True)),
     )
 
 
@@ -85,9 +87,17 @@ class NotifierStore:
     # approvals
 
     async def remember(
-        self, request: ApprovalRequested, *, remind_at: datetime | None, escalated: bool
+        self,
+        request: ApprovalRequested,
+        *,
+        remind_at: datetime | None,
+        escalated: bool,
+        asking: bool = True,
     ) -> ApprovalState:
-        """Record a request (or its escalation); returns what is known after that."""
+        """Record a request (or its escalation); returns what is known after that.
+
+        `asking`: questions will be claimed for it (stored before any is, so a decision
+        that reads `asked` false knows none was)."""
         doc: Document = {
             "_id": request.correlation_id,
             "run_id": request.run_id,
@@ -97,6 +107,7 @@ class NotifierStore:
             "remind_at": remind_at,
             "reminded": False,
             "escalated": escalated,
+            "asked": asking,
         }
         if remind_at is not None:
             await self._remind(request.correlation_id, remind_at)
@@ -111,6 +122,8 @@ class NotifierStore:
                 # A new deadline: the request carries it. No second reminder after that.
                 fields.update(request=doc["request"], escalated=True, remind_at=None)
                 await self.reminders.delete_one({"_id": request.correlation_id})
+            if asking and not existing.get("asked", True):
+                fields["asked"] = True
             if fields:
                 await self.approvals.update_one({"_id": request.correlation_id}, {"$set": fields})
                 existing.update(fields)
@@ -145,6 +158,10 @@ class NotifierStore:
             # marker to the reminder sweep, which drops markers of decided approvals.)
             await self.reminders.delete_one({"_id": decided.correlation_id})
         return _state(doc)
+
+    async def mark_asked(self, correlation_id: str) -> None:
+        """Questions are about to be claimed for an approval remembered as unasked."""
+        await self.approvals.update_one({"_id": correlation_id}, {"$set": {"asked": True}})
 
     async def state(self, correlation_id: str) -> ApprovalState | None:
         doc = await self.approvals.find_one({"_id": correlation_id})

@@ -56,3 +56,6 @@ class ApprovalState:
     request: ApprovalRequested | None
     decision: ApprovalDecided | None
     escalated: bool = False
+    # Whether a question (request, reminder, escalation) may have been claimed for it:
+    # False only when known that none was, so a decision has no messages to look for.
+    asked: bool = True

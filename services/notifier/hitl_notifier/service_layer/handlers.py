@@ -45,19 +45,21 @@ class NotifierService:
     async def on_requested(self, request: ApprovalRequested) -> int:
         """Notify the request's route (the escalation route when escalated)."""
         escalated = request.escalated
+        targets = self.router.targets(request, escalation=escalated)
         state = await self.store.remember(
             request,
+            # A reminder goes to the request's route: none when nobody is on it.
             remind_at=None
-            if escalated
+            if escalated or not targets
             else remind_at(request.requested_at, request.expires_at, self.reminder_fraction),
             escalated=escalated,
+            asking=bool(targets),
         )
         extra = {"correlation_id": request.correlation_id, "run_id": request.run_id}
         if state.decision is not None:
             log.info("approval already decided; nobody to ask", extra=extra)
             return 0
         kind = NotificationKind.ESCALATION if escalated else NotificationKind.REQUESTED
-        targets = self.router.targets(request, escalation=escalated)
         if not targets:
             log.info("no route has a recipient for this approval", extra=extra)
         return await self._claim_and_launch(state, kind, targets)
@@ -72,6 +74,10 @@ class NotifierService:
         `known`: the approval as just stored, when the caller has it (no read)."""
         state = known or await self.store.state(correlation_id)
         if state is None or state.decision is None or state.request is None:
+            return 0
+        if not state.asked:
+            # Nobody was asked (no route had a recipient): no message to update, and
+            # no read of the questions sent.
             return 0
         deliveries: list[Delivery] = []
         records = await self.store.sent(correlation_id)
@@ -98,6 +104,9 @@ class NotifierService:
         for state in await self.store.due_reminders(now):
             if state.request is not None:
                 targets = self.router.targets(state.request)
+                if targets and not state.asked:
+                    # Routes changed since the request (a restart with new settings).
+                    await self.store.mark_asked(state.correlation_id)
                 started += await self._claim_and_launch(state, NotificationKind.REMINDER, targets)
             await self.store.mark_reminded(state.correlation_id)
         for record in await self.store.abandoned(now):

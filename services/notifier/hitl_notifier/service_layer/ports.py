@@ -44,9 +44,20 @@ class NotifierStore(DeliveryStore, Protocol):
     insert, so of two replicas (or a redelivered event) exactly one sends."""
 
     async def remember(
-        self, request: ApprovalRequested, *, remind_at: datetime | None, escalated: bool
+        self,
+        request: ApprovalRequested,
+        *,
+        remind_at: datetime | None,
+        escalated: bool,
+        asking: bool = True,
     ) -> ApprovalState:
-        """Record a request (or its escalation); returns what is known after that."""
+        """Record a request (or its escalation); returns what is known after that.
+
+        `asking` false: no question will be claimed for it (nobody to ask)."""
+        ...
+
+    async def mark_asked(self, correlation_id: str) -> None:
+        """Questions are about to be claimed for an approval remembered as unasked."""
         ...
 
     async def record_decision(self, decided: ApprovalDecided) -> ApprovalState: ...
