@@ -44,6 +44,7 @@ from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration
 
+
 @dataclass
 class Published:
     counting: bool = False

@@ -107,7 +107,9 @@ async def test_an_approval_nobody_is_told_of_costs_two_round_trips(
         f"findAndModify {APPROVALS}": 1,
     }, "no reminder marker, no look for questions to follow up"
     state = await notifier.store.state(request.correlation_id)
-    assert state is not None and state.decision is not None and not state.asked
+    assert state is not None
+    assert state.decision is not None
+    assert not state.asked
     assert await db[REMINDERS].count_documents({}) == 0
 
 
@@ -144,14 +146,16 @@ async def test_an_escalation_that_brings_the_first_recipient_is_followed_up(
     request = approval_request()
     assert await notifier.service.on_requested(request) == 0
     first = await notifier.store.state(request.correlation_id)
-    assert first is not None and not first.asked
+    assert first is not None
+    assert not first.asked
     assert await db[REMINDERS].count_documents({}) == 0, "nobody to remind"
 
     escalated = request.model_copy(update={"escalated": True})
     assert await notifier.service.on_requested(escalated) == 1
     await notifier.settle()
     later = await notifier.store.state(request.correlation_id)
-    assert later is not None and later.asked, "marked asked before the claim"
+    assert later is not None
+    assert later.asked, "marked asked before the claim"
 
     assert (
         await notifier.service.on_decided(approval_decision(request, at=request.requested_at)) == 1
