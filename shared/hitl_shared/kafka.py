@@ -609,7 +609,11 @@ def subscribe_concurrent(
                 await rejected(record, record.value or b"", _reason(failure, topic))
 
     pipeline: Pipeline[E | Invalid] = Pipeline(
-        name=f"{group} on {topic}", limit=limit, route=route, handle=handle
+        name=f"{group} on {topic}",
+        limit=limit,
+        route=route,
+        handle=handle,
+        commit_interval=settings.kafka_commit_interval_ms / 1000,
     )
 
     async def consume(_: list[bytes]) -> None:

@@ -8,8 +8,10 @@ a batch was being handled waited for the whole batch. Here the loop only dispatc
 - Each record goes to the chain of its key on its partition, handled in fetch order;
   chains of different keys run at once, at most `limit` handlers at a time.
 - Offsets are committed in order per partition: up to the first record not finished,
-  never past it. A crash redelivers every record not finished (and maybe a few that
-  were: handlers are idempotent), never skips one.
+  never past it, at most once per `commit_interval` (a commit is a broker write: one
+  per record was most of a consumer's requests). A crash redelivers every record not
+  finished (and those finished since the last commit: handlers are idempotent), never
+  skips one.
 - Bounded: past `capacity` records fetched and not finished, the partitions are paused
   and the loop keeps polling (so the group does not take it for dead) until there is
   room; a paused partition drops what it prefetched and fetches it again on resume.
@@ -88,8 +90,12 @@ class Pipeline(Generic[T]):
         route: Callable[[Record], tuple[str, T] | None],
         handle: Callable[[T, Record], Awaitable[None]],
         capacity: int | None = None,
+        commit_interval: float = 0.0,
     ) -> None:
         self.name = name
+        # At most one commit per interval while records finish (what finishes meanwhile
+        # goes with the next): a crash redelivers at most that much more, never skips.
+        self.commit_interval = commit_interval
         self.route = route
         self.handle = handle
         self.gate = asyncio.Semaphore(limit)
@@ -234,6 +240,8 @@ class Pipeline(Generic[T]):
                 # last offsets); what is never committed is only read again.
                 await asyncio.sleep(OUTAGE_PAUSE)
                 self.commit_wanted.set()
+            elif self.commit_interval > 0:
+                await asyncio.sleep(self.commit_interval)
 
     async def commit(self, tps: Iterable[TopicPartition]) -> bool:
         """Commit what finished on `tps` (those still assigned); False if it failed."""

@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hitl_shared.kafka_security import KafkaSecuritySettings, kafka_security_problems
@@ -29,6 +29,11 @@ class CommonSettings(KafkaSecuritySettings, BaseSettings):
     # field names (0: off): on FerretDB a filter it cannot serve by `_id` scans.
     mongodb_slow_ms: int = 200
     kafka_linger_ms: int = 0
+    # Consumers that handle records concurrently (agent, notifier) commit their offsets
+    # at most this often, not once per record (each commit is a request and a write on
+    # the broker). A crash redelivers what finished since the last commit; every such
+    # handler is idempotent.
+    kafka_commit_interval_ms: int = Field(default=100, ge=0, le=10_000)
     log_level: str = "INFO"
 
     kafka_partitions: int = 3

@@ -36,10 +36,16 @@ class Consumer:
         self.commits.append({tp: meta.offset for tp, meta in offsets.items()})
 
 
-def pipeline(handle: Any, limit: int = 4) -> tuple[Pipeline[Record], Consumer]:
+def pipeline(
+    handle: Any, limit: int = 4, commit_interval: float = 0.0
+) -> tuple[Pipeline[Record], Consumer]:
     consumer = Consumer()
     p: Pipeline[Record] = Pipeline(
-        name="test", limit=limit, route=lambda r: (r.key, r), handle=handle
+        name="test",
+        limit=limit,
+        route=lambda r: (r.key, r),
+        handle=handle,
+        commit_interval=commit_interval,
     )
     p.attach(consumer)
     return p, consumer
@@ -141,4 +147,21 @@ async def test_commits_never_pass_an_unfinished_record() -> None:
     await settle()
     assert await p.commit([TP])
     assert consumer.commits[-1] == {TP: 4}
+    await p.close(grace=0.1)
+
+
+async def test_records_finishing_within_the_commit_interval_share_one_commit() -> None:
+    async def handle(record: Record, _: Any) -> None:
+        return None
+
+    p, consumer = pipeline(handle, commit_interval=0.2)
+    p.take([Record(0, "a")])
+    await settle()
+    assert consumer.commits == [{TP: 1}], "the first finished record is committed at once"
+    for offset in range(1, 6):
+        p.take([Record(offset, f"k{offset}")])
+        await settle()
+    assert consumer.commits == [{TP: 1}], "the rest wait for the interval"
+    await asyncio.sleep(0.3)
+    assert consumer.commits == [{TP: 1}, {TP: 6}], "then go in one commit"
     await p.close(grace=0.1)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from hitl_shared.decision_keys import DecisionKeys
 from hitl_shared.settings import CommonSettings
-from pydantic import TypeAdapter
+from pydantic import Field, TypeAdapter
 
 from hitl_notifier.domain.routing import Route, Router, Targets
 
@@ -61,6 +61,8 @@ class NotifierSettings(CommonSettings):
     notifier_attempts: int = 5
     notifier_backoff_base_seconds: float = 0.5
     notifier_backoff_max_seconds: float = 30.0
+    # Events of different approvals handled at once (one approval's, in order).
+    notifier_concurrency: int = Field(default=16, ge=1, le=1024)
     # How often reminders and abandoned deliveries are looked for.
     notifier_tick_seconds: float = 1.0
     # An in-flight delivery untouched this long is taken over (its owner died).

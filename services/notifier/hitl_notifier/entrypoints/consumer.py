@@ -15,7 +15,7 @@ from hitl_contracts import ApprovalDecided, ApprovalRequested
 from hitl_contracts.signing import BadSignature
 from hitl_shared.decision_keys import DecisionKeys
 from hitl_shared.health import Probe
-from hitl_shared.kafka import PoisonMessage, subscribe
+from hitl_shared.kafka import PoisonMessage, subscribe_concurrent
 
 from hitl_notifier.service_layer.handlers import NotifierService
 from hitl_notifier.settings import NotifierSettings
@@ -52,26 +52,36 @@ def register(
         await service.on_decided(event)
 
     group = settings.group_id("notifier")
-    subscribe(
+    # Different approvals at once, each one's events in order; offsets committed in
+    # order per partition, in batches (handlers are idempotent: claims are unique keys).
+    subscribe_concurrent(
         broker,
         settings,
         topic=settings.topics.approval_requested,
         group=group,
         model=ApprovalRequested,
         handler=on_requested,
+        key=_approval,
+        limit=settings.notifier_concurrency,
         healthy=healthy,
         on_dead_letter=on_dead_letter,
     )
-    subscribe(
+    subscribe_concurrent(
         broker,
         settings,
         topic=settings.topics.approval_decided,
         group=group,
         model=ApprovalDecided,
         handler=on_decided,
+        key=_approval,
+        limit=settings.notifier_concurrency,
         healthy=healthy,
         on_dead_letter=on_dead_letter,
     )
+
+
+def _approval(event: ApprovalRequested | ApprovalDecided) -> str:
+    return event.correlation_id
 
 
 def refusal_reason(event: ApprovalDecided) -> str:
