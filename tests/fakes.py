@@ -39,11 +39,15 @@ class FakeApprovalStore:
         self.set_aside_reasons: dict[str, str] = {}
         # Runs once, right before the next append (a rival writer's turn).
         self.before_append: Callable[[], Awaitable[None]] | None = None
+        # What this "process" last stored or read of each stream (a rival's appends,
+        # made straight into `streams`, are not in it).
+        self.seen: dict[str, list[Entry]] = {}
 
     async def add(self, approval: Approval) -> bool:
         created = approval.correlation_id not in self.streams
         if created:
             self.streams[approval.correlation_id] = [approval.entries[0]]
+            self.seen[approval.correlation_id] = [approval.entries[0]]
         await self.project(approval)
         return created
 
@@ -53,6 +57,12 @@ class FakeApprovalStore:
     async def get(self, correlation_id: str) -> Approval | None:
         await asyncio.sleep(0)
         entries = self.streams.get(correlation_id)
+        if entries:
+            self.seen[correlation_id] = list(entries)
+        return Approval.from_entries(list(entries)) if entries else None
+
+    def recent(self, correlation_id: str) -> Approval | None:
+        entries = self.seen.get(correlation_id)
         return Approval.from_entries(list(entries)) if entries else None
 
     async def append(self, approval: Approval, entry: Entry) -> bool:
@@ -63,6 +73,7 @@ class FakeApprovalStore:
         if len(stream) != entry.seq:
             return False
         stream.append(entry)
+        self.seen[approval.correlation_id] = list(stream)
         if entry.publish:
             self.unpublished_entries[(approval.correlation_id, entry.seq)] = self.instance
         return True
@@ -93,6 +104,13 @@ class FakeApprovalStore:
 
     async def is_unpublished(self, correlation_id: str, seq: int) -> bool:
         return (correlation_id, seq) in self.unpublished_entries
+
+    async def entry_at(self, correlation_id: str, seq: int) -> tuple[OutboxItem, bool] | None:
+        stream = self.streams.get(correlation_id, [])
+        if seq >= len(stream):
+            return None
+        owner = self.unpublished_entries.get((correlation_id, seq))
+        return OutboxItem(correlation_id, stream[seq], owner or ""), owner is None
 
     async def mark_published(self, correlation_id: str, seq: int) -> None:
         self.unpublished_entries.pop((correlation_id, seq), None)

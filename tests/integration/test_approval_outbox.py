@@ -7,15 +7,30 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hitl_approval.adapters.repository import ApprovalRepository
 from hitl_approval.bootstrap import build_service
-from hitl_approval.domain.model import Verb
-from hitl_approval.service_layer.outbox import OutboxEvent
+from hitl_approval.domain.model import Approval, Entry, Verb
+from hitl_approval.service_layer.outbox import DOUBT_WINDOW, OutboxEvent
 from hitl_approval.service_layer.services import DecideCommand
-from hitl_contracts import ApprovalRequested, Channel, RequestContext
+from hitl_contracts import ApprovalDecided, ApprovalRequested, Channel, RequestContext
 from pymongo.asynchronous.database import AsyncDatabase
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+class UnansweredRepository(ApprovalRepository):
+    """The store, except that the next append may go unanswered (a timeout): `lands`
+    says whether that write is stored all the same."""
+
+    lands: bool | None = None
+
+    async def append(self, approval: Approval, entry: Entry) -> bool:
+        lands, self.lands = self.lands, None
+        if lands is None:
+            return await super().append(approval, entry)
+        if lands:
+            await super().append(approval, entry)
+        raise TimeoutError("the store did not answer")
 
 
 class Replica:
@@ -31,8 +46,9 @@ class Replica:
                 raise ConnectionError("broker unreachable")
             self.published.append(event)
 
+        self.repo = UnansweredRepository(db, instance=name)
         self.service = build_service(
-            ApprovalRepository(db, instance=name),
+            self.repo,
             publish,
             clock=lambda: self.now,
             outbox_grace=timedelta(seconds=2),
@@ -138,4 +154,42 @@ async def test_the_relay_reads_no_collection_while_all_is_well(
     for second in range(1, 4):
         await a.at(second).service.outbox.heartbeat()
         assert await a.service.outbox.relay() == 0
+    assert [e.correlation_id for e in a.published] == [cid]
+
+
+async def test_a_decision_stored_though_the_store_never_answered_is_published_by_the_relay(
+    db: AsyncDatabase[dict[str, object]],
+) -> None:
+    a = Replica(db, "a")
+    await a.service.outbox.heartbeat()
+    cid = await a.pending()
+    a.repo.lands = True
+    with pytest.raises(TimeoutError):
+        await a.approve(cid)  # the reviewer got a 503; the write landed all the same
+    assert a.published == []
+    assert await a.at(1).service.outbox.relay() == 1
+    (decided,) = a.published
+    assert isinstance(decided, ApprovalDecided)
+    assert decided.correlation_id == cid
+    assert not await a.repo.is_unpublished(cid, 1)
+    assert (await a.service.get(cid)).status.value == "approved"
+    assert await a.at(2).service.outbox.relay() == 0, "published once"
+
+
+async def test_an_unanswered_write_that_never_lands_is_looked_for_a_while_then_dropped(
+    db: AsyncDatabase[dict[str, object]],
+) -> None:
+    a = Replica(db, "a")
+    await a.service.outbox.heartbeat()
+    cid = await a.pending()
+    a.repo.lands = False
+    with pytest.raises(TimeoutError):
+        await a.approve(cid)
+    assert await a.at(1).service.outbox.relay() == 0
+    assert a.service.outbox.doubtful, "still looked for"
+    seconds = DOUBT_WINDOW.total_seconds() + 2
+    await a.at(seconds).service.outbox.heartbeat()
+    assert await a.service.outbox.relay() == 0
+    assert not a.service.outbox.doubtful
+    await a.approve(cid)  # the reviewer's retry: decided and published once
     assert [e.correlation_id for e in a.published] == [cid]

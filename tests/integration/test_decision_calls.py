@@ -153,7 +153,8 @@ async def test_one_decision_costs_a_bounded_number_of_round_trips(
         for command, count in sorted(commands.seen.items()):
             print(f"  {count:3d} {command}")
         assert approval_publishes == 1
-        assert approval_calls <= 4
+        # 4 before a decision started from the stream this replica stored (no probe).
+        assert approval_calls <= 3
         # 14 before the ledger started from the heads it knows (no probe of both chains).
         assert total - approval_calls <= 12
     finally:

@@ -133,6 +133,40 @@ async def test_losing_the_race_for_a_seq_under_if_match_is_a_version_mismatch() 
     assert mismatch.value.approval.approvers == ["ann"]
 
 
+async def test_a_decision_starts_from_what_this_replica_knows_and_a_stale_view_loses() -> None:
+    service, store, published = approval_service(Clock(T0))
+    request = approval_request(at=T0)
+    await service.ingest(request)
+    cid = request.correlation_id
+    mine = list(store.seen[cid])
+    # Another replica decides; this one still knows the stream as it ingested it.
+    await service.decide(decide(cid, Verb.REJECT, "ann", comment="no"))
+    store.seen[cid] = mine
+    with pytest.raises(AlreadyDecided) as late:
+        await service.decide(decide(cid, Verb.APPROVE, "bob"))
+    assert late.value.approval.status is Status.REJECTED, "answered from the whole stream"
+    assert len(store.streams[cid]) == 2, "the stale view's append was refused by its seq"
+    assert [e.decision for e in published.events if isinstance(e, ApprovalDecided)] == [
+        Decision.REJECTED
+    ]
+
+
+async def test_if_match_is_checked_against_the_whole_stream_not_a_stale_view() -> None:
+    service, store, _ = approval_service(
+        Clock(T0), policies=PolicyBook.model_validate({"default": {"quorum": 2}})
+    )
+    request = approval_request(at=T0)
+    await service.ingest(request)
+    cid = request.correlation_id
+    mine = list(store.seen[cid])
+    await service.decide(decide(cid, Verb.APPROVE, "ann"))  # on another replica
+    store.seen[cid] = mine
+    # Bob reviewed version 1 (with Ann's vote), which this replica has not seen yet.
+    done = await service.decide(decide(cid, Verb.APPROVE, "bob", if_match=1))
+    assert done.status is Status.APPROVED
+    assert done.approvers == ["ann", "bob"]
+
+
 async def test_the_same_reviewer_cannot_vote_twice_under_a_quorum() -> None:
     service, _, _ = approval_service(
         Clock(T0), policies=PolicyBook.model_validate({"default": {"quorum": 2}})

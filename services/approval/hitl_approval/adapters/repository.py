@@ -280,6 +280,15 @@ class ApprovalRepository:
         self._remember(correlation_id, entries)
         return approval
 
+    def recent(self, correlation_id: str) -> Approval | None:
+        entries = self.known.get(correlation_id)
+        if not entries:
+            return None
+        try:
+            return Approval.from_entries(list(entries))
+        except (ValueError, TypeError, KeyError, AssertionError, OverflowError):
+            return None  # `get` reports it
+
     async def append(self, approval: Approval, entry: Entry) -> bool:
         """Append atomically; False when another writer took that seq first."""
         doc = _entry_doc(approval.correlation_id, entry, self.instance)
@@ -431,6 +440,13 @@ class ApprovalRepository:
     async def is_unpublished(self, correlation_id: str, seq: int) -> bool:
         doc = await self.events.find_one({"_id": _entry_id(correlation_id, seq)}, {"published": 1})
         return doc is not None and doc.get("published") is False
+
+    async def entry_at(self, correlation_id: str, seq: int) -> tuple[OutboxItem, bool] | None:
+        doc = await self.events.find_one({"_id": _entry_id(correlation_id, seq)})
+        if doc is None:
+            return None
+        item = OutboxItem(correlation_id, _entry(doc), doc.get("owner", ""))
+        return item, doc.get("published") is not False
 
     async def mark_published(self, correlation_id: str, seq: int) -> None:
         await self.events.update_one(

@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 
 # Leftovers handled per relay pass; a full page means look again next pass.
 LEFTOVER_PAGE = 200
+# How long an append whose outcome is unknown (the store did not answer) is looked
+# for by `_id` on every relay pass; one that lands later still is published by the
+# look through the store at the next start-up of a replica.
+DOUBT_WINDOW = timedelta(minutes=5)
 
 OutboxEvent = ApprovalDecided | ApprovalRequested
 
@@ -74,6 +78,9 @@ class Outbox:
         self.failed: dict[tuple[str, int], Entry] = {}
         # Entries published inline whose `published` mark the relay writes next.
         self.unmarked: set[tuple[str, int]] = set()
+        # Appends of publishable entries that raised (a timeout, a lost connection):
+        # stored or not, nobody knows yet. Since when.
+        self.doubtful: dict[tuple[str, int], datetime] = {}
         # Look through the store once at start-up: a previous incarnation's leftovers.
         self.look_for_leftovers = True
 
@@ -87,6 +94,12 @@ class Outbox:
             yield
         finally:
             self.inflight.discard(key)
+
+    def doubt(self, approval: Approval, entry: Entry) -> None:
+        """The append of `entry` raised: it may still be (or have been) stored, and then
+        nobody would publish it. The relay looks for it."""
+        if entry.publish:
+            self.doubtful.setdefault((approval.correlation_id, entry.seq), self.clock())
 
     async def publish_now(self, approval: Approval, entry: Entry) -> None:
         event = entry.event()
@@ -127,6 +140,7 @@ class Outbox:
         """Publish what a failed publish or a dead replica left unpublished: at least once."""
         await self.mark_published()
         relayed = await self._retry_failed()
+        relayed += await self._settle_doubtful()
         now = self.clock()
         dead = await self.instances.dead(now, within=self.replica_timeout)
         if not (self.look_for_leftovers or dead):
@@ -160,6 +174,32 @@ class Outbox:
             if await self._relay(correlation_id, entry):
                 relayed += 1
             del self.failed[(correlation_id, seq)]
+        return relayed
+
+    async def _settle_doubtful(self) -> int:
+        """Publish the doubtful appends that turned out stored (the entry as stored: at
+        that seq may be another writer's, which its owner publishes)."""
+        relayed = 0
+        for key, since in list(self.doubtful.items()):
+            if key in self.inflight:
+                continue  # tried again meanwhile: that attempt owns it
+            found = await self.repo.entry_at(*key)
+            if found is None:
+                if self.clock() - since > DOUBT_WINDOW:
+                    del self.doubtful[key]
+                continue
+            del self.doubtful[key]
+            item, published = found
+            mine = item.owner == self.repo.instance
+            if published or not mine or key in self.unmarked or key in self.failed:
+                continue  # out already, or another replica's (it publishes its own)
+            if await self._relay(item.correlation_id, item.entry):
+                relayed += 1
+                log.warning(
+                    "published %s whose store write had failed but landed",
+                    item.entry.type,
+                    extra={"correlation_id": item.correlation_id},
+                )
         return relayed
 
     async def _relay(self, correlation_id: str, entry: Entry) -> bool:

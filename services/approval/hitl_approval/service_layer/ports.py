@@ -47,6 +47,11 @@ class ApprovalStore(Protocol):
         """None if there is none; raises BrokenApproval if it cannot be read."""
         ...
 
+    def recent(self, correlation_id: str) -> Approval | None:
+        """The approval as this process last stored or read it, without a read (None if
+        it has not): a prefix of its stream, maybe not all of it."""
+        ...
+
     async def append(self, approval: Approval, entry: Entry) -> bool:
         """False when another writer took that seq first."""
         ...
@@ -60,6 +65,11 @@ class ApprovalStore(Protocol):
     async def unpublished(self, *, before: datetime, limit: int = 200) -> list[OutboxItem]: ...
 
     async def is_unpublished(self, correlation_id: str, seq: int) -> bool: ...
+
+    async def entry_at(self, correlation_id: str, seq: int) -> tuple[OutboxItem, bool] | None:
+        """The stored entry at `seq` with its owner, and whether it is published; None
+        if there is none (yet)."""
+        ...
 
     async def mark_published(self, correlation_id: str, seq: int) -> None: ...
 

@@ -31,6 +31,7 @@ from hitl_approval.domain.history import HistoryEvent, history
 from hitl_approval.domain.model import (
     AlreadyDecided,
     Approval,
+    ApprovalError,
     BrokenApproval,
     Entry,
     EntryType,
@@ -177,12 +178,18 @@ class ApprovalService:
     async def decide(self, cmd: DecideCommand) -> Approval:
         """Record one reviewer's decision (or quorum vote); see the class docstring."""
         groups = self._groups_of(cmd.reviewer)
+        # First from the stream as this replica last stored or read it, without a read:
+        # the append takes the next seq by unique key, so it succeeds only if that view
+        # was the whole stream. A lost race, or any refusal, is decided again on a read.
+        known = self.repo.recent(cmd.correlation_id)
         for _ in range(MAX_RACE_RETRIES):
-            approval = await self.get(cmd.correlation_id)
-            stale = cmd.if_match is not None and cmd.if_match != approval.version
-            if stale and not approval.status.terminal:
-                raise VersionMismatch(approval, cmd.if_match or 0)
+            optimistic = known is not None
+            approval = known or await self.get(cmd.correlation_id)
+            known = None
             try:
+                stale = cmd.if_match is not None and cmd.if_match != approval.version
+                if stale and not approval.status.terminal:
+                    raise VersionMismatch(approval, cmd.if_match or 0)
                 entry = approval.decide(
                     cmd.verb,
                     reviewer=cmd.reviewer,
@@ -195,8 +202,13 @@ class ApprovalService:
                     idempotency=cmd.idempotency,
                 )
             except TooLate as late:
-                await self._commit(approval, late.timeout)
+                if not optimistic:
+                    await self._commit(approval, late.timeout)
                 continue  # re-read: expired (409) or escalated (decide again, in time)
+            except ApprovalError:
+                if optimistic:
+                    continue  # refused on what this replica knew: see the whole stream
+                raise
             if await self._commit(approval, entry):
                 self._note_unknown_submitter(approval, cmd)
                 return approval
@@ -311,7 +323,13 @@ class ApprovalService:
     async def _commit(self, approval: Approval, entry: Entry) -> bool:
         entry = self._signed(entry)
         with self.outbox.publishing(approval, entry):
-            if not await self.repo.append(approval, entry):
+            try:
+                appended = await self.repo.append(approval, entry)
+            except BaseException:
+                # No answer is not "not stored": the write may land later still.
+                self.outbox.doubt(approval, entry)
+                raise
+            if not appended:
                 return False
             approval.apply(entry)
             self.on_committed(approval)
