@@ -23,17 +23,26 @@ from hitl_approval.domain.policy import PolicyBook
 from hitl_approval.entrypoints.refusals import refusal
 from hitl_approval.service_layer.idempotent import KeyReused, decide_once
 from hitl_approval.service_layer.ports import StoredResponse
-from hitl_approval.service_layer.services import DecideCommand
+from hitl_approval.service_layer.services import ApprovalService, DecideCommand
 from hitl_contracts import ApprovalDecided, ApprovalRequested, Channel, Decision
 
 from tests.factories import approval_request
-from tests.fakes import Clock, FakeIdempotencyKeys, approval_service
+from tests.fakes import Clock, FakeApprovalStore, FakeIdempotencyKeys, approval_service
 
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
 
 
 def decide(cid: str, verb: Verb, reviewer: str, **options: object) -> DecideCommand:
     return DecideCommand(cid, verb, reviewer, Channel.API, **options)  # type: ignore[arg-type]
+
+
+async def pending_with_a_quorum_of_two() -> tuple[ApprovalService, FakeApprovalStore, str]:
+    service, store, _ = approval_service(
+        Clock(T0), policies=PolicyBook.model_validate({"default": {"quorum": 2}})
+    )
+    request = approval_request(at=T0)
+    await service.ingest(request)
+    return service, store, request.correlation_id
 
 
 async def test_of_two_concurrent_decisions_exactly_one_wins_and_one_event_is_published() -> None:
@@ -92,12 +101,7 @@ async def test_a_late_decision_on_an_escalating_request_is_taken_in_the_extended
 
 
 async def test_if_match_names_the_version_reviewed() -> None:
-    service, _, _ = approval_service(
-        Clock(T0), policies=PolicyBook.model_validate({"default": {"quorum": 2}})
-    )
-    request = approval_request(at=T0)
-    await service.ingest(request)
-    cid = request.correlation_id
+    service, _, cid = await pending_with_a_quorum_of_two()
 
     with pytest.raises(VersionMismatch) as stale:
         await service.decide(decide(cid, Verb.APPROVE, "ann", if_match=3))
@@ -117,12 +121,7 @@ async def test_if_match_names_the_version_reviewed() -> None:
 
 
 async def test_losing_the_race_for_a_seq_under_if_match_is_a_version_mismatch() -> None:
-    service, store, _ = approval_service(
-        Clock(T0), policies=PolicyBook.model_validate({"default": {"quorum": 2}})
-    )
-    request = approval_request(at=T0)
-    await service.ingest(request)
-    cid = request.correlation_id
+    service, store, cid = await pending_with_a_quorum_of_two()
 
     async def ann_votes_first() -> None:
         await service.decide(decide(cid, Verb.APPROVE, "ann"))
@@ -152,12 +151,7 @@ async def test_a_decision_starts_from_what_this_replica_knows_and_a_stale_view_l
 
 
 async def test_if_match_is_checked_against_the_whole_stream_not_a_stale_view() -> None:
-    service, store, _ = approval_service(
-        Clock(T0), policies=PolicyBook.model_validate({"default": {"quorum": 2}})
-    )
-    request = approval_request(at=T0)
-    await service.ingest(request)
-    cid = request.correlation_id
+    service, store, cid = await pending_with_a_quorum_of_two()
     mine = list(store.seen[cid])
     await service.decide(decide(cid, Verb.APPROVE, "ann"))  # on another replica
     store.seen[cid] = mine
