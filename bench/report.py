@@ -123,7 +123,9 @@ def _print_history(h: dict[str, Any]) -> None:
 def _cores(name: str, r: dict[str, Any]) -> None:
     cpu = ", ".join(f"{k} {v['cores']}" for k, v in r["cpu"].items())
     load = r.get("load_average", {}).get("after")
-    print(f"  cores busy during {name} ({r['wall_s']} s, load {load}): {cpu}")
+    loop = r.get("loop_ms", {})
+    speed = f", loop {loop.get('before')}/{loop.get('after')} ms" if loop else ""
+    print(f"  cores busy during {name} ({r['wall_s']} s, load {load}{speed}): {cpu}")
 
 
 HISTORY_RATIO = 1.5  # every figure at the largest history within this factor of the smallest

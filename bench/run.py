@@ -22,7 +22,7 @@ from hitl_shared.settings import CommonSettings
 from pymongo import AsyncMongoClient
 
 from bench import history, report
-from bench.cpu import CpuMeter, load_average, memory, quiet
+from bench.cpu import CpuMeter, load_average, loop_ms, memory, quiet
 from bench.harness import infra_from_env, infra_pids, running_stack
 from bench.scenarios import decisions, effects, ingest, listable, resume, store
 from bench.scenarios.common import store_size
@@ -192,13 +192,14 @@ class Session:
     ) -> dict[str, Any]:
         report.progress(f"{name}: running")
         meter = CpuMeter({**self.pids, "bench": os.getpid()})
-        before = load_average()
+        before, speed = load_average(), loop_ms()
         meter.start(time.perf_counter())
         started = time.perf_counter()
         result = await body()
         result["wall_s"] = round(time.perf_counter() - started, 1)
         result["cpu"] = meter.stop(time.perf_counter())
         result["load_average"] = {"before": before, "after": load_average()}
+        result["loop_ms"] = {"before": speed, "after": loop_ms()}
         result["pss_mib_after"] = memory(self.pids)
         report.progress(f"{name}: done in {result['wall_s']} s")
         return result
