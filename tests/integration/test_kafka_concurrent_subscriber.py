@@ -212,7 +212,8 @@ async def test_a_long_message_holds_back_only_its_own_run_and_commits_stop_befor
             return sorted(handled) == ["a-1", "a-2", "b-1"]
 
         await eventually(others_done, timeout=30, what="the other runs' messages")
-        assert handled == ["a-1", "b-1", "a-2"] or handled == ["b-1", "a-1", "a-2"]
+        # One run's messages in order; runs a and b interleave as their tasks are run.
+        assert handled.index("a-1") < handled.index("a-2")
         await asyncio.sleep(1.0)
         # Offsets 1, 2, 4 are done, 0 (slow-1) is not: nothing past it is committed.
         assert (await _committed(infra, group, topic)).get(0, 0) in (-1, 0)
