@@ -8,8 +8,8 @@ a batch was being handled waited for the whole batch. Here the loop only dispatc
 - Each record goes to the chain of its key on its partition, handled in fetch order;
   chains of different keys run at once, at most `limit` handlers at a time.
 - Offsets are committed in order per partition: up to the first record not finished,
-  never past it, at most once per `commit_interval` (a commit is a broker write: one
-  per record was most of a consumer's requests). A crash redelivers every record not
+  never past it, at most once per `commit_interval` (a commit is a request to the
+  broker and a write there, not worth one per record). A crash redelivers every record not
   finished (and those finished since the last commit: handlers are idempotent), never
   skips one.
 - Bounded: past `capacity` records fetched and not finished, the partitions are paused

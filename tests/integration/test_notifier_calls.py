@@ -163,3 +163,26 @@ async def test_an_escalation_that_brings_the_first_recipient_is_followed_up(
     await notifier.settle()
     kinds = [d.kind for d in notifier.channels.sent]
     assert kinds == [NotificationKind.ESCALATION, NotificationKind.DECIDED]
+
+
+async def test_a_first_request_with_nobody_to_ask_cannot_silence_the_follow_up(
+    counted: tuple[AsyncDatabase[dict[str, Any]], Commands],
+) -> None:
+    db, _ = counted
+    # Anyone who can write to approval.requested could send a look-alike first, for an
+    # agent no route covers, hoping the decision then updates nobody's messages.
+    route = Route(name="banking", agents=["banking"], webhook=[HOOK])
+    notifier = Notifier(db, Router([route], default=Targets()))
+    real = approval_request()
+    look_alike = real.model_copy(update={"agent": "nobody"})
+    assert await notifier.service.on_requested(look_alike) == 0
+    assert await notifier.service.on_requested(real) == 1
+    await notifier.settle()
+    state = await notifier.store.state(real.correlation_id)
+    assert state is not None
+    assert state.asked, "a request with recipients marks it asked; nothing unmarks it"
+
+    assert await notifier.service.on_decided(approval_decision(real, at=real.requested_at)) == 1
+    await notifier.settle()
+    kinds = [d.kind for d in notifier.channels.sent]
+    assert kinds == [NotificationKind.REQUESTED, NotificationKind.DECIDED]
