@@ -113,6 +113,13 @@ def parse_args() -> argparse.Namespace:
         "--rates", default="", help="comma-separated decisions/s for resume, overriding the mode's"
     )
     parser.add_argument(
+        "--resume-seconds",
+        type=float,
+        default=None,
+        help="seconds of open-loop decisions per rate for resume (default: the mode's, "
+        "capped at its resume_max decisions; given here, not capped)",
+    )
+    parser.add_argument(
         "--warmup",
         type=int,
         default=None,
@@ -274,7 +281,9 @@ async def main() -> None:
     env = dict(item.split("=", 1) for item in args.env)
     infra = infra_from_env()
     results: dict[str, Any] = {
-        "mode": asdict(mode) | {"history": sizes, "rates": rates, "warmup_count": warmup},
+        "mode": asdict(mode)
+        | {"history": sizes, "rates": rates, "warmup_count": warmup}
+        | ({} if args.resume_seconds is None else {"resume_seconds": args.resume_seconds}),
         "configuration": configuration(infra, env, await store_version(infra)),
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "by_history": [],
@@ -284,7 +293,10 @@ async def main() -> None:
         async def body() -> dict[str, Any]:
             by_rate = {}
             for rate in rates:
-                count = max(20, min(round(rate * mode.resume_seconds), mode.resume_max))
+                if args.resume_seconds is None:
+                    count = max(20, min(round(rate * mode.resume_seconds), mode.resume_max))
+                else:
+                    count = max(20, round(rate * args.resume_seconds))
                 by_rate[str(rate)] = await s.measured(
                     f"resume at {rate}/s",
                     lambda r=rate, c=count: resume.run(  # type: ignore[misc]

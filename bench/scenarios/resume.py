@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from bench import report
 from bench.load import Decided, decide, paced
 from bench.scenarios.common import reviewer
 from bench.scenarios.paused import prepare, settle
@@ -55,6 +56,7 @@ async def run(
     t0 = time.perf_counter()
     runs = await prepare(stack, tap, count + WARMUP)
     prepared_in = time.perf_counter() - t0
+    report.progress(f"{len(runs)} runs paused in {prepared_in:.1f} s; deciding at {rate}/s")
     ids = list(runs)
     samples: list[Sample] = []
 
