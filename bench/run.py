@@ -64,8 +64,10 @@ DEFAULT = Mode(
     started_count=40,
     listable_count=40,
     rates=[5, 50, 200],
-    resume_seconds=3,
-    resume_max=300,
+    # 10 s of decisions per rate: 50 samples at 5/s, 500 at 50/s (3 s gave 20 and 150,
+    # so a p99 was the worst one or two decisions and one slow second moved p50).
+    resume_seconds=10,
+    resume_max=1000,
     clients=[16, 64],
     effects_count=200,
     ingest_count=2000,

@@ -205,7 +205,9 @@ def build_app(
                 task.cancel()
             await run_feed.stop()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(runner.uow.settle(), 5.0)
+                await asyncio.wait_for(
+                    asyncio.gather(runner.uow.settle(), runner.steps.executions.settle()), 5.0
+                )
             with contextlib.suppress(Exception):
                 # Spares the next start-up re-delivering what was already delivered.
                 await outbox.forget_delivered()

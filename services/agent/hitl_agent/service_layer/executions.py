@@ -8,8 +8,9 @@ model is told the outcome is unknown.
 An idempotent tool (its effects are keyed by the call, like the ledger's transfers)
 needs no claim: a repeat has no effect of its own and returns the same result, and
 the run's checkpoint records the result that counts. It is run straight away and
-its outcome written once afterwards (one insert, not a claim and an update on the
-decision's path), for operators to see which worker ran what.
+its outcome written once afterwards, for operators to see which worker ran what: one
+insert, not a claim and an update, and off the decision's path (it goes to the store
+while the run's checkpoint does; `settle` waits for what is in flight at shutdown).
 """
 
 import asyncio
@@ -63,6 +64,8 @@ class Executions:
         self.owner = owner
         self.wait_seconds = wait_seconds
         self.after_execute = after_execute
+        # Outcome records of idempotent calls still on their way to the store.
+        self.recording: set[asyncio.Task[None]] = set()
 
     async def run(
         self,
@@ -74,9 +77,7 @@ class Executions:
     ) -> Outcome:
         if tool.idempotent:
             outcome = await self._outcome(tool, key, args, preview)
-            await self.store.record_execution(
-                str(key), tool=tool.name, owner=self.owner, result=outcome.result, ok=outcome.ok
-            )
+            self._record(str(key), tool.name, outcome)
             return outcome
         if await self.store.claim_execution(str(key), tool=tool.name, owner=self.owner):
             return await self._execute(tool, key, args, preview)
@@ -87,6 +88,29 @@ class Executions:
             return done
         log.error("call %s was interrupted and is not idempotent: not repeated", key)
         return Outcome(UNKNOWN_OUTCOME, ok=False)
+
+    def _record(self, key: str, tool: str, outcome: Outcome) -> None:
+        """Write an idempotent call's outcome beside the run's checkpoint, not before it.
+
+        The record is for operators; the result that counts is in the checkpoint. A
+        failed write is logged, and a crash before it lands leaves the checkpoint's copy.
+        """
+
+        async def record() -> None:
+            try:
+                await self.store.record_execution(
+                    key, tool=tool, owner=self.owner, result=outcome.result, ok=outcome.ok
+                )
+            except Exception as exc:
+                log.warning("outcome of %s not recorded for operators: %r", key, exc)
+
+        task = asyncio.create_task(record())
+        self.recording.add(task)
+        task.add_done_callback(self.recording.discard)
+
+    async def settle(self) -> None:
+        """Wait for outcome records still in flight (at shutdown)."""
+        await asyncio.gather(*self.recording, return_exceptions=True)
 
     async def _execute(
         self, tool: Tool, key: ExecutionKey, args: PolicyArgs, preview: dict[str, object] | None
