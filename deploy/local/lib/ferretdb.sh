@@ -331,7 +331,8 @@ ferretdb_launch() {
   # HITL_FERRETDB_DEBUG_ADDR=127.0.0.1:PORT turns it on, for goroutine dumps of a stall.
   # --telemetry=disable : no beacon calls (and no network here anyway).
   start_detached "$FERRETDB_LOG" "$FERRETDB_PIDFILE" \
-    env GOGC="$HITL_FERRETDB_GOGC" GOMEMLIMIT="$HITL_FERRETDB_GOMEMLIMIT" "$FERRETDB_BIN" \
+    env GOGC="$HITL_FERRETDB_GOGC" GOMEMLIMIT="$HITL_FERRETDB_GOMEMLIMIT" \
+      GOMAXPROCS="$HITL_FERRETDB_GOMAXPROCS" "$FERRETDB_BIN" \
       "${backend_args[@]}" \
       --listen-addr="$HITL_HOST:$HITL_MONGO_PORT" \
       --debug-addr="$HITL_FERRETDB_DEBUG_ADDR" \

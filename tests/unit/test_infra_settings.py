@@ -1,0 +1,51 @@
+"""deploy/local/infra.sh: FerretDB's Go processors are a checked setting, and applied."""
+
+import os
+import re
+import subprocess
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+INFRA = Path(__file__).resolve().parents[2] / "deploy" / "local" / "infra.sh"
+
+
+@pytest.mark.parametrize("value", ["x", "0", "-1", "1.5", "99999"])
+def test_a_bad_gomaxprocs_stops_the_script_naming_the_setting(value: str) -> None:
+    done = subprocess.run(
+        ["bash", str(INFRA), "env"],
+        env={**os.environ, "HITL_FERRETDB_GOMAXPROCS": value},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert f"HITL_FERRETDB_GOMAXPROCS={value}: a whole number of processors" in done.stderr
+
+
+def _ferretdb_on(port: int) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"/ferretdb") and f":{port}".encode() in b" ".join(argv):
+            found.append(int(proc.name))
+    return found
+
+
+def test_the_ferretdb_the_scripts_started_runs_on_the_configured_processors() -> None:
+    url = os.environ.get("MONGODB_URL", "")
+    port = urlparse(url).port if url.startswith("mongodb://") else None
+    pids = _ferretdb_on(port) if port else []
+    if not pids:
+        pytest.skip("no FerretDB started by deploy/local/infra.sh on this machine's MONGODB_URL")
+    environ = Path(f"/proc/{pids[0]}/environ").read_bytes().decode(errors="replace")
+    (value,) = re.findall(r"(?:^|\0)GOMAXPROCS=([^\0]*)", environ)
+    cores = len(os.sched_getaffinity(0))  # what nproc counts
+    expected = os.environ.get("HITL_FERRETDB_GOMAXPROCS") or ("1" if cores <= 2 else str(cores))
+    assert value == expected
