@@ -1,0 +1,43 @@
+"""The benchmark's history axis: each figure at 100k against 1k, with the machine's speed."""
+
+from typing import Any
+
+from bench.report import history_ratios
+
+
+def history(size: int, p50: float, loop: dict[str, float] | None, stored: float) -> dict[str, Any]:
+    pcts = {"n": 500, "p50_ms": p50, "p99_ms": p50 * 3}
+    resume = {"send_to_tool_executed": pcts, "decision_http": pcts}
+    if loop is not None:
+        resume["loop_ms"] = loop
+    return {
+        "history_runs": size,
+        "resume": {"50.0": resume},
+        "ingest": {"stored_per_s": stored, "loop_ms": {"before": 44.0, "after": 46.0}},
+    }
+
+
+def test_each_figure_is_compared_and_carries_the_slower_loop_timing_of_both_scenarios() -> None:
+    results = {
+        "by_history": [
+            history(100_000, 90.0, {"before": 77.9, "after": 45.0}, 1_500.0),
+            history(1_000, 45.0, {"before": 45.1, "after": 44.0}, 2_000.0),
+        ]
+    }
+    rows = {row["figure"]: row for row in history_ratios(results)}
+    effect = rows["decision -> tool_executed at 50.0/s, p50 ms"]
+    assert (effect["small"], effect["large"], effect["worse_by"]) == (45.0, 90.0, 2.0)
+    assert effect["met"] is False, "a slower machine is shown beside the ratio, never excused"
+    assert effect["loop_ms"] == [45.1, 77.9]
+    ingestion = rows["ingestion, stored/s"]
+    assert (ingestion["worse_by"], ingestion["met"], ingestion["loop_ms"]) == (
+        1.33,
+        True,
+        [46.0, 46.0],
+    )
+
+
+def test_a_scenario_without_loop_timings_compares_without_them() -> None:
+    results = {"by_history": [history(1_000, 20.0, None, 1.0), history(100_000, 25.0, None, 1.0)]}
+    row = next(r for r in history_ratios(results) if r["figure"].endswith("p50 ms"))
+    assert (row["worse_by"], row["met"], row["loop_ms"]) == (1.25, True, [None, None])
