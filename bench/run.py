@@ -272,6 +272,8 @@ def _numbers(text: str, kind: type[float] | type[int]) -> list[Any]:
 
 async def main() -> None:
     args = parse_args()
+    if args.resume_seconds is not None and not 0 < args.resume_seconds <= 3600:
+        raise SystemExit(f"--resume-seconds {args.resume_seconds}: give 0 < seconds <= 3600")
     mode = MODES["quick" if args.quick else args.mode]
     chosen = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(chosen) - set(SCENARIOS)

@@ -114,7 +114,8 @@ if [[ ! $HITL_FERRETDB_GOMEMLIMIT =~ ^[1-9][0-9]{0,9}(B|KiB|MiB|GiB)$ ]]; then
   exit 2
 fi
 if [[ -z ${HITL_FERRETDB_GOMAXPROCS:-} ]]; then
-  if (( $(nproc) <= 2 )); then HITL_FERRETDB_GOMAXPROCS=1; else HITL_FERRETDB_GOMAXPROCS=$(nproc); fi
+  HITL_FERRETDB_GOMAXPROCS=$(nproc)
+  if (( HITL_FERRETDB_GOMAXPROCS <= 2 )); then HITL_FERRETDB_GOMAXPROCS=1; fi
 fi
 if [[ ! $HITL_FERRETDB_GOMAXPROCS =~ ^[1-9][0-9]{0,3}$ ]]; then
   printf '[infra] ERROR: HITL_FERRETDB_GOMAXPROCS=%s: a whole number of processors, 1-9999\n' "$HITL_FERRETDB_GOMAXPROCS" >&2

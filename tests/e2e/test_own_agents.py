@@ -111,8 +111,19 @@ def database(infra: Infra, stack: Stack) -> Any:
     return client[stack.database]
 
 
-def executed_by(infra: Infra, stack: Stack, run_id: str) -> dict[str, list[str]]:
-    """Which worker executed each tool of the run, by the agents that worker hosts."""
+async def executed_by(infra: Infra, stack: Stack, run_id: str, *tools: str) -> dict[str, list[str]]:
+    """Which worker executed each tool of the run, by the agents that worker hosts,
+    once each of `tools` has its record (an idempotent call's record is written beside
+    the run's checkpoint, so it may land just after the run's status)."""
+
+    async def probe() -> dict[str, list[str]] | None:
+        found = _executed_by(infra, stack, run_id)
+        return found if all(tool in found for tool in tools) else None
+
+    return await eventually(probe, timeout=10.0, what=f"execution records of {tools}")
+
+
+def _executed_by(infra: Infra, stack: Stack, run_id: str) -> dict[str, list[str]]:
     db = database(infra, stack)
     workers = {w["_id"]: ",".join(w["agents"]) for w in db["agent_workers"].find()}
     found: dict[str, list[str]] = {}
@@ -187,7 +198,7 @@ async def test_a_first_payment_waits_for_approval_and_is_paid_exactly_once(
     (paid,) = payments(infra, stack, run_id)
     assert (paid["vendor"], paid["amount"]) == ("acme", 250)
     # The task and the decision reached the worker that hosts the agent, and only it.
-    assert executed_by(infra, stack, run_id) == {
+    assert await executed_by(infra, stack, run_id, "lookup_vendor", "pay_invoice") == {
         "lookup_vendor": ["invoices,invoices-quick"],
         "pay_invoice": ["invoices,invoices-quick"],
     }
@@ -234,7 +245,9 @@ async def test_a_modified_payment_pays_the_edited_amount_once(
         assert "changed the arguments" in done["output"]
         assert "Paid 4000.00 to globex" in done["output"]
     assert [p["amount"] for p in payments(infra, stack, run_id)] == [4_000]
-    assert executed_by(infra, stack, run_id)["pay_invoice"] == ["invoices,invoices-quick"]
+    assert (await executed_by(infra, stack, run_id, "pay_invoice"))["pay_invoice"] == [
+        "invoices,invoices-quick"
+    ]
 
 
 async def test_a_rejected_payment_pays_nothing(
@@ -287,7 +300,7 @@ async def test_each_worker_keeps_its_runs_while_the_other_is_down(
         (approval,) = await pending(reviewer, transfer)
         await decide(reviewer, approval["correlation_id"], "approve")
         await wait_status(demo, transfer, "completed")
-        assert executed_by(infra, stack, transfer)["transfer"] == [
+        assert (await executed_by(infra, stack, transfer, "transfer"))["transfer"] == [
             "banking,banking-router,banking-strict,files"
         ]
 
@@ -333,6 +346,6 @@ async def test_a_kafka_task_naming_no_agent_runs_as_the_default_agent(
     async with stack.agent() as agent:
         done = await wait_status(agent, task.task_id, "completed")
     assert done["agent"] == "banking"
-    assert executed_by(infra, stack, task.task_id) == {
+    assert await executed_by(infra, stack, task.task_id, "get_balance") == {
         "get_balance": ["banking,banking-router,banking-strict,files"]
     }

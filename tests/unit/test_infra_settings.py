@@ -44,8 +44,13 @@ def test_the_ferretdb_the_scripts_started_runs_on_the_configured_processors() ->
     pids = _ferretdb_on(port) if port else []
     if not pids:
         pytest.skip("no FerretDB started by deploy/local/infra.sh on this machine's MONGODB_URL")
-    environ = Path(f"/proc/{pids[0]}/environ").read_bytes().decode(errors="replace")
-    (value,) = re.findall(r"(?:^|\0)GOMAXPROCS=([^\0]*)", environ)
-    cores = len(os.sched_getaffinity(0))  # what nproc counts
+    try:
+        environ = Path(f"/proc/{pids[0]}/environ").read_bytes().decode(errors="replace")
+    except PermissionError:
+        pytest.skip("the FerretDB on MONGODB_URL runs as another user")
+    values = re.findall(r"(?:^|\0)GOMAXPROCS=([^\0]*)", environ)
+    if not values:
+        pytest.skip("this FerretDB was started before infra.sh set GOMAXPROCS: restart it")
+    cores = int(subprocess.run(["nproc"], capture_output=True, text=True, check=True).stdout)
     expected = os.environ.get("HITL_FERRETDB_GOMAXPROCS") or ("1" if cores <= 2 else str(cores))
-    assert value == expected
+    assert values == [expected]

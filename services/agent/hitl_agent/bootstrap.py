@@ -205,13 +205,15 @@ def build_app(
                 task.cancel()
             await run_feed.stop()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(
-                    asyncio.gather(runner.uow.settle(), runner.steps.executions.settle()), 5.0
-                )
+                await asyncio.wait_for(runner.uow.settle(), 5.0)
             with contextlib.suppress(Exception):
                 # Spares the next start-up re-delivering what was already delivered.
                 await outbox.forget_delivered()
             await broker.stop()
+            with contextlib.suppress(Exception):
+                # Outcome records still on their way, those of handlers that ran until
+                # the consumer stopped included; before the store's client closes.
+                await asyncio.wait_for(runner.steps.executions.settle(), 5.0)
             with contextlib.suppress(Exception):
                 await workers.leave(worker_id)
             for hosted_app in apps:
