@@ -1,5 +1,6 @@
 """Human-readable output: progress lines, then a table of figures against the targets."""
 
+import statistics
 import sys
 from typing import Any
 
@@ -34,6 +35,11 @@ def _services_pss(pss: dict[str, float]) -> float:
     return round(sum(v for k, v in pss.items() if k in SERVICES), 1)
 
 
+def rounds_of(h: dict[str, Any]) -> list[dict[str, Any]]:
+    """A history size's rounds (scenario -> figures); a file from before rounds has one."""
+    return h.get("rounds") or [h]
+
+
 def _print_history(h: dict[str, Any]) -> None:
     print(f"\n-- with {h['history_runs']} finished runs in the store --")
     if seeded := h.get("seeded"):
@@ -45,6 +51,46 @@ def _print_history(h: dict[str, Any]) -> None:
             f"  warm-up: {warm['decisions']} decisions (unmeasured) in {warm['seconds']} s,"
             f" quiet {warm.get('settled_s', 0)} s later"
         )
+    every = rounds_of(h)
+    for number, one in enumerate(every, 1):
+        if len(every) > 1:
+            print(f"  round {number} of {len(every)}:")
+        _print_round(one)
+    if idle := h.get("pss_mib_idle"):
+        peak = max(
+            [_services_pss(idle)]
+            + [
+                _services_pss(r.get("pss_mib_after", {}))
+                for rnd in rounds_of(h)
+                for name in ("started", "listable", "ingest", "decisions")
+                if (r := rnd.get(name))
+            ]
+            + [
+                _services_pss(r.get("pss_mib_after", {}))
+                for rnd in rounds_of(h)
+                for name in ("resume", "effects")
+                for r in (rnd.get(name) or {}).values()
+            ]
+        )
+        print(
+            f"  PSS of the three services: idle {_services_pss(idle)} MiB "
+            f"({_met(_services_pss(idle) <= TARGETS['pss_idle'])} <= {TARGETS['pss_idle']:.0f}), "
+            f"after load {peak} MiB ({_met(peak <= TARGETS['pss_load'])} <= "
+            f"{TARGETS['pss_load']:.0f}); store/broker: "
+            + ", ".join(f"{k} {v}" for k, v in idle.items() if k not in SERVICES)
+        )
+    for number, rnd in enumerate(rounds_of(h), 1):
+        at = f" (round {number})" if len(rounds_of(h)) > 1 else ""
+        for name in ("started", "listable", "ingest", "decisions"):
+            if (r := rnd.get(name)) and r.get("cpu"):
+                _cores(name + at, r)
+        for name in ("resume", "effects"):
+            for key, r in (rnd.get(name) or {}).items():
+                if r.get("cpu"):
+                    _cores(f"{name} {key}{at}", r)
+
+
+def _print_round(h: dict[str, Any]) -> None:
     for rate, r in (h.get("resume") or {}).items():
         p = r["send_to_tool_executed"]
         target = EFFECT_TARGETS.get(int(float(rate)))
@@ -90,34 +136,6 @@ def _print_history(h: dict[str, Any]) -> None:
             f"  decisions without runs: {r['decisions_per_s']}/s by {r['concurrency']} clients; "
             f"{_pcts(r['latency'])}"
         )
-    if idle := h.get("pss_mib_idle"):
-        peak = max(
-            [_services_pss(idle)]
-            + [
-                _services_pss(r.get("pss_mib_after", {}))
-                for name in ("started", "listable", "ingest", "decisions")
-                if (r := h.get(name))
-            ]
-            + [
-                _services_pss(r.get("pss_mib_after", {}))
-                for name in ("resume", "effects")
-                for r in (h.get(name) or {}).values()
-            ]
-        )
-        print(
-            f"  PSS of the three services: idle {_services_pss(idle)} MiB "
-            f"({_met(_services_pss(idle) <= TARGETS['pss_idle'])} <= {TARGETS['pss_idle']:.0f}), "
-            f"after load {peak} MiB ({_met(peak <= TARGETS['pss_load'])} <= "
-            f"{TARGETS['pss_load']:.0f}); store/broker: "
-            + ", ".join(f"{k} {v}" for k, v in idle.items() if k not in SERVICES)
-        )
-    for name in ("started", "listable", "ingest", "decisions"):
-        if (r := h.get(name)) and r.get("cpu"):
-            _cores(name, r)
-    for name in ("resume", "effects"):
-        for key, r in (h.get(name) or {}).items():
-            if r.get("cpu"):
-                _cores(f"{name} {key}", r)
 
 
 def _cores(name: str, r: dict[str, Any]) -> None:
@@ -138,8 +156,8 @@ def _slowest_loop(r: dict[str, Any]) -> float | None:
     return max(timings) if timings else None
 
 
-def figures(h: dict[str, Any]) -> dict[str, tuple[float, bool, float | None]]:
-    """The figures of one history size that the ratio compares: value, higher is better,
+def _round_figures(h: dict[str, Any]) -> dict[str, tuple[float, bool, float | None]]:
+    """The figures of one round that the ratio compares: value, higher is better,
     and the machine's speed around the scenario it comes from (loop ms)."""
     out: dict[str, tuple[float, bool, float | None]] = {}
     for rate, r in (h.get("resume") or {}).items():
@@ -171,18 +189,42 @@ def figures(h: dict[str, Any]) -> dict[str, tuple[float, bool, float | None]]:
     return out
 
 
+def figures(h: dict[str, Any]) -> dict[str, tuple[float, bool, float | None, list[float]]]:
+    """A history size's figures: the median over its rounds (each round's value kept),
+    and the median of the machine's speed around them."""
+    every = [_round_figures(r) for r in rounds_of(h)]
+    out: dict[str, tuple[float, bool, float | None, list[float]]] = {}
+    for name, (_, higher_better, _) in every[0].items():
+        values = [f[name][0] for f in every if name in f]
+        loops = [loop for f in every if name in f and (loop := f[name][2]) is not None]
+        out[name] = (
+            round(statistics.median(values), 2),
+            higher_better,
+            round(statistics.median(loops), 1) if loops else None,
+            values,
+        )
+    return out
+
+
+def _worse_by(a: float, b: float, higher_better: bool) -> float:
+    if higher_better:
+        return a / b if b else float("inf")
+    return b / a if a else float("inf")
+
+
 def history_ratios(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each figure at the largest history against the smallest: worse-by factor."""
+    """Each figure at the largest history against the smallest: worse-by factor of the
+    medians over the rounds, beside each round's own (paired) factor."""
     by = sorted(results.get("by_history", []), key=lambda h: h["history_runs"])
     if len(by) < 2:
         return []
     small, large = figures(by[0]), figures(by[-1])
     rows = []
-    for name, (a, higher_better, loop_a) in small.items():
+    for name, (a, higher_better, loop_a, rounds_a) in small.items():
         if name not in large or not a:
             continue
-        b, _, loop_b = large[name]
-        worse = (a / b if b else float("inf")) if higher_better else b / a
+        b, _, loop_b, rounds_b = large[name]
+        worse = _worse_by(a, b, higher_better)
         rows.append(
             {
                 "figure": name,
@@ -193,6 +235,13 @@ def history_ratios(results: dict[str, Any]) -> list[dict[str, Any]]:
                 # The same fixed Python loop timed around each scenario: when the machine
                 # itself ran slower for one of the two, the ratio measures that too.
                 "loop_ms": [loop_a, loop_b],
+                "rounds": len(rounds_a),
+                # Round by round: the two sizes' units of one round ran back to back.
+                "worse_by_round": [
+                    round(_worse_by(x, y, higher_better), 2)
+                    for x, y in zip(rounds_a, rounds_b, strict=False)
+                    if x
+                ],
             }
         )
     return rows
@@ -215,13 +264,21 @@ def print_summary(results: dict[str, Any]) -> None:
             f"\n-- {sizes[-1]} vs {sizes[0]} finished runs: how much worse "
             f"(target within {HISTORY_RATIO}x) --"
         )
+        counted = max(row.get("rounds", 1) for row in rows)
+        if counted > 1:
+            print(
+                f"  (each figure the median of {counted} rounds; the two sizes' units of a "
+                "round ran back to back, and each round's own factor is listed)"
+            )
         print("  (loop: the machine's speed around each of the two scenarios, slower timing)")
         for row in rows:
             loop_a, loop_b = row.get("loop_ms") or [None, None]
             speed = f"  loop {loop_a} / {loop_b} ms" if loop_a and loop_b else ""
+            each = row.get("worse_by_round") or []
+            paired = f"  rounds x{' x'.join(map(str, each))}" if len(each) > 1 else ""
             print(
                 f"  {row['figure']:<45} {row['small']:>9} -> {row['large']:>9}  "
-                f"x{row['worse_by']}  {_met(row['met'])}{speed}"
+                f"x{row['worse_by']}  {_met(row['met'])}{speed}{paired}"
             )
     if r := results.get("store"):
         print("\nstore cost per operation (ms) by collection size:")

@@ -8,13 +8,14 @@ written to a JSON file. Nothing here asserts a speed: it measures and reports.
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
 import subprocess
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from bench import history, report
 from bench.cpu import CpuMeter, load_average, loop_ms, memory, quiet
 from bench.harness import infra_from_env, infra_pids, running_stack
 from bench.scenarios import decisions, effects, ingest, listable, resume, store
-from bench.scenarios.common import store_size
+from bench.scenarios.common import clear_pending, store_size
 from bench.tap import RunTap, tapping
 from tests.support.infra import Infra
 from tests.support.stack import Stack
@@ -54,6 +55,9 @@ class Mode:
     # minutes of load, which a broker that has run for a while no longer does (600
     # left it at 0.28 of a core during 50/s, 2,000 at 0.12).
     warmup_count: int
+    # Each unit (a scenario, one rate or client count of it) this many times on every
+    # history size; figures compared across sizes are the median of the rounds.
+    rounds: int
 
 
 # Sized so the default run takes minutes, not hours, on FerretDB 1.24 (see README).
@@ -74,6 +78,7 @@ DEFAULT = Mode(
     decision_count=200,
     decision_concurrency=32,
     warmup_count=2000,
+    rounds=1,
 )
 MODES = {
     "default": DEFAULT,
@@ -94,7 +99,7 @@ MODES = {
         warmup_count=200,
     ),
     # The history axis of the README table: every figure at 1k and at 100k finished runs.
-    "full": replace(DEFAULT, name="full", history=[1000, 100_000]),
+    "full": replace(DEFAULT, name="full", history=[1000, 100_000], rounds=3),
 }
 
 
@@ -126,6 +131,13 @@ def parse_args() -> argparse.Namespace:
         type=int,
         default=None,
         help="decisions taken unmeasured on each fresh stack first (0: none; default: the mode's)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="times each unit runs on every history size, interleaved (default: the mode's; "
+        "the history comparison takes each figure's median over the rounds)",
     )
     parser.add_argument("--out", default="bench-results.json", help="JSON file to write")
     parser.add_argument(
@@ -189,18 +201,22 @@ def configuration(infra: Infra, env: dict[str, str], version: str) -> dict[str, 
 
 @dataclass
 class Session:
-    """One stack with a given history; scenarios run on it one after another."""
+    """One stack with a given history; the units of a round run on it in turn."""
 
     infra: Infra
     stack: Stack
     tap: RunTap
     pids: dict[str, int]
+    entry: dict[str, Any]  # this history size's figures, as written to the JSON
+    # The other history sizes' services, alive and idle while this one is measured:
+    # metered apart, so their CPU shows (and is not counted as the benchmark's own).
+    others: dict[str, int] = field(default_factory=dict)
 
     async def measured(
         self, name: str, body: Callable[[], Awaitable[dict[str, Any]]]
     ) -> dict[str, Any]:
         report.progress(f"{name}: running")
-        meter = CpuMeter({**self.pids, "bench": os.getpid()})
+        meter = CpuMeter({**self.pids, **self.others, "bench": os.getpid()})
         before, speed = load_average(), loop_ms()
         meter.start(time.perf_counter())
         started = time.perf_counter()
@@ -214,52 +230,106 @@ class Session:
         return result
 
 
-async def with_history(
+@dataclass(frozen=True)
+class Unit:
+    """One measurement: a scenario, or one rate / client count of it (`key`)."""
+
+    scenario: str
+    key: str | None
+    label: str
+    body: Callable[[Session], Awaitable[dict[str, Any]]]
+
+
+async def with_histories(
     infra: Infra,
     env: dict[str, str],
-    size: int,
-    chosen: list[str],
-    bodies: dict[str, Callable[[Session], Awaitable[dict[str, Any]]]],
+    sizes: list[int],
+    units: list[Unit],
     *,
+    rounds: int,
     warmup: int,
     keep_logs: bool,
-    save: Callable[[dict[str, Any]], None],
-) -> dict[str, Any]:
-    report.progress(f"history {size}: starting a fresh stack")
-    out: dict[str, Any] = {"history_runs": size}
-    async with (
-        running_stack(infra, env, keep_logs=keep_logs) as stack,
-        tapping(infra.kafka_bootstrap_servers, stack.prefix + "agent.runs") as tap,
-    ):
-        pids = {n: p.pid for n, p in stack.procs.items()} | infra_pids()
-        session = Session(infra, stack, tap, pids)
-        report.progress(f"history {size}: seeding finished runs")
-        out["seeded"] = await history.seed(infra, stack, tap, size)
+    save: Callable[[], None],
+    entries: list[dict[str, Any]],
+) -> None:
+    """A stack per history size, all alive at once; each unit runs on every stack in
+    turn (in reverse order every other round), so the figures the history axis compares
+    were taken minutes apart at most, not one stack's whole run apart: this machine's
+    speed drifts by up to 1.7x over minutes, and the sizes measured one after the other
+    compared that drift as much as the history."""
+    sessions: list[Session] = []
+    async with contextlib.AsyncExitStack() as exits:
+        for size in sizes:
+            report.progress(f"history {size}: starting a fresh stack")
+            stack = await exits.enter_async_context(running_stack(infra, env, keep_logs=keep_logs))
+            tap = await exits.enter_async_context(
+                tapping(infra.kafka_bootstrap_servers, stack.prefix + "agent.runs")
+            )
+            pids = {n: p.pid for n, p in stack.procs.items()} | infra_pids()
+            entry: dict[str, Any] = {"history_runs": size, "rounds": []}
+            entries.append(entry)
+            sessions.append(Session(infra, stack, tap, pids, entry))
+            report.progress(f"history {size}: seeding finished runs")
+            entry["seeded"] = await history.seed(infra, stack, tap, size)
+            save()
+        for s in sessions:
+            s.others = {
+                f"{name}@{o.entry['history_runs']}": o.pids[name]
+                for o in sessions
+                if o is not s
+                for name in o.stack.procs
+            }
+        every_pid = infra_pids() | {
+            f"{name}@{s.entry['history_runs']}": proc.pid
+            for s in sessions
+            for name, proc in s.stack.procs.items()
+        }
         await asyncio.sleep(2)  # let the services go idle before the idle reading
-        out["pss_mib_idle"] = memory(pids)
-        if warmup:
+        for s in sessions:
+            s.entry["pss_mib_idle"] = memory(s.pids)
+        for s in sessions if warmup else []:
+            size = s.entry["history_runs"]
             report.progress(f"history {size}: warming up ({warmup} decisions, unmeasured)")
             started = time.perf_counter()
             # In rounds, so the pending queue the warm-up builds stays as small as the
             # scenarios' (a listing of 2,000 pending approvals is slow on FerretDB).
             for left in range(warmup, 0, -WARMUP_ROUND):
-                await effects.run(infra, stack, tap, count=min(left, WARMUP_ROUND), clients=16)
+                await effects.run(infra, s.stack, s.tap, count=min(left, WARMUP_ROUND), clients=16)
             seconds = round(time.perf_counter() - started, 1)
             # Until its tail (outbox relays, notifications) is done, not into the scenarios.
-            out["warmup"] = {
+            s.entry["warmup"] = {
                 "decisions": warmup,
                 "seconds": seconds,
-                "settled_s": await quiet(pids),
+                "settled_s": await quiet(every_pid),
             }
-        for name in chosen:
-            out[name] = await bodies[name](session)
-            save(out)  # after each scenario, so an interrupted run keeps its figures
+            save()
+        for number in range(rounds):
+            order = sessions if number % 2 == 0 else sessions[::-1]
+            for s in sessions:
+                s.entry["rounds"].append({})
+            for unit in units:
+                for s in order:
+                    # The previous unit's tail (on this stack or another) is not this one's.
+                    await quiet(every_pid)
+                    size = s.entry["history_runs"]
+                    result = await s.measured(
+                        f"history {size}, round {number + 1}/{rounds}: {unit.label}",
+                        lambda s=s, unit=unit: unit.body(s),  # type: ignore[misc]
+                    )
+                    result["cleared_pending"] = await clear_pending(s.stack)
+                    figures = s.entry["rounds"][number]
+                    if unit.key is None:
+                        figures[unit.scenario] = result
+                    else:
+                        figures.setdefault(unit.scenario, {})[unit.key] = result
+                    save()  # after each unit, so an interrupted run keeps its figures
         # Once, after the scenarios: FerretDB answers collStats on SQLite by reading every
         # page of the database (its `dbstat` table): at 100k runs of history, seconds of
         # a core and the disk's attention, which after each scenario (and each warm-up
         # round) loaded the next one.
-        out["store_after"] = await store_size(infra.mongodb_url, stack.database)
-    return out
+        for s in sessions:
+            s.entry["store_after"] = await store_size(infra.mongodb_url, s.stack.database)
+        save()
 
 
 def write(path: str, results: dict[str, Any]) -> None:
@@ -282,96 +352,81 @@ async def main() -> None:
     sizes = _numbers(args.history, int) if args.history else mode.history
     rates = _numbers(args.rates, float) if args.rates else mode.rates
     warmup = mode.warmup_count if args.warmup is None else max(0, args.warmup)
+    rounds = mode.rounds if args.rounds is None else args.rounds
+    if not 1 <= rounds <= 20:
+        raise SystemExit(f"--rounds {rounds}: give 1 to 20")
     env = dict(item.split("=", 1) for item in args.env)
     infra = infra_from_env()
     results: dict[str, Any] = {
         "mode": asdict(mode)
-        | {"history": sizes, "rates": rates, "warmup_count": warmup}
+        | {"history": sizes, "rates": rates, "warmup_count": warmup, "rounds": rounds}
         | ({} if args.resume_seconds is None else {"resume_seconds": args.resume_seconds}),
         "configuration": configuration(infra, env, await store_version(infra)),
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "by_history": [],
     }
 
-    def resume_at(s: Session) -> Awaitable[dict[str, Any]]:
-        async def body() -> dict[str, Any]:
-            by_rate = {}
-            for rate in rates:
-                if args.resume_seconds is None:
-                    count = max(20, min(round(rate * mode.resume_seconds), mode.resume_max))
-                else:
-                    count = max(20, round(rate * args.resume_seconds))
-                by_rate[str(rate)] = await s.measured(
+    def count_at(rate: float) -> int:
+        if args.resume_seconds is None:
+            return max(20, min(round(rate * mode.resume_seconds), mode.resume_max))
+        seconds: float = args.resume_seconds
+        return max(20, round(rate * seconds))
+
+    plain: dict[str, Callable[[Session], Awaitable[dict[str, Any]]]] = {
+        "started": lambda s: listable.started(infra, s.stack, s.tap, count=mode.started_count),
+        "listable": lambda s: listable.run(infra, s.stack, count=mode.listable_count),
+        "ingest": lambda s: ingest.run(infra, s.stack, count=mode.ingest_count, timeout=300),
+        "decisions": lambda s: decisions.run(
+            infra,
+            s.stack,
+            count=mode.decision_count,
+            concurrency=mode.decision_concurrency,
+            timeout=300,
+        ),
+    }
+    units: list[Unit] = []
+    for name in chosen:
+        if name == "resume":
+            units += [
+                Unit(
+                    "resume",
+                    str(rate),
                     f"resume at {rate}/s",
-                    lambda r=rate, c=count: resume.run(  # type: ignore[misc]
-                        infra, s.stack, s.tap, count=c, rate=r, verb=args.verb
+                    lambda s, r=rate: resume.run(  # type: ignore[misc]
+                        infra, s.stack, s.tap, count=count_at(r), rate=r, verb=args.verb
                     ),
                 )
-            return by_rate
-
-        return body()
-
-    def effects_by(s: Session) -> Awaitable[dict[str, Any]]:
-        async def body() -> dict[str, Any]:
-            return {
-                str(n): await s.measured(
+                for rate in rates
+            ]
+        elif name == "effects":
+            units += [
+                Unit(
+                    "effects",
+                    str(n),
                     f"effects with {n} clients",
-                    lambda n=n: effects.run(  # type: ignore[misc]
+                    lambda s, n=n: effects.run(  # type: ignore[misc]
                         infra, s.stack, s.tap, count=mode.effects_count, clients=n
                     ),
                 )
                 for n in mode.clients
-            }
-
-        return body()
-
-    bodies: dict[str, Callable[[Session], Awaitable[dict[str, Any]]]] = {
-        "started": lambda s: s.measured(
-            "started", lambda: listable.started(infra, s.stack, s.tap, count=mode.started_count)
-        ),
-        "listable": lambda s: s.measured(
-            "listable", lambda: listable.run(infra, s.stack, count=mode.listable_count)
-        ),
-        "resume": resume_at,
-        "effects": effects_by,
-        "ingest": lambda s: s.measured(
-            "ingest", lambda: ingest.run(infra, s.stack, count=mode.ingest_count, timeout=300)
-        ),
-        "decisions": lambda s: s.measured(
-            "decisions",
-            lambda: decisions.run(
-                infra,
-                s.stack,
-                count=mode.decision_count,
-                concurrency=mode.decision_concurrency,
-                timeout=300,
-            ),
-        ),
-    }
+            ]
+        elif name in plain:
+            units.append(Unit(name, None, name, plain[name]))
     if "store" in chosen:
         report.progress("store: probing operation cost by collection size")
         results["store"] = await store.run(infra, sizes=mode.store_sizes)
         write(args.out, results)
-    on_stack = [name for name in chosen if name != "store"]
-    for size in sizes if on_stack else []:
-        entry: dict[str, Any] = {}
-        results["by_history"].append(entry)
-
-        def save(partial: dict[str, Any], entry: dict[str, Any] = entry) -> None:
-            entry.update(partial)
-            write(args.out, results)
-
-        save(
-            await with_history(
-                infra,
-                env,
-                size,
-                on_stack,
-                bodies,
-                warmup=warmup,
-                keep_logs=args.keep_logs,
-                save=save,
-            )
+    if units:
+        await with_histories(
+            infra,
+            env,
+            sizes,
+            units,
+            rounds=rounds,
+            warmup=warmup,
+            keep_logs=args.keep_logs,
+            save=lambda: write(args.out, results),
+            entries=results["by_history"],
         )
     results["history_ratios"] = report.history_ratios(results)
     write(args.out, results)

@@ -78,6 +78,48 @@ async def wait_listed(reviewer: httpx.AsyncClient, wanted: set[str], *, timeout:
         await asyncio.sleep(0.2)
 
 
+async def pending_ids(reviewer: httpx.AsyncClient) -> list[str]:
+    """Every pending approval's id, paging through the reviewer's queue."""
+    ids: list[str] = []
+    cursor: str | None = None
+    while True:
+        params = {"status": "pending", "limit": "500", **({"cursor": cursor} if cursor else {})}
+        page = (await reviewer.get("/v1/approvals", params=params)).raise_for_status().json()
+        ids += [item["correlation_id"] for item in page["items"]]
+        if not (cursor := page.get("next_cursor")):
+            return ids
+
+
+async def clear_pending(stack: Stack, *, clients: int = 16) -> int:
+    """Reject, through the API, every approval still pending (unmeasured, between units):
+    `started` leaves its runs paused and `ingest` 2,000 requests without runs, and the
+    queue's size is not what the next unit (or the next round) measures. Returns how
+    many were rejected."""
+    async with reviewer(stack, connections=clients) as client:
+        ids = await pending_ids(client)
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        for cid in ids:
+            queue.put_nowait(cid)
+
+        async def worker() -> None:
+            while not queue.empty():
+                cid = queue.get_nowait()
+                for _ in range(START_ATTEMPTS):
+                    response = await client.post(
+                        f"/v1/approvals/{cid}/decision",
+                        json={"decision": "reject", "comment": "bench: clearing the queue"},
+                    )
+                    if response.status_code != 503:  # 503: the store was slow; as asked, retry
+                        break
+                    await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+                # 409: decided meanwhile (a timeout); anything else is a real failure.
+                if response.status_code not in (200, 409):
+                    response.raise_for_status()
+
+        await asyncio.gather(*(worker() for _ in range(clients)))
+    return len(ids)
+
+
 async def start_run(agent: httpx.AsyncClient, text: str = "Transfer 500 to alice") -> str:
     """POST /v1/runs as a careful client: a 503 is retried with the same Idempotency-Key
     (the API's contract), so a busy store costs time, as it would a user, not the run."""

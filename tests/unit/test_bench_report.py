@@ -41,3 +41,47 @@ def test_a_scenario_without_loop_timings_compares_without_them() -> None:
     results = {"by_history": [history(1_000, 20.0, None, 1.0), history(100_000, 25.0, None, 1.0)]}
     row = next(r for r in history_ratios(results) if r["figure"].endswith("p50 ms"))
     assert (row["worse_by"], row["met"], row["loop_ms"]) == (1.25, True, [None, None])
+
+
+def test_with_rounds_each_figure_is_the_median_and_each_rounds_own_factor_is_listed() -> None:
+    def sized(size: int, p50s: list[float], stored: list[float]) -> dict[str, Any]:
+        return {
+            "history_runs": size,
+            "rounds": [
+                history(size, p50, {"before": 45.0, "after": 45.0 + i}, s)
+                for i, (p50, s) in enumerate(zip(p50s, stored, strict=True))
+            ],
+        }
+
+    results = {
+        "by_history": [
+            # One slow round on the large stack (a slow minute of the machine) is outvoted.
+            sized(100_000, [21.0, 95.0, 19.0], [1_900.0, 1_000.0, 1_950.0]),
+            sized(1_000, [20.0, 18.0, 44.0], [2_000.0, 1_800.0, 1_850.0]),
+        ]
+    }
+    rows = {row["figure"]: row for row in history_ratios(results)}
+    effect = rows["decision -> tool_executed at 50.0/s, p50 ms"]
+    assert (effect["small"], effect["large"], effect["rounds"]) == (20.0, 21.0, 3)
+    assert (effect["worse_by"], effect["met"]) == (1.05, True)
+    assert effect["worse_by_round"] == [1.05, 5.28, 0.43], "each round's pair, not hidden"
+    assert effect["loop_ms"] == [46.0, 46.0]  # the median of the rounds' slower timings
+    ingestion = rows["ingestion, stored/s"]
+    assert (ingestion["small"], ingestion["large"], ingestion["worse_by"]) == (
+        1_850.0,
+        1_900.0,
+        0.97,
+    )
+    assert ingestion["worse_by_round"] == [1.05, 1.8, 0.95]
+
+
+def test_a_median_that_misses_is_reported_as_missed() -> None:
+    def sized(size: int, p50s: list[float]) -> dict[str, Any]:
+        return {
+            "history_runs": size,
+            "rounds": [history(size, p50, None, 1.0) for p50 in p50s],
+        }
+
+    results = {"by_history": [sized(1_000, [20.0, 22.0]), sized(100_000, [40.0, 30.0])]}
+    row = next(r for r in history_ratios(results) if r["figure"].endswith("50.0/s, p50 ms"))
+    assert (row["small"], row["large"], row["worse_by"], row["met"]) == (21.0, 35.0, 1.67, False)
