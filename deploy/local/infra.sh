@@ -39,6 +39,8 @@
 #   HITL_SQLITE_SYNCHRONOUS    [full]  SQLite's synchronous pragma: full flushes every
 #                      commit to disk; normal (FerretDB's own default) only at checkpoints
 #   HITL_SQLITE_CACHE_MB       [SQLite's 2]  SQLite's page cache per connection, in MiB
+#   HITL_SQLITE_WAL_AUTOCHECKPOINT [SQLite's 1000]  WAL pages before a commit copies them
+#                      back into the database file (SQLite's wal_autocheckpoint)
 #   HITL_FERRETDB_GOGC         [400]  Go's GOGC for FerretDB: 400 lets its heap grow to 5x
 #                      the live data between collections (Go's default, 100: 2x); about
 #                      20% less CPU per command here (README, "FerretDB's garbage collector")
@@ -101,6 +103,11 @@ esac
 HITL_SQLITE_CACHE_MB="${HITL_SQLITE_CACHE_MB:-}"
 if [[ -n $HITL_SQLITE_CACHE_MB && ! $HITL_SQLITE_CACHE_MB =~ ^[1-9][0-9]{0,5}$ ]]; then
   printf '[infra] ERROR: HITL_SQLITE_CACHE_MB=%s: a whole number of MiB (1-999999)\n' "$HITL_SQLITE_CACHE_MB" >&2
+  exit 2
+fi
+HITL_SQLITE_WAL_AUTOCHECKPOINT="${HITL_SQLITE_WAL_AUTOCHECKPOINT:-}"
+if [[ -n $HITL_SQLITE_WAL_AUTOCHECKPOINT && ! $HITL_SQLITE_WAL_AUTOCHECKPOINT =~ ^[1-9][0-9]{0,6}$ ]]; then
+  printf '[infra] ERROR: HITL_SQLITE_WAL_AUTOCHECKPOINT=%s: a whole number of pages (1-9999999)\n' "$HITL_SQLITE_WAL_AUTOCHECKPOINT" >&2
   exit 2
 fi
 HITL_FERRETDB_GOGC="${HITL_FERRETDB_GOGC:-400}"

@@ -1,4 +1,5 @@
-"""deploy/local/infra.sh: FerretDB's Go processors are a checked setting, and applied."""
+"""deploy/local/infra.sh: FerretDB's Go processors and SQLite's WAL checkpoint size are
+checked settings, and the processors applied."""
 
 import os
 import re
@@ -22,6 +23,32 @@ def test_a_bad_gomaxprocs_stops_the_script_naming_the_setting(value: str) -> Non
     )
     assert done.returncode == 2
     assert f"HITL_FERRETDB_GOMAXPROCS={value}: a whole number of processors" in done.stderr
+
+
+@pytest.mark.parametrize("value", ["x", "0", "-5", "2.5", "10000000", "1000;rm"])
+def test_a_bad_wal_autocheckpoint_stops_the_script_naming_the_setting(value: str) -> None:
+    # The value goes into FerretDB's SQLite URL: only a plain number may.
+    done = subprocess.run(
+        ["bash", str(INFRA), "env"],
+        env={**os.environ, "HITL_SQLITE_WAL_AUTOCHECKPOINT": value},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert f"HITL_SQLITE_WAL_AUTOCHECKPOINT={value}: a whole number of pages" in done.stderr
+
+
+def test_a_good_wal_autocheckpoint_passes_the_check() -> None:
+    done = subprocess.run(
+        ["bash", str(INFRA), "env"],
+        env={**os.environ, "HITL_SQLITE_WAL_AUTOCHECKPOINT": "10000"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "MONGODB_URL=" in done.stdout
 
 
 def _ferretdb_on(port: int) -> list[int]:

@@ -18,6 +18,9 @@ FERRETDB_SQLITE_ARG="--sqlite-url=file:$FERRETDB_DATA/?_pragma=synchronous($HITL
 if [[ -n ${HITL_SQLITE_CACHE_MB:-} ]]; then
   FERRETDB_SQLITE_ARG+="&_pragma=cache_size(-$((HITL_SQLITE_CACHE_MB * 1024)))"
 fi
+if [[ -n ${HITL_SQLITE_WAL_AUTOCHECKPOINT:-} ]]; then
+  FERRETDB_SQLITE_ARG+="&_pragma=wal_autocheckpoint($HITL_SQLITE_WAL_AUTOCHECKPOINT)"
+fi
 # Process markers: the state dir of each backend (the SQLite one as before this setting).
 FERRETDB_SQLITE_MARKER="--state-dir=$FERRETDB_STATE/state"
 FERRETDB_PG_ARG="--state-dir=$FERRETDB_STATE/state-postgresql"
