@@ -32,6 +32,7 @@ from tests.support.infra import Infra
 from tests.support.stack import Stack
 
 WARMUP_ROUND = 400
+QUIET_LIMIT_S = 30.0  # bench.cpu.quiet's own limit: it gives up waiting after this
 SCENARIOS = ("store", "started", "listable", "resume", "effects", "ingest", "decisions")
 
 
@@ -185,6 +186,12 @@ def configuration(infra: Infra, env: dict[str, str], version: str) -> dict[str, 
         "kafka": infra.kafka_bootstrap_servers,
         "store": version,
         "store_backend": os.environ.get("HITL_STORE_BACKEND", "sqlite"),
+        # The store's settings deploy/local/infra.sh was given (unset: its defaults).
+        "store_settings": {
+            k: v
+            for k, v in sorted(os.environ.items())
+            if k.startswith(("HITL_SQLITE_", "HITL_FERRETDB_"))
+        },
         "kafka_partitions": settings.kafka_partitions,
         "kafka_fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
         "kafka_linger_ms": settings.kafka_linger_ms,
@@ -310,12 +317,17 @@ async def with_histories(
             for unit in units:
                 for s in order:
                     # The previous unit's tail (on this stack or another) is not this one's.
-                    await quiet(every_pid)
+                    settled = await quiet(every_pid, limit=QUIET_LIMIT_S)
                     size = s.entry["history_runs"]
+                    if settled >= QUIET_LIMIT_S:
+                        report.progress(
+                            f"history {size}: still busy after {settled} s; measuring anyway"
+                        )
                     result = await s.measured(
                         f"history {size}, round {number + 1}/{rounds}: {unit.label}",
                         lambda s=s, unit=unit: unit.body(s),  # type: ignore[misc]
                     )
+                    result["settled_before_s"] = settled
                     result["cleared_pending"] = await clear_pending(s.stack)
                     figures = s.entry["rounds"][number]
                     if unit.key is None:
@@ -355,6 +367,9 @@ async def main() -> None:
     rounds = mode.rounds if args.rounds is None else args.rounds
     if not 1 <= rounds <= 20:
         raise SystemExit(f"--rounds {rounds}: give 1 to 20")
+    if len(sizes) > 1 and rounds % 2 == 0:
+        # The median of an even count averages the middle two: one slow round would move it.
+        raise SystemExit(f"--rounds {rounds}: comparing history sizes takes an odd number")
     env = dict(item.split("=", 1) for item in args.env)
     infra = infra_from_env()
     results: dict[str, Any] = {

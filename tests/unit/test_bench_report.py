@@ -85,3 +85,31 @@ def test_a_median_that_misses_is_reported_as_missed() -> None:
     results = {"by_history": [sized(1_000, [20.0, 22.0]), sized(100_000, [40.0, 30.0])]}
     row = next(r for r in history_ratios(results) if r["figure"].endswith("50.0/s, p50 ms"))
     assert (row["small"], row["large"], row["worse_by"], row["met"]) == (21.0, 35.0, 1.67, False)
+
+
+def test_rounds_pair_by_number_when_a_round_lacks_a_figure() -> None:
+    def sized(size: int, p50s: list[float | None]) -> dict[str, Any]:
+        rounds = []
+        for p50 in p50s:
+            if p50 is None:  # no samples in that round (or a run cut short)
+                none = {"send_to_tool_executed": {"n": 0}, "decision_http": {"n": 0}}
+                rounds.append({"resume": {"50.0": none}})
+            else:
+                rounds.append(history(size, p50, None, 1.0))
+        return {"history_runs": size, "rounds": rounds}
+
+    results = {"by_history": [sized(1_000, [20.0, 30.0, 40.0]), sized(100_000, [22.0, None, 44.0])]}
+    row = next(r for r in history_ratios(results) if r["figure"].endswith("50.0/s, p50 ms"))
+    assert row["worse_by_round"] == [1.1, 1.1], "round 3 is paired with round 3, not round 2"
+    assert (row["rounds"], row["worse_by_paired"]) == (2, 1.1)
+
+
+def test_met_needs_both_the_medians_and_the_paired_rounds_within_the_bound() -> None:
+    def sized(size: int, p50s: list[float]) -> dict[str, Any]:
+        return {"history_runs": size, "rounds": [history(size, p, None, 1.0) for p in p50s]}
+
+    # Medians 20 -> 40 (2.0x) while the rounds' own factors are 6.0, 1.2, 1.4 (median 1.4):
+    # one reading says within 1.5x, the other not; the verdict is "not met".
+    results = {"by_history": [sized(1_000, [10.0, 20.0, 30.0]), sized(100_000, [60.0, 24.0, 42.0])]}
+    row = next(r for r in history_ratios(results) if r["figure"].endswith("50.0/s, p50 ms"))
+    assert (row["worse_by"], row["worse_by_paired"], row["met"]) == (2.1, 1.4, False)
