@@ -12,15 +12,20 @@ import pytest
 INFRA = Path(__file__).resolve().parents[2] / "deploy" / "local" / "infra.sh"
 
 
-@pytest.mark.parametrize("value", ["x", "0", "-1", "1.5", "99999"])
-def test_a_bad_gomaxprocs_stops_the_script_naming_the_setting(value: str) -> None:
-    done = subprocess.run(
+def infra_env(setting: str, value: str) -> subprocess.CompletedProcess[str]:
+    """`infra.sh env` with one setting given: it checks every setting before anything."""
+    return subprocess.run(
         ["bash", str(INFRA), "env"],
-        env={**os.environ, "HITL_FERRETDB_GOMAXPROCS": value},
+        env={**os.environ, setting: value},
         capture_output=True,
         text=True,
         timeout=30,
     )
+
+
+@pytest.mark.parametrize("value", ["x", "0", "-1", "1.5", "99999"])
+def test_a_bad_gomaxprocs_stops_the_script_naming_the_setting(value: str) -> None:
+    done = infra_env("HITL_FERRETDB_GOMAXPROCS", value)
     assert done.returncode == 2
     assert f"HITL_FERRETDB_GOMAXPROCS={value}: a whole number of processors" in done.stderr
 
@@ -28,25 +33,13 @@ def test_a_bad_gomaxprocs_stops_the_script_naming_the_setting(value: str) -> Non
 @pytest.mark.parametrize("value", ["x", "0", "-5", "2.5", "10000000", "1000;rm"])
 def test_a_bad_wal_autocheckpoint_stops_the_script_naming_the_setting(value: str) -> None:
     # The value goes into FerretDB's SQLite URL: only a plain number may.
-    done = subprocess.run(
-        ["bash", str(INFRA), "env"],
-        env={**os.environ, "HITL_SQLITE_WAL_AUTOCHECKPOINT": value},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    done = infra_env("HITL_SQLITE_WAL_AUTOCHECKPOINT", value)
     assert done.returncode == 2
     assert f"HITL_SQLITE_WAL_AUTOCHECKPOINT={value}: a whole number of pages" in done.stderr
 
 
 def test_a_good_wal_autocheckpoint_passes_the_check() -> None:
-    done = subprocess.run(
-        ["bash", str(INFRA), "env"],
-        env={**os.environ, "HITL_SQLITE_WAL_AUTOCHECKPOINT": "10000"},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    done = infra_env("HITL_SQLITE_WAL_AUTOCHECKPOINT", "10000")
     assert done.returncode == 0, done.stderr
     assert "MONGODB_URL=" in done.stdout
 
