@@ -52,42 +52,33 @@ async def stored_approvals(mongodb_url: str, database: str) -> int:
         await client.close()
 
 
+async def pending_ids(reviewer: httpx.AsyncClient, *, deadline: float | None = None) -> list[str]:
+    """Every pending approval's id, paging through the reviewer's queue. A 503 (the store
+    was slow) is retried after the pause the API asks for, until `deadline` (monotonic)."""
+    ids: list[str] = []
+    cursor: str | None = None
+    while True:
+        params = {"status": "pending", "limit": "500", **({"cursor": cursor} if cursor else {})}
+        response = await reviewer.get("/v1/approvals", params=params)
+        if response.status_code == 503 and time.monotonic() < (deadline or 0.0):
+            await asyncio.sleep(min(float(response.headers.get("Retry-After", "1")), 2.0))
+            continue
+        page = response.raise_for_status().json()
+        ids += [item["correlation_id"] for item in page["items"]]
+        if not (cursor := page.get("next_cursor")):
+            return ids
+
+
 async def wait_listed(reviewer: httpx.AsyncClient, wanted: set[str], *, timeout: float) -> None:
     """Page through pending approvals until every id in `wanted` is listed."""
     deadline = time.monotonic() + timeout
     while True:
-        listed: set[str] = set()
-        cursor: str | None = None
-        while True:
-            params = {"status": "pending", "limit": "500", **({"cursor": cursor} if cursor else {})}
-            response = await reviewer.get("/v1/approvals", params=params)
-            if response.status_code == 503 and time.monotonic() < deadline:
-                # The store was slow to answer: retry after the pause the API asks for.
-                await asyncio.sleep(min(float(response.headers.get("Retry-After", "1")), 2.0))
-                continue
-            page = response.raise_for_status().json()
-            listed.update(item["correlation_id"] for item in page["items"])
-            cursor = page.get("next_cursor")
-            if not cursor:
-                break
-        missing = wanted - listed
+        missing = wanted - set(await pending_ids(reviewer, deadline=deadline))
         if not missing:
             return
         if time.monotonic() > deadline:
             raise TimeoutError(f"{len(missing)} approvals still not listed after {timeout}s")
         await asyncio.sleep(0.2)
-
-
-async def pending_ids(reviewer: httpx.AsyncClient) -> list[str]:
-    """Every pending approval's id, paging through the reviewer's queue."""
-    ids: list[str] = []
-    cursor: str | None = None
-    while True:
-        params = {"status": "pending", "limit": "500", **({"cursor": cursor} if cursor else {})}
-        page = (await reviewer.get("/v1/approvals", params=params)).raise_for_status().json()
-        ids += [item["correlation_id"] for item in page["items"]]
-        if not (cursor := page.get("next_cursor")):
-            return ids
 
 
 async def clear_pending(stack: Stack, *, clients: int = 16) -> int:
@@ -96,7 +87,7 @@ async def clear_pending(stack: Stack, *, clients: int = 16) -> int:
     queue's size is not what the next unit (or the next round) measures. Returns how
     many were rejected."""
     async with reviewer(stack, connections=clients) as client:
-        ids = await pending_ids(client)
+        ids = await pending_ids(client, deadline=time.monotonic() + 60)
         queue: asyncio.Queue[str] = asyncio.Queue()
         for cid in ids:
             queue.put_nowait(cid)
