@@ -5,7 +5,7 @@
 
 FERRETDB_MODULE="github.com/FerretDB/FerretDB"
 # The cache key names our patch level too, so a changed patch rebuilds (see below).
-FERRETDB_PATCH_LEVEL="idpath2-gc2-rbw1-rt1-del1"
+FERRETDB_PATCH_LEVEL="idpath2-gc2-rbw1-rt1-del1-rep1"
 FERRETDB_HOME_DIR="$HITL_CACHE_DIR/ferretdb-$HITL_FERRETDB_VERSION-$FERRETDB_PATCH_LEVEL"
 FERRETDB_BIN="$FERRETDB_HOME_DIR/ferretdb"
 FERRETDB_STATE="$HITL_STATE_DIR/ferretdb"
@@ -77,6 +77,7 @@ ferretdb_install() {
   ferretdb_patch_read_before_write "$tmp/src"
   ferretdb_patch_resource_tracking "$tmp/src"
   ferretdb_patch_delete_by_id "$tmp/src"
+  ferretdb_patch_replace_by_id "$tmp/src"
   # CGO off: the SQLite driver is pure Go, and a static binary needs no gcc.
   # -buildvcs=false: the copy is not a git checkout (and must not pick up ours).
   if ! (cd "$tmp/src" && GOFLAGS= GOWORK=off CGO_ENABLED=0 \
@@ -291,6 +292,102 @@ ferretdb_patch_delete_by_id() {
     print ""
   }' "$file" >"$file.new" && mv "$file.new" "$file"
   grep -q 'hitl: a filter of `_id` alone' "$file" || die "patching FerretDB's delete by _id failed"
+}
+
+# FerretDB replaces a document the same way it updates one: it reads every document the
+# filter's pushdown returns, decodes it (JSON), compares it with the replacement, and
+# then writes the replacement by `_id`. For a replacement (no `$` operators) of one
+# document named by `_id` alone, a string or an ObjectId (hitl's projections: the
+# agent's `runs` row, written where a run pauses or ends; the approval service's
+# re-projected listing rows; markers), the old document is not needed: our build writes the replacement by key straight away
+# (`UPDATE ... WHERE _id = ?`, the usual path's last step), and inserts it when nothing
+# was there and the caller asked for an upsert (two first upserts at once: one gets a
+# duplicate key error, as on the usual path, which also reads before it writes). The
+# one answer that differs: a replacement identical to the stored document, `_id`
+# included, counts as modified (`nModified` 1; MongoDB and the usual path say 0, and the
+# usual path says 1 too when the replacement leaves `_id` out, as PyMongo sends it,
+# since it compares the documents whole). A replacement that would change `_id`, or
+# that fails validation, takes the usual path, which reports it. Any other update does.
+# tests/integration/test_store_replaces.py checks the answers.
+ferretdb_patch_replace_by_id() {
+  local file="$1/internal/handler/msg_update.go"
+  local anchor='		var qp backends.QueryParams'
+  [[ $(grep -cxF "$anchor" "$file") == 1 ]] && [[ $(grep -c '^func (h \*Handler) updateDocument(' "$file") == 1 ]] \
+    || die "FerretDB $HITL_FERRETDB_VERSION: updateDocument is not as expected in $file (new version? re-check the patch)"
+  awk -v anchor="$anchor" '$0 == anchor {
+    print "\t\t// hitl: a replacement of the one document named by `_id` alone is written by key, unread."
+    print "\t\tif done, rm, rmod, rid, rErr := hitlReplaceByID(ctx, c, &u); rErr != nil {"
+    print "\t\t\treturn 0, 0, nil, lazyerrors.Error(rErr)"
+    print "\t\t} else if done {"
+    print "\t\t\tmatched += rm"
+    print "\t\t\tmodified += rmod"
+    print ""
+    print "\t\t\tif rid != nil {"
+    print "\t\t\t\tupserted.Append(must.NotFail(types.NewDocument(\"index\", int32(upserted.Len()), \"_id\", rid)))"
+    print "\t\t\t\tmatched++"
+    print "\t\t\t}"
+    print ""
+    print "\t\t\tcontinue"
+    print "\t\t}"
+    print ""
+  } { print } END {
+    print ""
+    print "// hitlReplaceByID writes a replacement of the document whose `_id` (a string or an"
+    print "// ObjectID) alone the filter names without reading it first. done is false when the"
+    print "// update is of another kind (the usual path handles it); rid is the upserted `_id`."
+    print "func hitlReplaceByID(ctx context.Context, c backends.Collection, u *common.Update) (done bool, rm, rmod int32, rid any, err error) {"
+    print "\tif u.HasUpdateOperators || u.Multi || u.Update == nil || u.Filter == nil || u.Filter.Len() != 1 {"
+    print "\t\treturn false, 0, 0, nil, nil"
+    print "\t}"
+    print ""
+    print "\tid, idErr := u.Filter.Get(\"_id\")"
+    print "\tif idErr != nil {"
+    print "\t\treturn false, 0, 0, nil, nil"
+    print "\t}"
+    print ""
+    print "\tswitch id.(type) {"
+    print "\tcase string, types.ObjectID:"
+    print "\tdefault:"
+    print "\t\treturn false, 0, 0, nil, nil"
+    print "\t}"
+    print ""
+    print "\tif newID, newErr := u.Update.Get(\"_id\"); newErr == nil && types.Compare(newID, id) != types.Equal {"
+    print "\t\treturn false, 0, 0, nil, nil // the usual path reports the immutable _id"
+    print "\t}"
+    print ""
+    print "\tdoc := must.NotFail(types.NewDocument(\"_id\", id))"
+    print "\tfor _, key := range u.Update.Keys() {"
+    print "\t\tif key != \"_id\" {"
+    print "\t\t\tdoc.Set(key, must.NotFail(u.Update.Get(key)))"
+    print "\t\t}"
+    print "\t}"
+    print ""
+    print "\tif doc.ValidateData() != nil {"
+    print "\t\treturn false, 0, 0, nil, nil // the usual path reports it"
+    print "\t}"
+    print ""
+    print "\tres, err := c.UpdateAll(ctx, &backends.UpdateAllParams{Docs: []*types.Document{doc}})"
+    print "\tif err != nil {"
+    print "\t\treturn true, 0, 0, nil, lazyerrors.Error(err)"
+    print "\t}"
+    print ""
+    print "\tif res.Updated > 0 {"
+    print "\t\treturn true, 1, 1, nil, nil"
+    print "\t}"
+    print ""
+    print "\tif !u.Upsert {"
+    print "\t\treturn true, 0, 0, nil, nil"
+    print "\t}"
+    print ""
+    print "\tif _, err = c.InsertAll(ctx, &backends.InsertAllParams{Docs: []*types.Document{doc}}); err != nil {"
+    print "\t\treturn true, 0, 0, nil, lazyerrors.Error(err)"
+    print "\t}"
+    print ""
+    print "\treturn true, 0, 0, id, nil"
+    print "}"
+  }' "$file" >"$file.new" && mv "$file.new" "$file"
+  grep -q 'hitl: a replacement of the one document named by `_id` alone' "$file" \
+    && grep -q '^func hitlReplaceByID(' "$file" || die "patching FerretDB's replace by _id failed"
 }
 
 # --- lifecycle -----------------------------------------------------------------
