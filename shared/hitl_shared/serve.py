@@ -1,8 +1,10 @@
 """The one way a hitl service process starts: JSON logs, tracing, then uvicorn."""
 
-from collections.abc import Callable
+import os
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from hitl_shared import heap
 from hitl_shared.logs import configure
 from hitl_shared.telemetry import configure_tracing
 
@@ -16,9 +18,11 @@ def serve(
     import uvicorn  # each service depends on uvicorn; shared's contracts do not need it
 
     configure(service, log_level)
+    # Checked before anything starts: a bad value stops the service with its name.
+    thresholds = heap.parse_thresholds(os.environ.get("HITL_GC_THRESHOLDS", "default"))
     configure_tracing(service)
     uvicorn.run(
-        build_app(),
+        settled_after_startup(build_app(), thresholds),
         host=host,
         port=port,
         log_config=None,
@@ -32,3 +36,28 @@ def serve(
         # minutes; cut off, their clients reconnect (to another replica) and miss nothing.
         timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
     )
+
+
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+def settled_after_startup(app: Any, thresholds: tuple[int, int, int] | None) -> Any:
+    """The ASGI app, its heap settled (`hitl_shared.heap`) once its start-up completed."""
+    if thresholds is None:
+        return app
+
+    async def settled(scope: Message, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await app(scope, receive, send)
+            return
+
+        async def send_settling(message: Message) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                heap.settle(thresholds)
+            await send(message)
+
+        await app(scope, receive, send_settling)
+
+    return settled
