@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 TICKS = os.sysconf("SC_CLK_TCK")
+# The meter's name for the CPU time of every process it was not given.
+OTHER = "other"
 
 
 def _stat(pid: int) -> list[str] | None:
@@ -44,6 +46,13 @@ def cpu_seconds(pid: int, *, apart: frozenset[int] = frozenset()) -> float | Non
     return own / TICKS
 
 
+def machine_busy_seconds() -> float:
+    """CPU time every core spent busy since boot (all but idle and iowait), /proc/stat."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    ticks = [int(x) for x in fields[:8]]  # user nice system idle iowait irq softirq steal
+    return (sum(ticks) - ticks[3] - ticks[4]) / TICKS
+
+
 def pid_from_file(path: Path) -> int | None:
     try:
         return int(path.read_text().strip())
@@ -53,11 +62,16 @@ def pid_from_file(path: Path) -> int | None:
 
 @dataclass
 class CpuMeter:
-    """Samples named processes at start and stop; reports CPU seconds and cores used."""
+    """Samples named processes at start and stop; reports CPU seconds and cores used.
+
+    Also `other`: what the rest of the machine used meanwhile (all cores' busy time less
+    the processes named), so a run that shared the cores with something says so.
+    """
 
     pids: dict[str, int]
     _start: dict[str, float] = field(default_factory=dict)
     _wall: float = 0.0
+    _machine: float = 0.0
 
     def _read(self, pid: int) -> float | None:
         # The benchmark starts the services as its children: each is metered on its
@@ -66,6 +80,7 @@ class CpuMeter:
 
     def start(self, now: float) -> None:
         self._wall = now
+        self._machine = machine_busy_seconds()
         self._start = {n: s for n, p in self.pids.items() if (s := self._read(p)) is not None}
 
     def stop(self, now: float) -> dict[str, dict[str, float]]:
@@ -77,6 +92,10 @@ class CpuMeter:
                 continue
             busy = end - self._start[name]
             used[name] = {"cpu_s": round(busy, 2), "cores": round(busy / wall, 2)}
+        rest = max(
+            machine_busy_seconds() - self._machine - sum(u["cpu_s"] for u in used.values()), 0.0
+        )
+        used[OTHER] = {"cpu_s": round(rest, 2), "cores": round(rest / wall, 2)}
         return used
 
 
@@ -128,6 +147,6 @@ async def quiet(
         meter.start(time.perf_counter())
         await asyncio.sleep(window)
         used = meter.stop(time.perf_counter())
-        if sum(u["cores"] for u in used.values()) < below:
+        if sum(u["cores"] for name, u in used.items() if name != OTHER) < below:
             break
     return round(time.perf_counter() - started, 1)
