@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 # Allocations (net of deallocations) of tracked objects that start a young collection,
 # and how many young (then middle) collections start the next older one.
-DEFAULT_THRESHOLDS = (10_000, 20, 20)
+DEFAULT_THRESHOLDS = (2_000, 10, 10)
 
 
 def parse_thresholds(value: str) -> tuple[int, int, int] | None:
@@ -31,7 +31,7 @@ def parse_thresholds(value: str) -> tuple[int, int, int] | None:
     parts = value.replace(" ", "").split(",")
     if len(parts) != 3 or not all(p.isdigit() for p in parts):
         raise ValueError(
-            f"HITL_GC_THRESHOLDS must be 'off' or three whole numbers like 10000,20,20; "
+            f"HITL_GC_THRESHOLDS must be 'off' or three whole numbers like 2000,10,10; "
             f"got {value!r}"
         )
     first, second, third = (int(p) for p in parts)
