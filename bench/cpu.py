@@ -47,10 +47,11 @@ def cpu_seconds(pid: int, *, apart: frozenset[int] = frozenset()) -> float | Non
 
 
 def machine_busy_seconds() -> float:
-    """CPU time every core spent busy since boot (all but idle and iowait), /proc/stat."""
+    """CPU time every core spent working since boot, from /proc/stat: user, nice, system,
+    irq and softirq (guest time is inside user and nice; steal is another guest's)."""
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    ticks = [int(x) for x in fields[:8]]  # user nice system idle iowait irq softirq steal
-    return (sum(ticks) - ticks[3] - ticks[4]) / TICKS
+    user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in fields[:7])
+    return (user + nice + system + irq + softirq) / TICKS
 
 
 def pid_from_file(path: Path) -> int | None:

@@ -19,7 +19,7 @@ def serve(
 
     configure(service, log_level)
     # Checked before anything starts: a bad value stops the service with its name.
-    thresholds = heap.parse_thresholds(os.environ.get("HITL_GC_THRESHOLDS", "default"))
+    thresholds = heap.parse_thresholds(os.environ.get("HITL_GC_THRESHOLDS", ""))
     configure_tracing(service)
     uvicorn.run(
         settled_after_startup(build_app(), thresholds),

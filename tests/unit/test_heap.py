@@ -21,6 +21,7 @@ def restored_gc() -> Iterator[None]:
     ("value", "expected"),
     [
         ("default", heap.DEFAULT_THRESHOLDS),
+        ("", heap.DEFAULT_THRESHOLDS),
         ("off", None),
         (" OFF ", None),
         ("700,10,10", (700, 10, 10)),
@@ -33,7 +34,17 @@ def test_thresholds_parse(value: str, expected: tuple[int, int, int] | None) -> 
 
 @pytest.mark.parametrize(
     "value",
-    ["", "on", "1,2", "1,2,3,4", "-700,10,10", "700,0,10", "99,10,10", "7e2,10,10", "700;rm,1,1"],
+    [
+        "on",
+        "\u00b2,10,10",
+        "1,2",
+        "1,2,3,4",
+        "-700,10,10",
+        "700,0,10",
+        "99,10,10",
+        "7e2,10,10",
+        "700;rm,1,1",
+    ],
 )
 def test_bad_thresholds_are_refused_by_name(value: str) -> None:
     with pytest.raises(ValueError, match="HITL_GC_THRESHOLDS"):

@@ -5,7 +5,7 @@
 
 FERRETDB_MODULE="github.com/FerretDB/FerretDB"
 # The cache key names our patch level too, so a changed patch rebuilds (see below).
-FERRETDB_PATCH_LEVEL="idpath2-gc2-rbw1-rt1-del1-rep1"
+FERRETDB_PATCH_LEVEL="idpath2-gc2-rbw1-rt1-del1-rep2"
 FERRETDB_HOME_DIR="$HITL_CACHE_DIR/ferretdb-$HITL_FERRETDB_VERSION-$FERRETDB_PATCH_LEVEL"
 FERRETDB_BIN="$FERRETDB_HOME_DIR/ferretdb"
 FERRETDB_STATE="$HITL_STATE_DIR/ferretdb"
@@ -306,8 +306,11 @@ ferretdb_patch_delete_by_id() {
 # one answer that differs: a replacement identical to the stored document, `_id`
 # included, counts as modified (`nModified` 1; MongoDB and the usual path say 0, and the
 # usual path says 1 too when the replacement leaves `_id` out, as PyMongo sends it,
-# since it compares the documents whole). A replacement that would change `_id`, or
-# that fails validation, takes the usual path, which reports it. Any other update does.
+# since it compares the documents whole). A replacement whose `_id` is not the filter's
+# own value (another value, another type, an array), or that fails validation, takes
+# the usual path, which reports it. Any other update does. Like the delete by key, it
+# matches the stored `_id` by its JSON text, so a string filter of 24 hex digits would
+# also reach a stored ObjectId of those digits (hitl's `_id`s are all strings).
 # tests/integration/test_store_replaces.py checks the answers.
 ferretdb_patch_replace_by_id() {
   local file="$1/internal/handler/msg_update.go"
@@ -351,7 +354,8 @@ ferretdb_patch_replace_by_id() {
     print "\t\treturn false, 0, 0, nil, nil"
     print "\t}"
     print ""
-    print "\tif newID, newErr := u.Update.Get(\"_id\"); newErr == nil && types.Compare(newID, id) != types.Equal {"
+    print "\t// Compared as values, not with types.Compare (which takes an array holding the value as equal)."
+    print "\tif newID, newErr := u.Update.Get(\"_id\"); newErr == nil && newID != id {"
     print "\t\treturn false, 0, 0, nil, nil // the usual path reports the immutable _id"
     print "\t}"
     print ""
