@@ -14,11 +14,8 @@ import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from aiokafka.admin import AIOKafkaAdminClient
-from hitl_shared.topics import Topics, dlq
-from pymongo import AsyncMongoClient
-
 from bench.cpu import pid_from_file
+from tests.support import leftovers
 from tests.support.infra import Infra
 from tests.support.stack import Stack
 
@@ -83,22 +80,6 @@ async def running_stack(
             shutil.rmtree(logs, ignore_errors=True)
     finally:
         stack.close()
-        await _drop(infra, stack)
-
-
-async def _drop(infra: Infra, stack: Stack) -> None:
-    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(infra.mongodb_url)
-    try:
-        await client.drop_database(stack.database)
-    finally:
-        await client.close()
-    names = Topics(stack.prefix).all()
-    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        doomed = [t for t in [*names, *map(dlq, names)] if t in existing]
-        if doomed:
-            await admin.delete_topics(doomed)
-    finally:
-        await admin.close()
+        await leftovers.drop(
+            infra.kafka_bootstrap_servers, infra.mongodb_url, {stack.prefix: stack.database}
+        )

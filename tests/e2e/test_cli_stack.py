@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 from hitl_cli.main import cli
 from pymongo import MongoClient
 
+from tests.support import leftovers
 from tests.support.http_server import free_port
 from tests.support.infra import Infra
 
@@ -44,6 +45,7 @@ def private_env(infra: Infra, tmp_path: Path) -> Iterator[dict[str, str]]:
         "HITL_APPROVAL_URL": f"http://127.0.0.1:{ports['approval']}",
         "HITL_AGENT_URL": f"http://127.0.0.1:{ports['agent']}",
     }
+    leftovers.made(env["HITL_TOPIC_PREFIX"], env["MONGODB_DATABASE"])
     try:
         yield env
     finally:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.support import leftovers
+
 START_HINT = (
     "No Kafka/MongoDB for the tests: KAFKA_BOOTSTRAP_SERVERS and MONGODB_URL are unset and "
     "no Docker engine answers. Run the whole suite with `./deploy/test.sh`, or start local "
@@ -41,7 +43,10 @@ def _docker_answers() -> bool:
 def provide() -> Iterator[Infra]:
     kafka, mongo = os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), os.environ.get("MONGODB_URL")
     if kafka and mongo:
-        yield Infra(kafka, mongo)
+        try:
+            yield Infra(kafka, mongo)
+        finally:
+            leftovers.drop_made(kafka, mongo)
         return
     if not _docker_answers():
         pytest.fail(START_HINT, pytrace=False)

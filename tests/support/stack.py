@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 from hitl_contracts.signing import DecisionSigner, private_key_pem
 
+from tests.support import leftovers
 from tests.support.http_server import free_port
 from tests.support.infra import Infra
 
@@ -50,6 +51,7 @@ class Stack:
         self.ports = {name: free_port() for name in MODULES}
         self.prefix = f"t{self.suffix}."
         self.database = f"hitl_test_{self.suffix}"
+        leftovers.made(self.prefix, self.database)
 
     @property
     def env(self) -> dict[str, str]:

@@ -74,3 +74,42 @@ def test_the_ferretdb_the_scripts_started_runs_on_the_configured_processors() ->
     cores = int(subprocess.run(["nproc"], capture_output=True, text=True, check=True).stdout)
     expected = os.environ.get("HITL_FERRETDB_GOMAXPROCS") or ("1" if cores <= 2 else str(cores))
     assert values == [expected]
+
+
+def _crowding_warning(tmp_path: Path, partitions: int) -> str:
+    """Run kafka_warn_if_crowded on a data dir holding `partitions` partition directories."""
+    data = tmp_path / "kafka" / "data"
+    data.mkdir(parents=True)
+    for n in range(partitions):
+        (data / f"t{n:08x}.approval.requested-0").mkdir()
+    (data / "__cluster_metadata-0").mkdir()  # counted too: it is a partition
+    lib = INFRA.parent / "lib"
+    script = (
+        f'source "{lib}/common.sh"; source "{lib}/kafka.sh"; '
+        "KAFKA_CROWDED_PARTITIONS=50; kafka_warn_if_crowded"
+    )
+    done = subprocess.run(
+        ["bash", "-c", script],
+        env={
+            **os.environ,
+            "HITL_CACHE_DIR": str(tmp_path / "cache"),
+            "HITL_STATE_DIR": str(tmp_path),
+            "HITL_KAFKA_STATE_NAME": "kafka",
+            "HITL_KAFKA_VERSION": "x",
+        },
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stderr
+
+
+def test_a_crowded_kafka_is_reported_at_start_up(tmp_path: Path) -> None:
+    warning = _crowding_warning(tmp_path, 60)
+    assert "WARNING: kafka holds 61 partitions (over 50)" in warning
+    assert "reset` wipes its data" in warning
+
+
+def test_a_kafka_with_few_partitions_says_nothing(tmp_path: Path) -> None:
+    assert _crowding_warning(tmp_path, 10) == ""

@@ -208,6 +208,7 @@ kafka_wait() {
   # enough and avoids a JVM start.
   if [[ ! -f $KAFKA_STATE/.starting ]] && port_open "$HITL_KAFKA_PORT"; then
     log "kafka already running on $HITL_HOST:$HITL_KAFKA_PORT (pid $pid)"
+    kafka_warn_if_crowded
     return 0
   fi
   touch "$KAFKA_STATE/.starting"   # keep the mark if this wait is interrupted
@@ -215,6 +216,21 @@ kafka_wait() {
     "$KAFKA_OUT" "$KAFKA_LOG" "$KAFKA_STATE/probe.log"
   kafka_apply_acls
   rm -f "$KAFKA_STATE/.starting"
+  kafka_warn_if_crowded
+}
+
+# Every partition costs the broker heap and housekeeping CPU. Test runs remove their
+# topics (tests/support/leftovers.py), but older runs, killed runs and hand-made
+# topics stay: at 17,000 partitions this broker idled at a tenth of a core and then ran
+# out of its heap mid-run. Say so at start-up rather than fail later.
+KAFKA_CROWDED_PARTITIONS=10000
+kafka_warn_if_crowded() {
+  local partitions
+  partitions=$(find "$KAFKA_DATA" -mindepth 1 -maxdepth 1 -type d -name '*-[0-9]*' | wc -l)
+  (( partitions > KAFKA_CROWDED_PARTITIONS )) || return 0
+  log "WARNING: kafka holds $partitions partitions (over $KAFKA_CROWDED_PARTITIONS), most likely" \
+    "topics left by earlier test runs; it will idle busy and may run out of heap." \
+    "\`$0 reset\` wipes its data (and the store's); or delete the topics you no longer need."
 }
 
 kafka_start() {
