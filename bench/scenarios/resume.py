@@ -34,6 +34,11 @@ class Sample:
     executed_wall: float | None  # the agent's occurred_at for it (epoch seconds)
 
 
+def sent_wall(s: Sample) -> float:
+    """The wall-clock time the decision request was sent."""
+    return s.decided.answered_wall - (s.decided.answered - s.decided.sent)
+
+
 async def decide_and_wait(client: Any, tap: RunTap, cid: str, run_id: str, verb: str) -> Sample:
     d = await decide(client, cid, verb)
     # After an error answer the outbox relay may still deliver the decision.
@@ -88,11 +93,7 @@ async def run(
         "prepare_runs_s": round(prepared_in, 1),
         "send_to_tool_executed": summarize(to_effect),
         "send_to_tool_executed_agent_clock": summarize(
-            [
-                s.executed_wall - (s.decided.answered_wall - (s.decided.answered - s.decided.sent))
-                for s in executed
-                if s.executed_wall is not None
-            ]
+            [s.executed_wall - sent_wall(s) for s in executed if s.executed_wall is not None]
         ),
         "send_to_resumed": summarize(
             [s.resumed - s.decided.sent for s in ok if s.resumed is not None]
@@ -104,5 +105,15 @@ async def run(
             - len(executed if verb == "approve" else [s for s in ok if s.resumed is not None])
         },
         "send_to_tool_executed_by_quarter": by_window(to_effect),
+        # When (epoch seconds) the deciding ran and its slowest decisions were sent, to
+        # line a slow round up with the services' logs and a per-process CPU timeline.
+        "deciding_wall": [round(sent_wall(samples[0]), 3), round(sent_wall(samples[-1]), 3)]
+        if samples
+        else [],
+        "slowest_sent_wall_ms": [
+            [round(sent_wall(s), 3), round((s.executed - s.decided.sent) * 1000, 1)]
+            for s in sorted(executed, key=lambda s: s.decided.sent - (s.executed or 0))[:5]
+            if s.executed is not None
+        ],
         "runs_completed": completed,
     }
