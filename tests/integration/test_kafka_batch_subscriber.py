@@ -3,7 +3,6 @@ down to the one event that causes it (dead-lettered), the rest of the batch is h
 
 import base64
 import json
-import uuid
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ from hitl_shared.health import broker_probe
 from hitl_shared.kafka import ensure_topics, make_broker, subscribe_batch
 from hitl_shared.settings import CommonSettings
 
+from tests.support import leftovers
 from tests.support.infra import Infra
 from tests.support.wait import eventually
 
@@ -50,7 +50,7 @@ async def test_one_failing_event_is_dead_lettered_and_the_rest_of_its_batch_hand
 ) -> None:
     settings = CommonSettings(
         kafka_bootstrap_servers=infra.kafka_bootstrap_servers,
-        hitl_topic_prefix=f"t{uuid.uuid4().hex[:8]}.",
+        hitl_topic_prefix=leftovers.topic_prefix(),
     )
     topic = settings.topics.notifications
     await ensure_topics(settings, [topic], partitions=1)

@@ -6,7 +6,6 @@ record, a restart or a rebalance hands unfinished records on."""
 import asyncio
 import base64
 import json
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,6 +19,7 @@ from hitl_shared.kafka import ensure_topics, make_broker, subscribe_concurrent
 from hitl_shared.settings import CommonSettings
 
 from tests.integration.test_kafka_batch_subscriber import dead_letters
+from tests.support import leftovers
 from tests.support.infra import Infra
 from tests.support.wait import eventually
 
@@ -45,7 +45,7 @@ async def test_runs_proceed_concurrently_in_order_each_and_a_broken_one_alone_is
 ) -> None:
     settings = CommonSettings(
         kafka_bootstrap_servers=infra.kafka_bootstrap_servers,
-        hitl_topic_prefix=f"t{uuid.uuid4().hex[:8]}.",
+        hitl_topic_prefix=leftovers.topic_prefix(),
     )
     topic = settings.topics.notifications
     await ensure_topics(settings, [topic], partitions=2)
@@ -118,7 +118,7 @@ async def _one(infra: Infra, topic: str) -> list[dict[str, Any]] | None:
 async def _setup(infra: Infra, partitions: int) -> tuple[CommonSettings, str, str]:
     settings = CommonSettings(
         kafka_bootstrap_servers=infra.kafka_bootstrap_servers,
-        hitl_topic_prefix=f"t{uuid.uuid4().hex[:8]}.",
+        hitl_topic_prefix=leftovers.topic_prefix(),
     )
     topic = settings.topics.notifications
     await ensure_topics(settings, [topic], partitions=partitions)

@@ -7,7 +7,6 @@ connection raises `AutoReconnect`, exactly what a store outage raises.
 
 import base64
 import json
-import uuid
 from typing import Any
 
 import pytest
@@ -20,6 +19,7 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import AutoReconnect
 
 from tests.integration.test_kafka_batch_subscriber import dead_letters, note
+from tests.support import leftovers
 from tests.support.http_server import free_port
 from tests.support.infra import Infra
 from tests.support.wait import eventually
@@ -32,7 +32,7 @@ async def run_consumer(
 ) -> tuple[CommonSettings, Any]:
     settings = CommonSettings(
         kafka_bootstrap_servers=infra.kafka_bootstrap_servers,
-        hitl_topic_prefix=f"t{uuid.uuid4().hex[:8]}.",
+        hitl_topic_prefix=leftovers.topic_prefix(),
     )
     topic = settings.topics.notifications
     await ensure_topics(settings, [topic], partitions=1)

@@ -3,7 +3,6 @@ acknowledged when it returns; a record that cannot be sent fails the call."""
 
 import contextlib
 import json
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -15,6 +14,7 @@ from hitl_contracts import RunEvent, RunEventType
 from hitl_shared.kafka import Outgoing, ensure_topics, make_broker, publish_in_order
 from hitl_shared.settings import CommonSettings
 
+from tests.support import leftovers
 from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration
@@ -35,7 +35,7 @@ async def started_broker(infra: Infra, partitions: int) -> AsyncIterator[tuple[K
     """A started broker and a fresh `agent.runs` topic of `partitions` partitions."""
     settings = CommonSettings(
         kafka_bootstrap_servers=infra.kafka_bootstrap_servers,
-        hitl_topic_prefix=f"t{uuid.uuid4().hex[:8]}.",
+        hitl_topic_prefix=leftovers.topic_prefix(),
     )
     topic = settings.topics.agent_runs
     await ensure_topics(settings, [topic], partitions=partitions)

@@ -11,24 +11,33 @@ own stacks made (never another run's: runs of other clones may be using theirs).
 import asyncio
 import sys
 import threading
+import uuid
 
 from aiokafka.admin import AIOKafkaAdminClient
 from hitl_shared.topics import Topics, dlq
 from pymongo import AsyncMongoClient
 
-_made: dict[str, str] = {}  # topic prefix -> database
+_made: dict[str, str | None] = {}  # topic prefix -> database (None: topics only)
 
 
-def made(prefix: str, database: str) -> None:
+def made(prefix: str, database: str | None = None) -> None:
     _made[prefix] = database
 
 
-async def drop(kafka: str, mongodb_url: str, prefixes: dict[str, str]) -> None:
+def topic_prefix() -> str:
+    """A fresh topic prefix for a test's own topics, removed when the session ends."""
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    made(prefix)
+    return prefix
+
+
+async def drop(kafka: str, mongodb_url: str, prefixes: dict[str, str | None]) -> None:
     """Delete the topics of `prefixes` (hitl's topics and their DLQs) and their databases."""
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongodb_url)
     try:
         for database in prefixes.values():
-            await client.drop_database(database)
+            if database is not None:
+                await client.drop_database(database)
     finally:
         await client.close()
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
