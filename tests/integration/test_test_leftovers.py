@@ -4,6 +4,7 @@ nothing of anybody else's."""
 
 import uuid
 
+import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from hitl_shared.topics import Topics, dlq
 from pymongo import AsyncMongoClient
@@ -78,3 +79,8 @@ async def test_the_session_drops_what_its_stacks_registered(infra: Infra) -> Non
 
     assert prefix + "x" not in await _topics(infra)
     assert database not in await _databases(infra)
+
+
+def test_an_empty_prefix_is_refused_it_would_name_every_topic() -> None:
+    with pytest.raises(ValueError, match="must not be empty"):
+        leftovers.made("")

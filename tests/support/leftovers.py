@@ -14,13 +14,15 @@ import threading
 import uuid
 
 from aiokafka.admin import AIOKafkaAdminClient
-from hitl_shared.topics import Topics, dlq
 from pymongo import AsyncMongoClient
 
 _made: dict[str, str | None] = {}  # topic prefix -> database (None: topics only)
 
 
 def made(prefix: str, database: str | None = None) -> None:
+    # Everything starts with "": an empty prefix would name every topic on the broker.
+    if not prefix:
+        raise ValueError("a topic prefix to remove must not be empty")
     _made[prefix] = database
 
 
@@ -32,7 +34,7 @@ def topic_prefix() -> str:
 
 
 async def drop(kafka: str, mongodb_url: str, prefixes: dict[str, str | None]) -> None:
-    """Delete the topics of `prefixes` (hitl's topics and their DLQs) and their databases."""
+    """Delete the topics under `prefixes` and drop their databases."""
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongodb_url)
     try:
         for database in prefixes.values():
@@ -43,17 +45,10 @@ async def drop(kafka: str, mongodb_url: str, prefixes: dict[str, str | None]) ->
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
     await admin.start()
     try:
-        existing = set(await admin.list_topics())
-        # Also whatever else a test made under a stack's prefix.
-        doomed = sorted(t for t in existing if t.startswith(tuple(prefixes)))
-        doomed += [
-            t
-            for prefix in prefixes
-            for name in Topics(prefix).all()
-            for t in (name, dlq(name))
-            if t in existing and t not in doomed
-        ]
-        if doomed:
+        # hitl's topics and their DLQs, and whatever else a test made under the prefix.
+        prefixes_ = tuple(p for p in prefixes if p)
+        doomed = sorted(t for t in await admin.list_topics() if t.startswith(prefixes_))
+        if prefixes_ and doomed:
             await admin.delete_topics(doomed)
     finally:
         await admin.close()
