@@ -247,14 +247,17 @@ def collector_paused() -> Iterator[None]:
     its heap (200+ MiB) stopped its event loop for 100-190 ms, during which decisions
     were neither sent nor seen done. Each of the slowest decisions of a 50/s unit sat on
     one of those pauses (matched by time with a `gc.callbacks` probe), so the p99 was
-    the client's. Collected before the unit, off the clock, and again after it.
+    the client's. Collected before the unit, off the clock; after it the collector is
+    as it was (its next collection takes what the unit left).
     """
+    was_enabled = gc.isenabled()
     gc.collect()
     gc.disable()
     try:
         yield
     finally:
-        gc.enable()
+        if was_enabled:
+            gc.enable()
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,6 @@
 topics (hitl's, their DLQs, anything else under the prefix) and their database, and
 nothing of anybody else's."""
 
-import uuid
-
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from hitl_shared.topics import Topics, dlq
@@ -47,7 +45,7 @@ async def _databases(infra: Infra) -> list[str]:
 
 
 async def test_a_stacks_topics_and_database_go_and_nothing_else(infra: Infra) -> None:
-    mine, theirs = (f"t{uuid.uuid4().hex[:8]}." for _ in range(2))
+    mine, theirs = leftovers.topic_prefix(), leftovers.topic_prefix()
     requested = Topics(mine).approval_requested
     my_topics = [requested, dlq(requested), mine + "made.by.a.test"]
     their_topic = Topics(theirs).approval_requested
@@ -68,19 +66,30 @@ async def test_a_stacks_topics_and_database_go_and_nothing_else(infra: Infra) ->
     assert their_topic not in await _topics(infra)
 
 
-async def test_the_session_drops_what_its_stacks_registered(infra: Infra) -> None:
-    prefix = f"t{uuid.uuid4().hex[:8]}."
+async def test_the_session_drops_what_its_stacks_registered(
+    infra: Infra, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A registry of its own: the session's real one is the session's to empty.
+    monkeypatch.setattr(leftovers, "_made", {})
+    prefix = leftovers.topic_prefix()
     database = f"hitl_test_{prefix[1:-1]}"
-    await _make(infra, [prefix + "x"], database)
     leftovers.made(prefix, database)
+    await _make(infra, [prefix + "x"], database)
 
     # From inside a running event loop, as a session's teardown may be.
     leftovers.drop_made(infra.kafka_bootstrap_servers, infra.mongodb_url)
 
     assert prefix + "x" not in await _topics(infra)
     assert database not in await _databases(infra)
+    assert leftovers._made == {}
 
 
-def test_an_empty_prefix_is_refused_it_would_name_every_topic() -> None:
-    with pytest.raises(ValueError, match="must not be empty"):
-        leftovers.made("")
+@pytest.mark.parametrize("prefix", ["", "t", "t.", "tabc.", "t1234567.", "x12345678.", "t12345678"])
+def test_a_prefix_that_could_name_other_runs_topics_is_refused(prefix: str) -> None:
+    with pytest.raises(ValueError, match="not a test run's own topic prefix"):
+        leftovers.made(prefix)
+
+
+async def test_drop_refuses_such_a_prefix_too(infra: Infra) -> None:
+    with pytest.raises(ValueError, match="not a test run's own topic prefix"):
+        await leftovers.drop(infra.kafka_bootstrap_servers, infra.mongodb_url, {"t.": None})

@@ -28,4 +28,14 @@ def test_garbage_from_before_the_unit_is_collected_before_it() -> None:
     a.other, b.other = b, a  # a cycle: only the collector frees it
     del a, b
     with collector_paused():
-        assert not [o for o in gc.get_objects() if type(o).__name__ == "Node"]
+        assert not [o for o in gc.get_objects() if isinstance(o, Node)]
+
+
+def test_a_collector_that_was_off_stays_off() -> None:
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -83,8 +83,11 @@ def _crowding_warning(tmp_path: Path, partitions: int) -> str:
     for n in range(partitions):
         (data / f"t{n:08x}.approval.requested-0").mkdir()
     (data / "__cluster_metadata-0").mkdir()  # counted too: it is a partition
+    for n in range(20):  # marked for deletion by Kafka: not counted
+        (data / f"tgone{n:04d}.agent.runs-0.0123abcd-delete").mkdir()
     lib = INFRA.parent / "lib"
     script = (
+        "set -euo pipefail; "  # as infra.sh runs it
         f'source "{lib}/common.sh"; source "{lib}/kafka.sh"; '
         "KAFKA_CROWDED_PARTITIONS=50; kafka_warn_if_crowded"
     )
@@ -113,3 +116,28 @@ def test_a_crowded_kafka_is_reported_at_start_up(tmp_path: Path) -> None:
 
 def test_a_kafka_with_few_partitions_says_nothing(tmp_path: Path) -> None:
     assert _crowding_warning(tmp_path, 10) == ""
+
+
+def test_a_kafka_without_its_data_dir_yet_says_nothing(tmp_path: Path) -> None:
+    lib = INFRA.parent / "lib"
+    done = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f'set -euo pipefail; source "{lib}/common.sh"; source "{lib}/kafka.sh"; '
+            "kafka_warn_if_crowded; echo after",
+        ],
+        env={
+            **os.environ,
+            "HITL_CACHE_DIR": str(tmp_path),
+            "HITL_STATE_DIR": str(tmp_path),
+            "HITL_KAFKA_STATE_NAME": "missing",
+            "HITL_KAFKA_VERSION": "x",
+        },
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "after\n"
+    assert "WARNING" not in done.stderr
