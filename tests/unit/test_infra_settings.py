@@ -76,20 +76,13 @@ def test_the_ferretdb_the_scripts_started_runs_on_the_configured_processors() ->
     assert values == [expected]
 
 
-def _crowding_warning(tmp_path: Path, partitions: int) -> str:
-    """Run kafka_warn_if_crowded on a data dir holding `partitions` partition directories."""
-    data = tmp_path / "kafka" / "data"
-    data.mkdir(parents=True)
-    for n in range(partitions):
-        (data / f"t{n:08x}.approval.requested-0").mkdir()
-    (data / "__cluster_metadata-0").mkdir()  # counted too: it is a partition
-    for n in range(20):  # marked for deletion by Kafka: not counted
-        (data / f"tgone{n:04d}.agent.runs-0.0123abcd-delete").mkdir()
+def _warn_if_crowded(tmp_path: Path, state_name: str) -> subprocess.CompletedProcess[str]:
+    """kafka_warn_if_crowded (bound 50) on the Kafka state `tmp_path/state_name`."""
     lib = INFRA.parent / "lib"
     script = (
         "set -euo pipefail; "  # as infra.sh runs it
         f'source "{lib}/common.sh"; source "{lib}/kafka.sh"; '
-        "KAFKA_CROWDED_PARTITIONS=50; kafka_warn_if_crowded"
+        "KAFKA_CROWDED_PARTITIONS=50; kafka_warn_if_crowded; echo after"
     )
     done = subprocess.run(
         ["bash", "-c", script],
@@ -97,7 +90,7 @@ def _crowding_warning(tmp_path: Path, partitions: int) -> str:
             **os.environ,
             "HITL_CACHE_DIR": str(tmp_path / "cache"),
             "HITL_STATE_DIR": str(tmp_path),
-            "HITL_KAFKA_STATE_NAME": "kafka",
+            "HITL_KAFKA_STATE_NAME": state_name,
             "HITL_KAFKA_VERSION": "x",
         },
         capture_output=True,
@@ -105,7 +98,20 @@ def _crowding_warning(tmp_path: Path, partitions: int) -> str:
         timeout=30,
     )
     assert done.returncode == 0, done.stderr
-    return done.stderr
+    assert done.stdout == "after\n"
+    return done
+
+
+def _crowding_warning(tmp_path: Path, partitions: int) -> str:
+    """The warning for a data dir holding `partitions` partition directories."""
+    data = tmp_path / "kafka" / "data"
+    data.mkdir(parents=True)
+    for n in range(partitions):
+        (data / f"t{n:08x}.approval.requested-0").mkdir()
+    (data / "__cluster_metadata-0").mkdir()  # counted too: it is a partition
+    for n in range(20):  # marked for deletion by Kafka: not counted
+        (data / f"tgone{n:04d}.agent.runs-0.0123abcd-delete").mkdir()
+    return _warn_if_crowded(tmp_path, "kafka").stderr
 
 
 def test_a_crowded_kafka_is_reported_at_start_up(tmp_path: Path) -> None:
@@ -119,25 +125,4 @@ def test_a_kafka_with_few_partitions_says_nothing(tmp_path: Path) -> None:
 
 
 def test_a_kafka_without_its_data_dir_yet_says_nothing(tmp_path: Path) -> None:
-    lib = INFRA.parent / "lib"
-    done = subprocess.run(
-        [
-            "bash",
-            "-c",
-            f'set -euo pipefail; source "{lib}/common.sh"; source "{lib}/kafka.sh"; '
-            "kafka_warn_if_crowded; echo after",
-        ],
-        env={
-            **os.environ,
-            "HITL_CACHE_DIR": str(tmp_path),
-            "HITL_STATE_DIR": str(tmp_path),
-            "HITL_KAFKA_STATE_NAME": "missing",
-            "HITL_KAFKA_VERSION": "x",
-        },
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout == "after\n"
-    assert "WARNING" not in done.stderr
+    assert "WARNING" not in _warn_if_crowded(tmp_path, "missing").stderr
