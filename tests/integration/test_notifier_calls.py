@@ -1,8 +1,9 @@
 """The notifier's store calls per approval, on the real store.
 
-With nobody on an approval's route, the notifier remembers the request and records
-its decision: two round trips, no reminder marker, no look for questions to follow
-up. With a recipient, the questions are claimed and followed up as before, and an
+With no recipient configured anywhere, nothing about an approval can be sent, so the
+notifier stores nothing for it. With nobody on an approval's route (someone on
+another), it remembers the request and records its decision: two round trips, no
+reminder marker, no look for questions to follow up. With a recipient, the questions are claimed and followed up as before, and an
 escalation that brings the first recipient marks the approval asked before claiming.
 """
 
@@ -88,11 +89,38 @@ async def counted(infra: Infra) -> AsyncIterator[tuple[AsyncDatabase[dict[str, A
         await client.close()
 
 
-async def test_an_approval_nobody_is_told_of_costs_two_round_trips(
+async def test_with_no_recipient_anywhere_an_approval_costs_no_store_call(
     counted: tuple[AsyncDatabase[dict[str, Any]], Commands],
 ) -> None:
     db, commands = counted
     notifier = Notifier(db, Router([], default=Targets()))
+    assert notifier.service.silent
+    request = approval_request()
+    commands.counting = True
+    assert await notifier.service.on_requested(request) == 0
+    assert (
+        await notifier.service.on_decided(approval_decision(request, at=request.requested_at)) == 0
+    )
+    escalated = request.model_copy(update={"escalated": True})
+    assert await notifier.service.on_requested(escalated) == 0
+    assert await notifier.service.tick() == 0
+    commands.counting = False
+
+    # The tick's periodic look for due reminders and abandoned deliveries is all.
+    assert {c for c in commands.seen if c.split()[1] == APPROVALS} == set()
+    assert all(c.startswith("find ") for c in commands.seen), commands.seen
+    assert await notifier.store.state(request.correlation_id) is None
+    assert notifier.channels.sent == []
+
+
+async def test_an_approval_nobody_is_told_of_costs_two_round_trips(
+    counted: tuple[AsyncDatabase[dict[str, Any]], Commands],
+) -> None:
+    db, commands = counted
+    # Someone hears of another agent's approvals; nobody of this one's.
+    route = Route(name="other", agents=["someone-else"], webhook=[HOOK])
+    notifier = Notifier(db, Router([route], default=Targets()))
+    assert not notifier.service.silent
     await notifier.store.ensure_indexes()
     request = approval_request()
     commands.counting = True
@@ -111,6 +139,7 @@ async def test_an_approval_nobody_is_told_of_costs_two_round_trips(
     assert state.decision is not None
     assert not state.asked
     assert await db[REMINDERS].count_documents({}) == 0
+    assert notifier.channels.sent == []
 
 
 async def test_a_recipient_is_asked_reminded_and_told_of_the_decision(

@@ -104,6 +104,12 @@ def build_app(settings: NotifierSettings | None = None) -> FastAPI:
         reminder_fraction=settings.notifier_reminder_fraction,
         email_follow_up=settings.notifier_email_follow_up,
     )
+    if service.silent:
+        log.warning(
+            "no recipient configured (NOTIFIER_EMAIL_TO, NOTIFIER_SLACK_CHANNELS, "
+            "NOTIFIER_WEBHOOK_URLS, NOTIFIER_ROUTES): approvals are read and decisions "
+            "verified, but nothing is sent or stored"
+        )
     # Read now: pinned keys that do not parse stop start-up with the reason.
     keys = settings.decision_keys()
     log.info("approval.decided is verified against %s", keys.describe)

@@ -72,6 +72,10 @@ class Router:
             return route.escalation.targets()
         return route.targets()
 
+    def reaches_anyone(self) -> bool:
+        """Whether any approval could be sent to anyone (default, a route, an escalation)."""
+        return any(self.all_targets())
+
     def all_targets(self) -> list[Targets]:
         found = [self.default]
         for route in self.routes:

@@ -41,9 +41,16 @@ class NotifierService:
         self.clock = clock
         self.reminder_fraction = reminder_fraction
         self.email_follow_up = email_follow_up
+        # With no recipient anywhere (no default, no route, no escalation: how the
+        # local demo runs), nothing about an approval can ever be sent, so nothing is
+        # stored either: no request to remind of, no question to follow up. Recipients
+        # are read at start-up only; see `on_decided` for a restart that adds some.
+        self.silent = not router.reaches_anyone()
 
     async def on_requested(self, request: ApprovalRequested) -> int:
         """Notify the request's route (the escalation route when escalated)."""
+        if self.silent:
+            return 0
         escalated = request.escalated
         targets = self.router.targets(request, escalation=escalated)
         state = await self.store.remember(
@@ -65,6 +72,13 @@ class NotifierService:
         return await self._claim_and_launch(state, kind, targets)
 
     async def on_decided(self, decided: ApprovalDecided) -> int:
+        """Record the decision and tell whoever was asked.
+
+        Silent (nobody configured), nothing is recorded. A notifier restarted with
+        recipients then finds no request for an approval asked while it was silent,
+        and so tells nobody of its decision: nobody was asked."""
+        if self.silent:
+            return 0
         state = await self.store.record_decision(decided)
         return await self.follow_up(decided.correlation_id, state)
 
