@@ -31,7 +31,15 @@ from pymongo import AsyncMongoClient
 from tests.e2e.test_notifier_channels import slack_signed
 from tests.factories import approval_request
 from tests.support import recorder
-from tests.support.approval_e2e import Bus, approval_stack, client, now, read_all, token
+from tests.support.approval_e2e import (
+    Bus,
+    approval_stack,
+    client,
+    notifier_refuses_forgeries,
+    now,
+    read_all,
+    token,
+)
 from tests.support.infra import Infra
 from tests.support.stack import Stack
 from tests.support.tcp_proxy import TcpProxy, tcp_proxy
@@ -165,26 +173,7 @@ async def test_the_notifier_acts_only_on_decisions_the_approval_service_signed(
         agent="banking",
         tool="transfer",
     )
-    unsigned = real
-    other_key = DecisionSigner.generate().sign(real)
-    altered = SIGNER.sign(real).model_copy(update={"reviewer": "ceo"})
-    topic = f"{stack.prefix}approval.decided"
-    for forged in (unsigned, other_key, altered):
-        await bus.send(topic, forged, key=forged.run_id)
-
-    async def letters() -> list[str] | None:
-        found = [
-            r["error"]
-            for r in await read_all(infra, dlq(topic))
-            if r["consumer_group"].endswith("hitl-notifier")
-            and json.loads(base64.b64decode(r["original_b64"]))["correlation_id"] == cid
-        ]
-        return found if len(found) == 3 else None
-
-    errors = " | ".join(await eventually(letters, timeout=60, what="three dead letters"))
-    assert "not signed" in errors
-    assert "unknown key" in errors
-    assert "altered or forged" in errors
+    await notifier_refuses_forgeries(infra, bus, stack, real, SIGNER)
     assert not await hooked("approval.decided"), "a forged decision reached a webhook"
 
     # The real decision, signed by the service, is acted on.

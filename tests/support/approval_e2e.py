@@ -6,6 +6,7 @@ events, broken bytes, 5 MB), and a reader that reads a topic to its end.
 """
 
 import asyncio
+import base64
 import contextlib
 import json
 import time
@@ -18,7 +19,8 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from hitl_approval.entrypoints.rest.auth import hash_token
-from hitl_contracts import ApprovalRequested
+from hitl_contracts import ApprovalDecided, ApprovalRequested
+from hitl_contracts.signing import DecisionSigner
 from hitl_shared.topics import Topics, dlq
 from pydantic import BaseModel
 from pymongo import MongoClient
@@ -173,6 +175,32 @@ async def read_all(infra: Infra, topic: str, *, timeout: float = 30.0) -> list[d
         return records
     finally:
         await consumer.stop()
+
+
+async def notifier_refuses_forgeries(
+    infra: Infra, bus: "Bus", stack: Stack, real: ApprovalDecided, signer: DecisionSigner
+) -> None:
+    """Send `real` unsigned, signed by another key, and signed by `signer` then altered;
+    wait until the notifier has dead-lettered all three, each with its reason."""
+    altered = signer.sign(real).model_copy(update={"reviewer": "ceo"})
+    topic = f"{stack.prefix}approval.decided"
+    for forged in (real, DecisionSigner.generate().sign(real), altered):
+        await bus.send(topic, forged, key=forged.run_id)
+
+    async def letters() -> list[str] | None:
+        found = [
+            r["error"]
+            for r in await read_all(infra, dlq(topic))
+            if r["consumer_group"].endswith("hitl-notifier")
+            and json.loads(base64.b64decode(r["original_b64"]))["correlation_id"]
+            == real.correlation_id
+        ]
+        return found if len(found) == 3 else None
+
+    errors = " | ".join(await eventually(letters, timeout=60, what="three dead letters"))
+    assert "not signed" in errors
+    assert "unknown key" in errors
+    assert "altered or forged" in errors
 
 
 async def consumed_all(infra: Infra, group: str, topic: str) -> bool:
